@@ -1,0 +1,767 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * mftrace kernel side: watch the TCP sockets of target QEMU processes and emit an
+ * event at each boundary of a channel's life (connect/accept, TLS handshake, bye,
+ * shutdown, FIN, RST, EOF read, close, destroy). Per-socket state lives here, keyed
+ * by struct sock *; nothing is sent per packet. Policy (verdicts) lives in user space.
+ */
+#include "vmlinux.h"
+#include <bpf/bpf_helpers.h>
+#include <bpf/bpf_tracing.h>
+#include <bpf/bpf_core_read.h>
+#include <bpf/bpf_endian.h>
+#include "mftrace.h"
+
+#define AF_INET 2
+#define AF_INET6 10
+#define IPPROTO_TCP 6
+#define MSG_PEEK 0x2
+#define MSG_ERRQUEUE 0x2000
+#define EAGAIN 11
+#define EINTR 4
+#define ERESTARTSYS 512
+#define MAX_LATE_READ_EVENTS 4
+#define MFT_SF_READ_ERR (1u << 7)
+#define MFT_SF_FIN_SENT (1u << 8)
+
+char LICENSE[] SEC("license") = "GPL";
+
+struct mft_sock {
+	struct mft_sock_snap snap;
+	__u64 session;
+	__u32 tgid;
+	__u8 role;
+};
+
+struct mft_call {
+	__u64 session;
+	__u64 sk;
+	__u32 kind;
+};
+
+struct mft_state_call {
+	__u64 state_ptr;
+	__s32 old_state;
+	__s32 new_state;
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 1024);
+	__type(key, __u32); /* tgid */
+	__type(value, struct mft_target);
+} targets SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 8192);
+	__type(key, __u64); /* struct sock * */
+	__type(value, struct mft_sock);
+} socks SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 8192);
+	__type(key, __u64); /* gnutls_session_t */
+	__type(value, __u64); /* struct sock * */
+} sessions SEC(".maps");
+
+/* A gnutls_handshake()/gnutls_bye() in progress on a thread. */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 4096);
+	__type(key, __u32); /* tid */
+	__type(value, struct mft_call);
+} tls_calls SEC(".maps");
+
+/* --tls-records: a gnutls_record_recv() in progress on a thread. */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 4096);
+	__type(key, __u32);
+	__type(value, struct mft_call);
+} record_calls SEC(".maps");
+
+/* multifd_recv_new_channel() in progress on a thread. */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 1024);
+	__type(key, __u32);
+	__type(value, __u8);
+} newchan_calls SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 1024);
+	__type(key, __u32);
+	__type(value, struct mft_state_call);
+} state_calls SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_RINGBUF);
+	__uint(max_entries, 1 << 20);
+} events SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, MFT_CNT__MAX);
+	__type(key, __u32);
+	__type(value, __u64);
+} counters SEC(".maps");
+
+static __always_inline void count(__u32 idx)
+{
+	__u64 *c = bpf_map_lookup_elem(&counters, &idx);
+
+	if (c)
+		*c += 1;
+}
+
+static __always_inline bool is_target(__u32 tgid)
+{
+	return bpf_map_lookup_elem(&targets, &tgid) != NULL;
+}
+
+static __always_inline void fill_addrs(struct mft_event *e, struct sock *sk)
+{
+	__u16 family = BPF_CORE_READ(sk, __sk_common.skc_family);
+
+	e->family = family;
+	e->lport = BPF_CORE_READ(sk, __sk_common.skc_num);
+	e->rport = bpf_ntohs(BPF_CORE_READ(sk, __sk_common.skc_dport));
+	if (family == AF_INET) {
+		BPF_CORE_READ_INTO(e->laddr, sk, __sk_common.skc_rcv_saddr);
+		BPF_CORE_READ_INTO(e->raddr, sk, __sk_common.skc_daddr);
+	} else if (family == AF_INET6) {
+		BPF_CORE_READ_INTO(e->laddr, sk, __sk_common.skc_v6_rcv_saddr.in6_u.u6_addr8);
+		BPF_CORE_READ_INTO(e->raddr, sk, __sk_common.skc_v6_daddr.in6_u.u6_addr8);
+	}
+}
+
+/* Emit one event. st may be NULL; sk may be 0 for process-level events. */
+static __always_inline void emit(__u16 type, __u64 sk, struct mft_sock *st, __u32 tgid,
+				 bool process_ctx, __s64 ret, __u64 arg)
+{
+	struct mft_event *e = bpf_ringbuf_reserve(&events, sizeof(*e), 0);
+
+	if (!e) {
+		count(MFT_CNT_RB_DROPPED);
+		return;
+	}
+	__builtin_memset(e, 0, sizeof(*e));
+	e->ts_ns = bpf_ktime_get_ns();
+	e->type = type;
+	e->sk = sk;
+	e->ret = ret;
+	e->arg = arg;
+	e->pid = st ? st->tgid : tgid;
+	if (process_ctx) {
+		e->tid = (__u32)bpf_get_current_pid_tgid();
+		bpf_get_current_comm(e->str, sizeof(e->str));
+	}
+	if (st) {
+		e->snap = st->snap;
+		e->role = st->role;
+	}
+	if (sk)
+		fill_addrs(e, (struct sock *)sk);
+	bpf_ringbuf_submit(e, 0);
+	count(MFT_CNT_EVENTS);
+}
+
+static __always_inline struct mft_sock *track(__u64 sk, __u32 tgid, __u8 role, __u32 flags)
+{
+	struct mft_sock *st = bpf_map_lookup_elem(&socks, &sk);
+	struct mft_sock fresh = {};
+
+	if (st) {
+		/* seen before its accept()/connect() was: that call tells the role */
+		if (role != MFT_ROLE_UNKNOWN) {
+			st->role = role;
+			st->snap.flags &= ~MFT_SF_MIDLIFE;
+		}
+		return st;
+	}
+	fresh.tgid = tgid;
+	fresh.role = role;
+	fresh.snap.flags = flags;
+	bpf_map_update_elem(&socks, &sk, &fresh, BPF_NOEXIST);
+	st = bpf_map_lookup_elem(&socks, &sk);
+	if (!st)
+		count(MFT_CNT_SOCK_MAP_FULL);
+	return st;
+}
+
+static __always_inline bool is_tcp_sock(struct sock *sk)
+{
+	__u16 family = BPF_CORE_READ(sk, __sk_common.skc_family);
+	__u16 proto = BPF_CORE_READ_BITFIELD_PROBED(sk, sk_protocol);
+
+	return (family == AF_INET || family == AF_INET6) && proto == IPPROTO_TCP;
+}
+
+/* The socket a target thread touches; tracked lazily if it predates tracing. */
+static __always_inline struct mft_sock *sock_of_target(__u64 sk, __u32 tgid)
+{
+	struct mft_sock *st = bpf_map_lookup_elem(&socks, &sk);
+
+	if (st || !sk)
+		return st;
+	if (!is_tcp_sock((struct sock *)sk))
+		return NULL;
+	st = track(sk, tgid, MFT_ROLE_UNKNOWN, MFT_SF_MIDLIFE);
+	if (st)
+		emit(MFT_EV_SOCK_FOUND, sk, st, tgid, true, 0, 0);
+	return st;
+}
+
+/* fd -> struct sock * for the current task, or 0 if fd is not a socket. */
+static __always_inline __u64 fd_to_sk(int fd)
+{
+	struct task_struct *task = (struct task_struct *)bpf_get_current_task();
+	struct fdtable *fdt = BPF_CORE_READ(task, files, fdt);
+	struct file **fds;
+	struct file *f = NULL;
+	struct socket *sock;
+
+	if (!fdt || fd < 0 || (unsigned int)fd >= BPF_CORE_READ(fdt, max_fds))
+		return 0;
+	fds = BPF_CORE_READ(fdt, fd);
+	if (bpf_probe_read_kernel(&f, sizeof(f), &fds[fd]) || !f)
+		return 0;
+	sock = BPF_CORE_READ(f, private_data);
+	if (!sock || BPF_CORE_READ(sock, file) != f)
+		return 0;
+	return (__u64)BPF_CORE_READ(sock, sk);
+}
+
+/* A thread inside gnutls_handshake/bye or multifd_recv_new_channel touched sk. */
+static __always_inline void note_calls(__u32 tid, __u64 sk, struct mft_sock *st, bool is_recv)
+{
+	struct mft_call *c = bpf_map_lookup_elem(&tls_calls, &tid);
+
+	if (c) {
+		c->sk = sk;
+		if (c->session) {
+			st->session = c->session;
+			st->snap.flags |= MFT_SF_TLS;
+			bpf_map_update_elem(&sessions, &c->session, &sk, BPF_ANY);
+		}
+	}
+	if (!is_recv)
+		return;
+	c = bpf_map_lookup_elem(&record_calls, &tid);
+	if (c)
+		c->sk = sk;
+	if (!(st->snap.flags & MFT_SF_MULTIFD) && bpf_map_lookup_elem(&newchan_calls, &tid)) {
+		st->snap.flags |= MFT_SF_MULTIFD;
+		emit(MFT_EV_MULTIFD_CHANNEL, sk, st, st->tgid, true, 0, 0);
+	}
+}
+
+/* ---- socket data path: counters only, events at boundaries ---------------------- */
+
+SEC("tracepoint/sock/sock_recv_length")
+int tp_sock_recv_length(struct trace_event_raw_sock_msg_length *ctx)
+{
+	__u64 id, sk;
+	__u32 tgid, tid;
+	struct mft_sock *st;
+	int ret;
+
+	if (ctx->protocol != IPPROTO_TCP)
+		return 0;
+	id = bpf_get_current_pid_tgid();
+	tgid = id >> 32;
+	if (!is_target(tgid))
+		return 0;
+	if (ctx->flags & (MSG_PEEK | MSG_ERRQUEUE))
+		return 0;
+	sk = (__u64)ctx->sk;
+	st = sock_of_target(sk, tgid);
+	if (!st)
+		return 0;
+	tid = (__u32)id;
+	note_calls(tid, sk, st, true);
+
+	ret = ctx->ret;
+	if (ret > 0) {
+		st->snap.rx_calls++;
+		st->snap.rx_bytes += ret;
+		st->snap.prev_rx_len = st->snap.last_rx_len;
+		st->snap.last_rx_len = ret;
+		st->snap.last_rx_ns = bpf_ktime_get_ns();
+		st->snap.last_rx_tid = tid;
+		if (st->snap.rx_calls == 1)
+			emit(MFT_EV_FIRST_READ, sk, st, tgid, true, ret, 0);
+		if (st->snap.flags & (MFT_SF_FIN_RCVD | MFT_SF_LOCAL_SHUT)) {
+			st->snap.late_reads++;
+			if (st->snap.late_reads <= MAX_LATE_READ_EVENTS)
+				emit(MFT_EV_READ_LATE, sk, st, tgid, true, ret, 0);
+		}
+	} else if (ret == 0) {
+		if (!(st->snap.flags & MFT_SF_EOF_READ)) {
+			st->snap.flags |= MFT_SF_EOF_READ;
+			emit(MFT_EV_READ_EOF, sk, st, tgid, true, 0, 0);
+		}
+	} else if (ret != -EAGAIN && ret != -EINTR && ret != -ERESTARTSYS) {
+		if (!(st->snap.flags & MFT_SF_READ_ERR)) {
+			st->snap.flags |= MFT_SF_READ_ERR;
+			emit(MFT_EV_READ_ERR, sk, st, tgid, true, ret, 0);
+		}
+	}
+	return 0;
+}
+
+SEC("tracepoint/sock/sock_send_length")
+int tp_sock_send_length(struct trace_event_raw_sock_msg_length *ctx)
+{
+	__u64 id, sk;
+	__u32 tgid;
+	struct mft_sock *st;
+
+	if (ctx->protocol != IPPROTO_TCP)
+		return 0;
+	id = bpf_get_current_pid_tgid();
+	tgid = id >> 32;
+	if (!is_target(tgid))
+		return 0;
+	sk = (__u64)ctx->sk;
+	st = sock_of_target(sk, tgid);
+	if (!st)
+		return 0;
+	note_calls((__u32)id, sk, st, false);
+	if (ctx->ret > 0)
+		st->snap.tx_bytes += ctx->ret;
+	return 0;
+}
+
+/* ---- TCP state: connect, FIN in/out ------------------------------------------------ */
+
+SEC("tracepoint/sock/inet_sock_set_state")
+int tp_inet_sock_set_state(struct trace_event_raw_inet_sock_set_state *ctx)
+{
+	__u64 sk = (__u64)ctx->skaddr;
+	int os = ctx->oldstate, ns = ctx->newstate;
+	struct mft_sock *st;
+
+	if (ctx->protocol != IPPROTO_TCP)
+		return 0;
+	if (ns == TCP_SYN_SENT) {
+		/* connect() runs in the caller's context */
+		__u32 tgid = bpf_get_current_pid_tgid() >> 32;
+
+		if (!is_target(tgid))
+			return 0;
+		st = track(sk, tgid, MFT_ROLE_SOURCE, 0);
+		if (st)
+			emit(MFT_EV_SOCK_CONNECT, sk, st, tgid, true, 0, 0);
+		return 0;
+	}
+	st = bpf_map_lookup_elem(&socks, &sk);
+	if (!st)
+		return 0;
+	if (os == TCP_SYN_SENT && ns == TCP_ESTABLISHED) {
+		emit(MFT_EV_ESTABLISHED, sk, st, 0, false, 0, 0);
+	} else if (ns == TCP_CLOSE_WAIT || ns == TCP_CLOSING || ns == TCP_TIME_WAIT ||
+		   (os == TCP_FIN_WAIT2 && ns == TCP_CLOSE)) {
+		if (!(st->snap.flags & MFT_SF_FIN_RCVD)) {
+			st->snap.flags |= MFT_SF_FIN_RCVD;
+			emit(MFT_EV_FIN_RCVD, sk, st, 0, false, ns, os);
+		}
+	}
+	if ((ns == TCP_FIN_WAIT1 || ns == TCP_LAST_ACK) && !(st->snap.flags & MFT_SF_FIN_SENT)) {
+		st->snap.flags |= MFT_SF_FIN_SENT;
+		emit(MFT_EV_FIN_SENT, sk, st, 0, false, ns, os);
+	}
+	return 0;
+}
+
+SEC("tracepoint/tcp/tcp_receive_reset")
+int tp_tcp_receive_reset(struct trace_event_raw_tcp_event_sk *ctx)
+{
+	__u64 sk = (__u64)ctx->skaddr;
+	struct mft_sock *st = bpf_map_lookup_elem(&socks, &sk);
+
+	if (st)
+		emit(MFT_EV_RST_RCVD, sk, st, 0, false, 0, 0);
+	return 0;
+}
+
+SEC("tracepoint/tcp/tcp_send_reset")
+int tp_tcp_send_reset(struct trace_event_raw_tcp_send_reset *ctx)
+{
+	__u64 sk = (__u64)ctx->skaddr;
+	struct mft_sock *st;
+
+	if (!sk)
+		return 0;
+	st = bpf_map_lookup_elem(&socks, &sk);
+	if (st)
+		emit(MFT_EV_RST_SENT, sk, st, 0, false, 0, 0);
+	return 0;
+}
+
+SEC("tracepoint/tcp/tcp_destroy_sock")
+int tp_tcp_destroy_sock(struct trace_event_raw_tcp_event_sk *ctx)
+{
+	__u64 sk = (__u64)ctx->skaddr;
+	struct mft_sock *st = bpf_map_lookup_elem(&socks, &sk);
+
+	if (!st)
+		return 0;
+	emit(MFT_EV_DESTROY, sk, st, 0, false, 0, 0);
+	if (st->session)
+		bpf_map_delete_elem(&sessions, &st->session);
+	bpf_map_delete_elem(&socks, &sk);
+	return 0;
+}
+
+/* ---- accept: the destination side of a channel -------------------------------------- */
+
+static __always_inline int on_accept_exit(long ret)
+{
+	__u32 tgid = bpf_get_current_pid_tgid() >> 32;
+	__u64 sk;
+	struct mft_sock *st;
+
+	if (ret < 0 || !is_target(tgid))
+		return 0;
+	sk = fd_to_sk((int)ret);
+	if (!sk || !is_tcp_sock((struct sock *)sk))
+		return 0;
+	st = track(sk, tgid, MFT_ROLE_DEST, 0);
+	if (st)
+		emit(MFT_EV_SOCK_ACCEPT, sk, st, tgid, true, 0, 0);
+	return 0;
+}
+
+SEC("tracepoint/syscalls/sys_exit_accept4")
+int tp_sys_exit_accept4(struct trace_event_raw_sys_exit *ctx)
+{
+	return on_accept_exit(ctx->ret);
+}
+
+SEC("tracepoint/syscalls/sys_exit_accept")
+int tp_sys_exit_accept(struct trace_event_raw_sys_exit *ctx)
+{
+	return on_accept_exit(ctx->ret);
+}
+
+/* ---- shutdown and close: three mechanisms, one body ---------------------------------- */
+
+static __always_inline int on_shutdown(__u64 sk, int how)
+{
+	__u32 tgid = bpf_get_current_pid_tgid() >> 32;
+	struct mft_sock *st;
+
+	if (!sk || !is_target(tgid))
+		return 0;
+	st = sock_of_target(sk, tgid);
+	if (!st)
+		return 0;
+	st->snap.flags |= MFT_SF_LOCAL_SHUT;
+	emit(MFT_EV_SHUTDOWN, sk, st, tgid, true, how, 0);
+	return 0;
+}
+
+static __always_inline int on_close(__u64 sk)
+{
+	__u32 tgid = bpf_get_current_pid_tgid() >> 32;
+	struct mft_sock *st;
+
+	if (!sk || !is_target(tgid))
+		return 0;
+	st = bpf_map_lookup_elem(&socks, &sk);
+	if (!st || (st->snap.flags & MFT_SF_CLOSED))
+		return 0;
+	st->snap.flags |= MFT_SF_CLOSED;
+	emit(MFT_EV_CLOSE, sk, st, tgid, true, 0, 0);
+	return 0;
+}
+
+SEC("fentry/inet_shutdown")
+int BPF_PROG(fentry_inet_shutdown, struct socket *sock, int how)
+{
+	return on_shutdown((__u64)BPF_CORE_READ(sock, sk), how);
+}
+
+SEC("kprobe/inet_shutdown")
+int BPF_KPROBE(kprobe_inet_shutdown, struct socket *sock, int how)
+{
+	return on_shutdown((__u64)BPF_CORE_READ(sock, sk), how);
+}
+
+SEC("tracepoint/syscalls/sys_enter_shutdown")
+int tp_sys_enter_shutdown(struct trace_event_raw_sys_enter *ctx)
+{
+	__u32 tgid = bpf_get_current_pid_tgid() >> 32;
+
+	if (!is_target(tgid))
+		return 0;
+	return on_shutdown(fd_to_sk((int)ctx->args[0]), (int)ctx->args[1]);
+}
+
+SEC("fentry/tcp_close")
+int BPF_PROG(fentry_tcp_close, struct sock *sk, long timeout)
+{
+	return on_close((__u64)sk);
+}
+
+SEC("kprobe/tcp_close")
+int BPF_KPROBE(kprobe_tcp_close, struct sock *sk, long timeout)
+{
+	return on_close((__u64)sk);
+}
+
+SEC("tracepoint/syscalls/sys_enter_close")
+int tp_sys_enter_close(struct trace_event_raw_sys_enter *ctx)
+{
+	__u32 tgid = bpf_get_current_pid_tgid() >> 32;
+
+	if (!is_target(tgid))
+		return 0;
+	return on_close(fd_to_sk((int)ctx->args[0]));
+}
+
+/* ---- process exit ---------------------------------------------------------------------- */
+
+SEC("tracepoint/sched/sched_process_exit")
+int tp_sched_process_exit(void *ctx)
+{
+	__u32 tgid = bpf_get_current_pid_tgid() >> 32;
+	struct task_struct *task;
+
+	if (!is_target(tgid))
+		return 0;
+	task = (struct task_struct *)bpf_get_current_task();
+	if (BPF_CORE_READ(task, signal, live.counter) != 0)
+		return 0; /* not the last thread */
+	emit(MFT_EV_PROC_EXIT, 0, NULL, tgid, true, BPF_CORE_READ(task, exit_code), 0);
+	return 0;
+}
+
+/* ---- GnuTLS: rare calls only (handshake, bye, deinit) ----------------------------------- */
+
+static __always_inline int call_enter(void *map, __u64 session, __u32 kind)
+{
+	__u64 id = bpf_get_current_pid_tgid();
+	__u32 tid = (__u32)id;
+	struct mft_call c = { .session = session, .kind = kind };
+
+	if (!is_target(id >> 32))
+		return 0;
+	count(MFT_CNT_UPROBE_HITS);
+	bpf_map_update_elem(map, &tid, &c, BPF_ANY);
+	return 0;
+}
+
+/* Returns the call record (copied) and forgets it; sk resolved via sessions if needed. */
+static __always_inline bool call_exit(void *map, struct mft_call *out)
+{
+	__u32 tid = (__u32)bpf_get_current_pid_tgid();
+	struct mft_call *c = bpf_map_lookup_elem(map, &tid);
+
+	if (!c)
+		return false;
+	*out = *c;
+	bpf_map_delete_elem(map, &tid);
+	if (!out->sk && out->session) {
+		__u64 *sk = bpf_map_lookup_elem(&sessions, &out->session);
+
+		if (sk)
+			out->sk = *sk;
+	}
+	return true;
+}
+
+static __always_inline void emit_tls(__u16 type, struct mft_call *c, __s64 ret)
+{
+	__u32 tgid = bpf_get_current_pid_tgid() >> 32;
+	struct mft_sock *st = c->sk ? bpf_map_lookup_elem(&socks, &c->sk) : NULL;
+
+	emit(type, st ? c->sk : 0, st, tgid, true, ret, c->session);
+}
+
+SEC("uprobe")
+int BPF_KPROBE(up_gnutls_handshake, void *session)
+{
+	return call_enter(&tls_calls, (__u64)session, MFT_CALL_HANDSHAKE);
+}
+
+SEC("uretprobe")
+int BPF_KRETPROBE(ur_gnutls_handshake, int ret)
+{
+	struct mft_call c;
+
+	if (!call_exit(&tls_calls, &c))
+		return 0;
+	if (ret == 0)
+		emit_tls(MFT_EV_TLS_HANDSHAKE, &c, ret);
+	return 0;
+}
+
+SEC("uprobe")
+int BPF_KPROBE(up_gnutls_bye, void *session)
+{
+	return call_enter(&tls_calls, (__u64)session, MFT_CALL_BYE);
+}
+
+SEC("uretprobe")
+int BPF_KRETPROBE(ur_gnutls_bye, int ret)
+{
+	struct mft_call c;
+
+	if (call_exit(&tls_calls, &c))
+		emit_tls(MFT_EV_TLS_BYE, &c, ret);
+	return 0;
+}
+
+SEC("uprobe")
+int BPF_KPROBE(up_gnutls_deinit, void *session)
+{
+	__u64 s = (__u64)session;
+	struct mft_call c = { .session = s };
+
+	if (!is_target(bpf_get_current_pid_tgid() >> 32))
+		return 0;
+	count(MFT_CNT_UPROBE_HITS);
+	__u64 *sk = bpf_map_lookup_elem(&sessions, &s);
+
+	if (!sk)
+		return 0;
+	c.sk = *sk;
+	emit_tls(MFT_EV_TLS_DEINIT, &c, 0);
+	bpf_map_delete_elem(&sessions, &s);
+	return 0;
+}
+
+/* --tls-records only: one uprobe pair per record (~10 us each on these machines). */
+SEC("uprobe")
+int BPF_KPROBE(up_gnutls_record_recv, void *session)
+{
+	return call_enter(&record_calls, (__u64)session, MFT_CALL_RECORD);
+}
+
+SEC("uretprobe")
+int BPF_KRETPROBE(ur_gnutls_record_recv, long ret)
+{
+	struct mft_call c;
+	struct mft_sock *st;
+
+	if (!call_exit(&record_calls, &c) || !c.sk)
+		return 0;
+	st = bpf_map_lookup_elem(&socks, &c.sk);
+	if (!st)
+		return 0;
+	st->snap.tls_records++;
+	/* -28 GNUTLS_E_AGAIN and -52 GNUTLS_E_INTERRUPTED are not an end */
+	if (ret <= 0 && ret != -28 && ret != -52)
+		emit_tls(MFT_EV_TLS_RECV_END, &c, ret);
+	return 0;
+}
+
+/* ---- QEMU's own exported functions: rare landmarks ------------------------------------- */
+
+SEC("uprobe")
+int BPF_KPROBE(up_multifd_recv_new_channel)
+{
+	__u64 id = bpf_get_current_pid_tgid();
+	__u32 tid = (__u32)id;
+	__u8 one = 1;
+
+	if (is_target(id >> 32))
+		bpf_map_update_elem(&newchan_calls, &tid, &one, BPF_ANY);
+	return 0;
+}
+
+SEC("uretprobe")
+int BPF_KRETPROBE(ur_multifd_recv_new_channel)
+{
+	__u32 tid = (__u32)bpf_get_current_pid_tgid();
+
+	bpf_map_delete_elem(&newchan_calls, &tid);
+	return 0;
+}
+
+SEC("uprobe")
+int BPF_KPROBE(up_multifd_cleanup_send)
+{
+	__u32 tgid = bpf_get_current_pid_tgid() >> 32;
+
+	if (is_target(tgid))
+		emit(MFT_EV_MULTIFD_CLEANUP, 0, NULL, tgid, true, MFT_CLEANUP_SEND, 0);
+	return 0;
+}
+
+SEC("uprobe")
+int BPF_KPROBE(up_multifd_cleanup_recv)
+{
+	__u32 tgid = bpf_get_current_pid_tgid() >> 32;
+
+	if (is_target(tgid))
+		emit(MFT_EV_MULTIFD_CLEANUP, 0, NULL, tgid, true, MFT_CLEANUP_RECV, 0);
+	return 0;
+}
+
+/* void migrate_set_state(MigrationStatus *state, MigrationStatus old, MigrationStatus new) */
+SEC("uprobe")
+int BPF_KPROBE(up_migrate_set_state, void *state, int old_state, int new_state)
+{
+	__u64 id = bpf_get_current_pid_tgid();
+	__u32 tid = (__u32)id;
+	struct mft_state_call c = { .state_ptr = (__u64)state, .old_state = old_state,
+				    .new_state = new_state };
+
+	if (is_target(id >> 32))
+		bpf_map_update_elem(&state_calls, &tid, &c, BPF_ANY);
+	return 0;
+}
+
+SEC("uretprobe")
+int BPF_KRETPROBE(ur_migrate_set_state)
+{
+	__u64 id = bpf_get_current_pid_tgid();
+	__u32 tid = (__u32)id, tgid = id >> 32;
+	struct mft_state_call *c = bpf_map_lookup_elem(&state_calls, &tid);
+	struct mft_target *t = bpf_map_lookup_elem(&targets, &tgid);
+	struct mft_event *e;
+	int cur = -1;
+
+	if (!c || !t)
+		return 0;
+	/* The transition happens only if the cmpxchg inside succeeded. */
+	bpf_probe_read_user(&cur, sizeof(cur), (void *)c->state_ptr);
+	if (cur != c->new_state) {
+		bpf_map_delete_elem(&state_calls, &tid);
+		return 0;
+	}
+	e = bpf_ringbuf_reserve(&events, sizeof(*e), 0);
+	if (!e) {
+		count(MFT_CNT_RB_DROPPED);
+		bpf_map_delete_elem(&state_calls, &tid);
+		return 0;
+	}
+	__builtin_memset(e, 0, sizeof(*e));
+	e->ts_ns = bpf_ktime_get_ns();
+	e->type = MFT_EV_MIG_STATE;
+	e->pid = tgid;
+	e->tid = tid;
+	e->ret = c->new_state;
+	e->arg = c->old_state;
+	e->sk = c->state_ptr; /* identifies which state machine (outgoing or incoming) */
+	if (t->status_lookup && c->new_state >= 0 && c->new_state < 32) {
+		/* QEnumLookup { const char *const *array; ... }: read array[new_state] */
+		__u64 array = 0, name = 0;
+
+		bpf_probe_read_user(&array, sizeof(array), (void *)t->status_lookup);
+		if (array)
+			bpf_probe_read_user(&name, sizeof(name), (void *)(array + 8 * c->new_state));
+		if (name)
+			bpf_probe_read_user_str(e->str, sizeof(e->str), (void *)name);
+	}
+	bpf_map_delete_elem(&state_calls, &tid);
+	bpf_ringbuf_submit(e, 0);
+	count(MFT_CNT_EVENTS);
+	return 0;
+}

@@ -1,0 +1,116 @@
+/* SPDX-License-Identifier: GPL-2.0 */
+/*
+ * What the BPF side (bpf/mftrace.bpf.c) and user space share: the event record
+ * that crosses the ring buffer, the per-target configuration, and the counters.
+ * Fixed-width types only; kernel and user pointers travel as __u64.
+ */
+#ifndef MFTRACE_H
+#define MFTRACE_H
+
+#ifndef __VMLINUX_H__
+#include <linux/types.h>
+#endif
+
+#define MFT_STR_LEN 24
+
+/* One event per boundary in a channel's life. Never one per packet. */
+enum mft_ev_type {
+	MFT_EV_SOCK_CONNECT = 1, /* target connect()ed a TCP socket: it is the source of the stream */
+	MFT_EV_SOCK_ACCEPT,      /* target accept()ed a TCP socket: it is the destination */
+	MFT_EV_SOCK_FOUND,       /* socket first seen mid-life (existed before tracing started) */
+	MFT_EV_ESTABLISHED,      /* a connect()ed socket reached ESTABLISHED (addresses now known) */
+	MFT_EV_FIRST_READ,       /* first recv that returned data */
+	MFT_EV_TLS_HANDSHAKE,    /* gnutls_handshake() returned 0 on this socket; arg = session */
+	MFT_EV_TLS_BYE,          /* gnutls_bye() returned; ret = its result; arg = session */
+	MFT_EV_TLS_DEINIT,       /* gnutls_deinit() of the socket's session */
+	MFT_EV_TLS_RECV_END,     /* --tls-records: gnutls_record_recv() returned <= 0 (ret) */
+	MFT_EV_SHUTDOWN,         /* the target called shutdown(); ret = how */
+	MFT_EV_CLOSE,            /* the target closed its last reference to the socket */
+	MFT_EV_FIN_SENT,         /* our FIN left: ESTABLISHED->FIN_WAIT1 or CLOSE_WAIT->LAST_ACK */
+	MFT_EV_FIN_RCVD,         /* the peer's FIN arrived: ->CLOSE_WAIT, ->CLOSING or ->TIME_WAIT */
+	MFT_EV_RST_RCVD,         /* tcp_receive_reset */
+	MFT_EV_RST_SENT,         /* tcp_send_reset */
+	MFT_EV_READ_EOF,         /* recv returned 0 */
+	MFT_EV_READ_ERR,         /* recv returned an error other than EAGAIN/EINTR; ret = -errno */
+	MFT_EV_READ_LATE,        /* recv returned data after a FIN or shutdown (first few only) */
+	MFT_EV_DESTROY,          /* tcp_destroy_sock: the socket is gone; carries final counters */
+	MFT_EV_MULTIFD_CHANNEL,  /* the socket was read inside multifd_recv_new_channel() */
+	MFT_EV_MIG_STATE,        /* migrate_set_state(); old/new in ret/arg, name in str */
+	MFT_EV_MULTIFD_CLEANUP,  /* multifd teardown entered (save/load cleanup, send/recv shutdown) */
+	MFT_EV_PROC_EXIT,        /* the target's last thread exited; ret = wait status */
+	MFT_EV__MAX,
+};
+
+/* Per-socket flags kept in the kernel (struct mft_sock.flags) and copied to events. */
+#define MFT_SF_FIN_RCVD   (1u << 0)
+#define MFT_SF_LOCAL_SHUT (1u << 1)
+#define MFT_SF_EOF_READ   (1u << 2)
+#define MFT_SF_TLS        (1u << 3)
+#define MFT_SF_MIDLIFE    (1u << 4) /* found after it was created */
+#define MFT_SF_MULTIFD    (1u << 5)
+#define MFT_SF_CLOSED     (1u << 6)
+
+/* Why a uprobe on this thread is open: mft_tls_call.kind */
+#define MFT_CALL_HANDSHAKE 1
+#define MFT_CALL_BYE       2
+#define MFT_CALL_RECORD    3
+#define MFT_CALL_NEWCHAN   4
+
+/* Roles */
+#define MFT_ROLE_UNKNOWN 0
+#define MFT_ROLE_SOURCE  1 /* connect()ed: sends the stream */
+#define MFT_ROLE_DEST    2 /* accept()ed: receives the stream */
+
+/* Multifd teardown function seen (mft_event.ret of MFT_EV_MULTIFD_CLEANUP) */
+#define MFT_CLEANUP_SEND 1
+#define MFT_CLEANUP_RECV 2
+
+/* Read-side snapshot the kernel keeps per socket; sent with every event. */
+struct mft_sock_snap {
+	__u64 rx_bytes;
+	__u64 tx_bytes;
+	__u64 rx_calls;
+	__u64 last_rx_ns;   /* last recv that returned data */
+	__s32 last_rx_len;  /* its length */
+	__s32 prev_rx_len;  /* the one before (a TLS record header read is 5 bytes) */
+	__u32 last_rx_tid;
+	__u32 late_reads;   /* reads that returned data after FIN/shutdown */
+	__u32 tls_records;  /* --tls-records: gnutls_record_recv calls seen */
+	__u32 flags;        /* MFT_SF_* */
+};
+
+struct mft_event {
+	__u64 ts_ns;   /* bpf_ktime_get_ns(): CLOCK_MONOTONIC */
+	__u64 sk;      /* struct sock *, the channel's identity */
+	__u64 arg;     /* type-specific: TLS session, old state, ... */
+	__s64 ret;     /* type-specific: return value, how, new state, exit status */
+	__u32 pid;     /* tgid of the target */
+	__u32 tid;     /* thread that did it (0 in softirq context) */
+	__u16 type;    /* enum mft_ev_type */
+	__u16 family;  /* AF_INET / AF_INET6 */
+	__u16 lport;   /* host order */
+	__u16 rport;   /* host order */
+	__u8 laddr[16];
+	__u8 raddr[16];
+	__u8 role;     /* MFT_ROLE_* as the kernel knows it */
+	__u8 pad[7];
+	struct mft_sock_snap snap;
+	char str[MFT_STR_LEN]; /* migration state name, or the thread's comm */
+};
+
+/* targets map value: one per traced QEMU process */
+struct mft_target {
+	__u64 status_lookup; /* runtime address of QEMU's MigrationStatus_lookup, or 0 */
+	__u32 flags;
+};
+
+/* Counters the BPF side keeps (per-CPU array, index = enum mft_counter). */
+enum mft_counter {
+	MFT_CNT_RB_DROPPED = 0, /* ring buffer reservation failed: event lost */
+	MFT_CNT_SOCK_MAP_FULL,  /* a socket could not be tracked: socks map full */
+	MFT_CNT_EVENTS,         /* events submitted */
+	MFT_CNT_UPROBE_HITS,    /* GnuTLS/QEMU uprobe entries in a target (doctor proves they fire) */
+	MFT_CNT__MAX,
+};
+
+#endif /* MFTRACE_H */

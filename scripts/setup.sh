@@ -1,0 +1,78 @@
+#!/usr/bin/env bash
+# Install everything mftrace needs on a fresh Debian 12 machine, idempotently.
+#  - Debian packages: build (clang, libbpf, bpftool, libelf, zlib), test (qemu 7.2,
+#    bpftrace as the independent observer, python3).
+#  - QEMU 10.0.2 from bookworm-backports, unpacked into a private prefix so that
+#    Debian's 7.2 stays the system QEMU.
+#  - tracefs mounted at /sys/kernel/tracing if absent.
+# Quiet when everything is already in place. Prints what it does otherwise.
+set -euo pipefail
+
+QEMU10_PREFIX=${MFTRACE_QEMU10_PREFIX:-/opt/mftrace/qemu-10.0}
+BACKPORTS_LIST=/etc/apt/sources.list.d/mftrace-bookworm-backports.sources
+
+say() { printf 'setup: %s\n' "$*" >&2; }
+die() { printf 'setup: error: %s\n' "$*" >&2; exit 1; }
+
+[ "$(id -u)" = 0 ] || die "must run as root (installs packages, mounts tracefs)"
+export DEBIAN_FRONTEND=noninteractive
+
+PKGS=(make clang llvm libbpf-dev bpftool libelf-dev zlib1g-dev pkg-config
+      libgnutls28-dev qemu-system-x86 qemu-utils bpftrace python3 binutils
+      iproute2 ca-certificates)
+
+missing=()
+for p in "${PKGS[@]}"; do
+    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
+done
+
+apt_updated=0
+apt_update() {
+    [ "$apt_updated" = 1 ] && return 0
+    say "apt-get update"
+    apt-get update -qq >/dev/null
+    apt_updated=1
+}
+
+if [ "${#missing[@]}" -gt 0 ]; then
+    apt_update
+    say "installing ${missing[*]}"
+    apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+
+# --- QEMU 10.0.2 from bookworm-backports, into a private prefix ---------------
+if [ ! -x "$QEMU10_PREFIX/usr/bin/qemu-system-x86_64" ]; then
+    if [ ! -f "$BACKPORTS_LIST" ]; then
+        say "adding bookworm-backports apt source"
+        cat >"$BACKPORTS_LIST" <<'SRC'
+Types: deb
+URIs: http://deb.debian.org/debian
+Suites: bookworm-backports
+Components: main
+Signed-By: /usr/share/keyrings/debian-archive-keyring.gpg
+SRC
+        apt_updated=0
+    fi
+    apt_update
+    ver=$(apt-cache madison qemu-system-x86 | awk -F'|' '/bookworm-backports/ {gsub(/ /,"",$2); print $2; exit}')
+    [ -n "$ver" ] || die "no qemu-system-x86 in bookworm-backports"
+    case "$ver" in *10.0*) ;; *) say "note: backports offers qemu $ver (expected 10.0.x)";; esac
+    sb=$(apt-cache madison seabios | awk -F'|' '/bookworm-backports/ {gsub(/ /,"",$2); print $2; exit}')
+    tmp=$(mktemp -d); chmod 755 "$tmp"
+    trap 'rm -rf "$tmp"' EXIT
+    say "downloading qemu $ver from bookworm-backports"
+    ( cd "$tmp" && apt-get download -qq "qemu-system-x86=$ver" "qemu-system-common=$ver" \
+        "qemu-system-data=$ver" ${sb:+"seabios=$sb"} >/dev/null )
+    mkdir -p "$QEMU10_PREFIX"
+    for deb in "$tmp"/*.deb; do dpkg -x "$deb" "$QEMU10_PREFIX"; done
+    "$QEMU10_PREFIX/usr/bin/qemu-system-x86_64" -L "$QEMU10_PREFIX/usr/share/qemu" --version >/dev/null \
+        || die "QEMU 10 in $QEMU10_PREFIX does not run (missing libraries?)"
+    say "QEMU $ver unpacked into $QEMU10_PREFIX"
+fi
+
+# --- tracefs ------------------------------------------------------------------
+if [ ! -e /sys/kernel/tracing/events ]; then
+    say "mounting tracefs at /sys/kernel/tracing"
+    mount -t tracefs nodev /sys/kernel/tracing || die "cannot mount tracefs"
+fi
+exit 0

@@ -1,0 +1,37 @@
+/* SPDX-License-Identifier: GPL-2.0 */
+/*
+ * Which mechanism carries each kernel-function probe: fentry, else kprobe, else a
+ * tracepoint. Pure logic over probe results, so that tests can inject them; the host
+ * checks that produce the results live in host.c.
+ */
+#ifndef MFT_PROBE_SELECT_H
+#define MFT_PROBE_SELECT_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+enum mft_mech { MFT_MECH_NONE = 0, MFT_MECH_FENTRY, MFT_MECH_KPROBE, MFT_MECH_TRACEPOINT };
+
+/* What the host said about one way to probe one thing. */
+struct mft_avail {
+	bool ok;
+	char why[96]; /* when !ok: the reason, e.g. "load failed: EPERM" */
+};
+
+struct mft_probe_results {
+	struct mft_avail fentry, kprobe, tracepoint;
+};
+
+struct mft_choice {
+	int mech;        /* enum mft_mech; NONE if nothing works */
+	char why[320];   /* what was tried and why it was passed over */
+};
+
+/* forced: MFT_MECH_NONE to choose automatically, else only that mechanism is tried */
+void mft_choose_mech(const char *what, const struct mft_probe_results *r, int forced,
+		     struct mft_choice *out);
+const char *mft_mech_name(int mech);
+/* "fentry", "kprobe", "tracepoint" or "auto" -> mechanism; -1 if unknown */
+int mft_mech_parse(const char *s);
+
+#endif
