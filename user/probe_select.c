@@ -50,4 +50,5 @@ void mft_choose_mech(const char *what, const struct mft_probe_results *r, int fo
 		if (n > 0 && (size_t)n < sizeof(out->why) - off)
 			off += (size_t)n;
 	}
+	snprintf(out->why + off, sizeof(out->why) - off, "%snothing can probe %s", off ? "; " : "", what);
 }
