@@ -27,8 +27,8 @@ UNIT_TESTS := $(patsubst tests/unit/%.c,$(BUILD)/tests/%,$(wildcard tests/unit/t
 .PHONY: all check unit demo clean install setup
 all: $(BUILD)/mftrace $(UNIT_TESTS)
 
-$(BUILD):
-	@mkdir -p $(BUILD)/tests
+$(BUILD) $(BUILD)/tests:
+	@mkdir -p $@
 
 $(BUILD)/mftrace.bpf.o: bpf/mftrace.bpf.c include/mftrace.h $(VMLINUX) | $(BUILD)
 	$(CLANG) $(BPF_CFLAGS) -c $< -o $@.tmp
@@ -47,7 +47,7 @@ $(BUILD)/mftrace: $(TOOL_OBJS) $(CORE_OBJS)
 	$(CC) $(CFLAGS) $^ -o $@ $(LDLIBS)
 	@ln -sf $(BUILD)/mftrace mftrace 2>/dev/null || true
 
-$(BUILD)/tests/%: tests/unit/%.c $(CORE_OBJS) tests/unit/unit.h | $(BUILD)
+$(BUILD)/tests/%: tests/unit/%.c $(CORE_OBJS) tests/unit/unit.h | $(BUILD)/tests
 	$(CC) $(CFLAGS) -Itests/unit $< $(CORE_OBJS) -o $@
 
 unit: $(UNIT_TESTS)

@@ -130,11 +130,11 @@ static __always_inline void fill_addrs(struct mft_event *e, struct sock *sk)
 	e->lport = BPF_CORE_READ(sk, __sk_common.skc_num);
 	e->rport = bpf_ntohs(BPF_CORE_READ(sk, __sk_common.skc_dport));
 	if (family == AF_INET) {
-		BPF_CORE_READ_INTO(e->laddr, sk, __sk_common.skc_rcv_saddr);
-		BPF_CORE_READ_INTO(e->raddr, sk, __sk_common.skc_daddr);
+		bpf_core_read(e->laddr, 4, &sk->__sk_common.skc_rcv_saddr);
+		bpf_core_read(e->raddr, 4, &sk->__sk_common.skc_daddr);
 	} else if (family == AF_INET6) {
-		BPF_CORE_READ_INTO(e->laddr, sk, __sk_common.skc_v6_rcv_saddr.in6_u.u6_addr8);
-		BPF_CORE_READ_INTO(e->raddr, sk, __sk_common.skc_v6_daddr.in6_u.u6_addr8);
+		bpf_core_read(e->laddr, 16, &sk->__sk_common.skc_v6_rcv_saddr);
+		bpf_core_read(e->raddr, 16, &sk->__sk_common.skc_v6_daddr);
 	}
 }
 

@@ -476,8 +476,7 @@ static void judge(struct mft_correlator *c, struct mft_migration *m)
 		ch->ev.tls_records = c->opts.tls_records;
 		mft_judge_channel(&ch->ev, ch->ended, m->failed, known, &ch->verdict);
 		/* The source cannot see the final read; a traced destination can. */
-		if (ch->role == MFT_ROLE_SOURCE && peer && peer->judged && peer->verdict.kind >= 0 &&
-		    (ch->verdict.possible & peer->verdict.possible)) {
+		if (ch->role == MFT_ROLE_SOURCE && peer && peer->judged && peer->verdict.kind >= 0) {
 			ch->verdict.possible = peer->verdict.possible;
 			ch->verdict.kind = peer->verdict.kind;
 			ch->verdict.severity = peer->verdict.severity;

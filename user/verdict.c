@@ -114,6 +114,34 @@ static const char *waker(const struct mft_evidence *e, uint64_t t)
 	return NULL;
 }
 
+static uint64_t earliest(uint64_t a, uint64_t b)
+{
+	if (!a)
+		return b;
+	if (!b)
+		return a;
+	return a < b ? a : b;
+}
+
+/*
+ * A reset decides the verdict only if it came before the channel's final read: a
+ * destination that shut its socket down, read EOF, and then got data (a late
+ * close_notify) answers with an RST, but its final read had already happened.
+ */
+static bool rst_first(const struct mft_evidence *e)
+{
+	uint64_t rst = earliest(e->t_rst_rcvd, e->t_rst_sent);
+	uint64_t read = earliest(e->t_eof, e->t_tls_end);
+
+	if (!rst)
+		return false;
+	if (!read && !e->tls_records && mft_alert_sized(e->prev_rx_len, e->last_rx_len))
+		read = e->t_last_rx;
+	if (e->role == MFT_ROLE_SOURCE)
+		return !e->t_shutdown || rst < e->t_shutdown; /* reset before it finished sending */
+	return !read || rst < read;
+}
+
 static void judge_source(const struct mft_evidence *e, struct mft_verdict *v)
 {
 	if (!e->tls) {
@@ -147,6 +175,7 @@ static void judge_reader(const struct mft_evidence *e, struct mft_verdict *v)
 		v->woken_by = waker(e, e->t_tls_end);
 		switch (e->tls_end_ret) {
 		case 0:
+			v->woken_by = "close-notify";
 			decide(v, MFT_V_CLEAN, "gnutls_record_recv returned 0: close_notify");
 			return;
 		case GNUTLS_E_PREMATURE_TERMINATION:
@@ -177,7 +206,7 @@ static void judge_reader(const struct mft_evidence *e, struct mft_verdict *v)
 			     e->late_reads <= 2)) {
 		v->t_final_read = e->t_last_rx;
 		v->final_read_ret = 0;
-		v->woken_by = waker(e, e->t_last_rx);
+		v->woken_by = "close-notify";
 		decide(v, MFT_V_CLEAN, "final read was an alert-sized TLS record (close_notify); no EOF read");
 		return;
 	}
@@ -201,9 +230,10 @@ void mft_judge_channel(const struct mft_evidence *e, bool ended, bool failed,
 		decide(v, MFT_V_INCOMPLETE, "tracing started after the channel was opened");
 	else if (!ended && !e->t_eof && !e->t_tls_end && !e->t_rst_rcvd)
 		decide(v, MFT_V_INCOMPLETE, "tracing stopped before the channel ended");
-	else if (e->t_rst_rcvd || e->t_rst_sent)
-		decide(v, MFT_V_RESET, e->t_rst_rcvd ? "an RST arrived" : "an RST was sent");
-	else if (e->t_read_err && !e->t_eof)
+	else if (rst_first(e))
+		decide(v, MFT_V_RESET, e->t_rst_rcvd ? "an RST arrived before any final read"
+						     : "an RST was sent before any final read");
+	else if (e->t_read_err && !e->t_eof && (!e->t_tls_end || e->t_read_err < e->t_tls_end))
 		decide(v, MFT_V_RESET, "recv failed with a connection error");
 	else if (e->role == MFT_ROLE_SOURCE)
 		judge_source(e, v);
