@@ -168,6 +168,10 @@ static int live(uint32_t *pids, int n_pids, const struct mft_collector_opts *co,
 	uint64_t t_end = 0, t_all_exited = 0;
 
 	/* Validate everything before touching the kernel: one clear line per problem. */
+	if (mft_check_privileges(err, sizeof(err))) {
+		fprintf(stderr, "mftrace: %s\n", err);
+		return 1;
+	}
 	for (int i = 0; i < n_pids; i++) {
 		if (mft_procinfo_read(pids[i], &pi[i], err, sizeof(err))) {
 			fprintf(stderr, "mftrace: %s\n", err);
@@ -179,8 +183,7 @@ static int live(uint32_t *pids, int n_pids, const struct mft_collector_opts *co,
 			return 1;
 		}
 	}
-	if (mft_check_privileges(err, sizeof(err)) || mft_check_btf(err, sizeof(err)) ||
-	    mft_ensure_tracefs(&mounted, err, sizeof(err))) {
+	if (mft_check_btf(err, sizeof(err)) || mft_ensure_tracefs(&mounted, err, sizeof(err))) {
 		fprintf(stderr, "mftrace: %s\n", err);
 		return 1;
 	}
