@@ -56,11 +56,12 @@ unit: $(UNIT_TESTS)
 setup:
 	@scripts/setup.sh
 
-check: setup all
-	@tests/run
+# Both delegate to scripts/ so that the last line printed is the test summary.
+check:
+	@scripts/check
 
-demo: setup all
-	@python3 scripts/demo.py
+demo:
+	@scripts/demo
 
 install: $(BUILD)/mftrace
 	install -D -m 0755 $(BUILD)/mftrace $(DESTDIR)$(PREFIX)/sbin/mftrace

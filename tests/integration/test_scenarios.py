@@ -23,7 +23,6 @@ import traceback
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, "..", "lib"))
-sys.path.insert(0, HERE)
 
 import observer  # noqa: E402
 import qemumig  # noqa: E402

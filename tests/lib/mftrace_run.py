@@ -8,7 +8,7 @@ import signal
 import subprocess
 import time
 
-ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))  # tests/lib -> repo
 MFTRACE = os.environ.get("MFTRACE", os.path.join(ROOT, "build", "mftrace"))
 
 

@@ -1,0 +1,343 @@
+/* The correlator driven by hand-made event sequences: grouping, kinds, outcomes, joins. */
+#include <stdlib.h>
+#include "unit.h"
+#include "correlator.h"
+
+#define MS 1000000ull
+#define DST 100
+#define SRC 200
+#define PORT 4444
+
+struct capture {
+	const struct mft_migration *migs[8];
+	struct mft_migration copies[8];
+	struct mft_chan chans[8][8];
+	int n;
+	int events;
+};
+
+/* The correlator frees a migration after the callback: keep a deep copy. */
+static void on_mig(void *ctx, const struct mft_correlator *c, const struct mft_migration *m)
+{
+	struct capture *cap = ctx;
+
+	(void)c;
+	if (cap->n == 8)
+		return;
+	cap->copies[cap->n] = *m;
+	for (size_t i = 0; i < m->n_chans && i < 8; i++)
+		cap->chans[cap->n][i] = *m->chans[i];
+	cap->migs[cap->n] = &cap->copies[cap->n];
+	cap->n++;
+}
+
+static void on_ev(void *ctx, const struct mft_correlator *c, const struct mft_chan *ch, const struct mft_event *ev)
+{
+	(void)c; (void)ch; (void)ev;
+	((struct capture *)ctx)->events++;
+}
+
+static struct mft_correlator *mk(struct capture *cap, bool tls_records)
+{
+	struct mft_corr_opts o = { .tls_records = tls_records, .newchan_probe = true, .grace_ns = 100 * MS };
+	struct mft_sink s = { .ctx = cap, .event = on_ev, .migration = on_mig };
+
+	memset(cap, 0, sizeof(*cap));
+	return mft_corr_new(&o, &s);
+}
+
+static uint64_t sk_of(uint32_t pid, int ch)
+{
+	return ((uint64_t)pid << 16) | (uint64_t)(ch + 1);
+}
+
+/* An event on channel ch of pid; ports as a loopback migration would have them. */
+static void ev(struct mft_correlator *c, uint32_t pid, int ch, int type, uint64_t t, int64_t ret)
+{
+	struct mft_event e = { 0 };
+	int role = pid == DST ? MFT_ROLE_DEST : MFT_ROLE_SOURCE;
+
+	e.ts_ns = t;
+	e.type = (uint16_t)type;
+	e.pid = pid;
+	e.sk = ch >= 0 ? sk_of(pid, ch) : 0;
+	e.ret = ret;
+	e.role = (uint8_t)role;
+	if (ch >= 0) {
+		e.family = 2;
+		e.laddr[0] = e.raddr[0] = 127;
+		e.laddr[3] = e.raddr[3] = 1;
+		e.lport = role == MFT_ROLE_DEST ? PORT : (uint16_t)(50000 + ch);
+		e.rport = role == MFT_ROLE_DEST ? (uint16_t)(50000 + ch) : PORT;
+	}
+	if (type == MFT_EV_TLS_HANDSHAKE)
+		e.snap.flags = MFT_SF_TLS;
+	mft_corr_feed(c, &e);
+}
+
+static void state(struct mft_correlator *c, uint32_t pid, uint64_t t, const char *name)
+{
+	struct mft_event e = { 0 };
+
+	e.ts_ns = t;
+	e.type = MFT_EV_MIG_STATE;
+	e.pid = pid;
+	e.sk = 0xabc; /* the state machine's address */
+	snprintf(e.str, sizeof(e.str), "%s", name);
+	mft_corr_feed(c, &e);
+}
+
+/* The destination of a 7.2 -> 7.2 TLS migration: main + 4 multifd; channel 2 reads
+ * EOF after the source's FIN, the others never read again. */
+static void dst_72(struct mft_correlator *c, bool eof_on_2, uint64_t t0)
+{
+	for (int ch = 0; ch <= 4; ch++) {
+		ev(c, DST, ch, MFT_EV_SOCK_ACCEPT, t0 + ch * MS, 0);
+		ev(c, DST, ch, MFT_EV_TLS_HANDSHAKE, t0 + ch * MS + 100, 0);
+		if (ch)
+			ev(c, DST, ch, MFT_EV_MULTIFD_CHANNEL, t0 + ch * MS + 200, 0);
+	}
+	state(c, DST, t0 + 10 * MS, "active");
+	for (int ch = 1; ch <= 4; ch++)
+		ev(c, DST, ch, MFT_EV_FIN_RCVD, t0 + 100 * MS + ch, 8);
+	if (eof_on_2)
+		ev(c, DST, 2, MFT_EV_READ_EOF, t0 + 101 * MS, 0);
+	for (int ch = 1; ch <= 4; ch++) {
+		ev(c, DST, ch, MFT_EV_SHUTDOWN, t0 + 110 * MS, 2);
+		ev(c, DST, ch, MFT_EV_CLOSE, t0 + 111 * MS, 0);
+		ev(c, DST, ch, MFT_EV_DESTROY, t0 + 112 * MS, 0);
+	}
+	state(c, DST, t0 + 113 * MS, "completed");
+	ev(c, DST, 0, MFT_EV_FIN_RCVD, t0 + 114 * MS, 8);
+	ev(c, DST, 0, MFT_EV_CLOSE, t0 + 115 * MS, 0);
+	ev(c, DST, 0, MFT_EV_DESTROY, t0 + 116 * MS, 0);
+}
+
+static void destination_migration_judged_once(void)
+{
+	struct capture cap;
+	struct mft_correlator *c = mk(&cap, false);
+
+	dst_72(c, true, 1000 * MS);
+	CHECK_INT(cap.n, 1);
+	const struct mft_migration *m = cap.migs[0];
+
+	CHECK_INT(m->n_chans, 5);
+	CHECK_INT(m->role, MFT_ROLE_DEST);
+	CHECK_STR(m->endpoint, "127.0.0.1:4444");
+	CHECK_STR(m->outcome, "completed");
+	CHECK_INT(cap.chans[0][0].kind, MFT_KIND_MAIN);
+	for (int i = 1; i <= 4; i++)
+		CHECK_INT(cap.chans[0][i].kind, MFT_KIND_MULTIFD);
+	CHECK_INT(cap.chans[0][2].verdict.kind, MFT_V_PREMATURE);
+	CHECK_INT(cap.chans[0][2].verdict.severity, MFT_SEV_TOLERATED);
+	CHECK_INT(cap.chans[0][1].verdict.kind, MFT_V_UNREAD);
+	CHECK_INT(m->verdict.kind, MFT_V_PREMATURE);
+	CHECK_INT(m->verdict.n_multifd, 4);
+	CHECK(m->verdict.flagged);
+	CHECK(m->verdict.lucky);
+	CHECK(cap.events > 20);
+	mft_corr_finish(c, 2000 * MS);
+	CHECK_INT(cap.n, 1); /* nothing judged twice */
+	mft_corr_free(c);
+}
+
+static void failed_destination_is_fatal(void)
+{
+	struct capture cap;
+	struct mft_correlator *c = mk(&cap, false);
+	struct mft_event e = { .type = MFT_EV_PROC_EXIT, .pid = DST, .ret = 1 << 8 };
+
+	for (int ch = 0; ch <= 2; ch++) {
+		ev(c, DST, ch, MFT_EV_SOCK_ACCEPT, ch * MS, 0);
+		ev(c, DST, ch, MFT_EV_TLS_HANDSHAKE, ch * MS + 1, 0);
+		if (ch)
+			ev(c, DST, ch, MFT_EV_MULTIFD_CHANNEL, ch * MS + 2, 0);
+	}
+	ev(c, DST, 1, MFT_EV_FIN_RCVD, 50 * MS, 8);
+	ev(c, DST, 1, MFT_EV_READ_EOF, 51 * MS, 0);
+	state(c, DST, 52 * MS, "failed");
+	e.ts_ns = 53 * MS;
+	mft_corr_feed(c, &e);
+	for (int ch = 0; ch <= 2; ch++)
+		ev(c, DST, ch, MFT_EV_DESTROY, 54 * MS, 0);
+	CHECK_INT(cap.n, 1);
+	CHECK_STR(cap.migs[0]->outcome, "failed");
+	CHECK(cap.migs[0]->failed);
+	CHECK_INT(cap.chans[0][1].verdict.kind, MFT_V_PREMATURE);
+	CHECK_INT(cap.chans[0][1].verdict.severity, MFT_SEV_FATAL);
+	CHECK_INT(cap.migs[0]->verdict.severity, MFT_SEV_FATAL);
+	CHECK(!cap.migs[0]->verdict.lucky);
+	mft_corr_free(c);
+}
+
+static void exit_status_is_the_outcome_without_states(void)
+{
+	struct capture cap;
+	struct mft_correlator *c = mk(&cap, false);
+	struct mft_event e = { .type = MFT_EV_PROC_EXIT, .pid = DST, .ret = 1 << 8, .ts_ns = 60 * MS };
+
+	for (int ch = 0; ch <= 1; ch++) {
+		ev(c, DST, ch, MFT_EV_SOCK_ACCEPT, ch * MS, 0);
+		ev(c, DST, ch, MFT_EV_TLS_HANDSHAKE, ch * MS + 1, 0);
+	}
+	ev(c, DST, 1, MFT_EV_MULTIFD_CHANNEL, 3 * MS, 0);
+	ev(c, DST, 1, MFT_EV_READ_EOF, 51 * MS, 0);
+	mft_corr_feed(c, &e);
+	ev(c, DST, 0, MFT_EV_DESTROY, 61 * MS, 0);
+	ev(c, DST, 1, MFT_EV_DESTROY, 61 * MS, 0);
+	CHECK_INT(cap.n, 1);
+	CHECK_STR(cap.migs[0]->outcome, "exited(1)");
+	CHECK_INT(cap.chans[0][1].verdict.severity, MFT_SEV_FATAL);
+	mft_corr_free(c);
+}
+
+static void main_channel_left_open_waits_for_grace(void)
+{
+	struct capture cap;
+	struct mft_correlator *c = mk(&cap, false);
+
+	for (int ch = 0; ch <= 1; ch++)
+		ev(c, DST, ch, MFT_EV_SOCK_ACCEPT, ch * MS, 0);
+	ev(c, DST, 1, MFT_EV_MULTIFD_CHANNEL, 2 * MS, 0);
+	ev(c, DST, 1, MFT_EV_FIN_RCVD, 10 * MS, 8);
+	ev(c, DST, 1, MFT_EV_READ_EOF, 11 * MS, 0);
+	ev(c, DST, 1, MFT_EV_DESTROY, 12 * MS, 0);
+	mft_corr_tick(c, 50 * MS);
+	CHECK_INT(cap.n, 0); /* within the grace period */
+	mft_corr_tick(c, 200 * MS);
+	CHECK_INT(cap.n, 1);
+	CHECK_INT(cap.chans[0][1].verdict.kind, MFT_V_PLAIN);
+	CHECK_INT(cap.chans[0][0].verdict.kind, MFT_V_INCOMPLETE); /* main still open */
+	mft_corr_free(c);
+}
+
+static void finish_judges_open_channels_incomplete(void)
+{
+	struct capture cap;
+	struct mft_correlator *c = mk(&cap, false);
+
+	for (int ch = 0; ch <= 2; ch++)
+		ev(c, SRC, ch, MFT_EV_SOCK_CONNECT, ch * MS, 0);
+	mft_corr_tick(c, 10000 * MS);
+	CHECK_INT(cap.n, 0);
+	mft_corr_finish(c, 20000 * MS);
+	CHECK_INT(cap.n, 1);
+	CHECK_INT(cap.chans[0][1].verdict.kind, MFT_V_INCOMPLETE);
+	CHECK_INT(cap.chans[0][0].kind, MFT_KIND_MAIN); /* source: first connection */
+	CHECK_INT(cap.chans[0][2].kind, MFT_KIND_MULTIFD);
+	mft_corr_free(c);
+}
+
+static void midlife_sockets_are_incomplete(void)
+{
+	struct capture cap;
+	struct mft_correlator *c = mk(&cap, false);
+
+	ev(c, DST, 1, MFT_EV_SOCK_FOUND, 1 * MS, 0);
+	ev(c, DST, 2, MFT_EV_SOCK_FOUND, 1 * MS, 0);
+	ev(c, DST, 2, MFT_EV_MULTIFD_CHANNEL, 1 * MS, 0);
+	ev(c, DST, 1, MFT_EV_READ_EOF, 5 * MS, 0);
+	ev(c, DST, 1, MFT_EV_DESTROY, 6 * MS, 0);
+	ev(c, DST, 2, MFT_EV_DESTROY, 6 * MS, 0);
+	mft_corr_finish(c, 100 * MS);
+	CHECK_INT(cap.n, 1);
+	CHECK_INT(cap.chans[0][0].verdict.kind, MFT_V_INCOMPLETE);
+	CHECK_INT(cap.chans[0][1].verdict.kind, MFT_V_INCOMPLETE);
+	mft_corr_free(c);
+}
+
+static void source_borrows_destination_verdict(void)
+{
+	struct capture cap;
+	struct mft_correlator *c = mk(&cap, false);
+
+	for (int ch = 0; ch <= 2; ch++) {
+		ev(c, SRC, ch, MFT_EV_SOCK_CONNECT, ch * MS, 0);
+		ev(c, DST, ch, MFT_EV_SOCK_ACCEPT, ch * MS + 10, 0);
+		ev(c, SRC, ch, MFT_EV_TLS_HANDSHAKE, ch * MS + 20, 0);
+		ev(c, DST, ch, MFT_EV_TLS_HANDSHAKE, ch * MS + 20, 0);
+		if (ch)
+			ev(c, DST, ch, MFT_EV_MULTIFD_CHANNEL, ch * MS + 30, 0);
+	}
+	state(c, SRC, 90 * MS, "completed");
+	for (int ch = 1; ch <= 2; ch++)
+		ev(c, SRC, ch, MFT_EV_SHUTDOWN, 100 * MS, 2);
+	ev(c, DST, 1, MFT_EV_FIN_RCVD, 101 * MS, 8);
+	ev(c, DST, 1, MFT_EV_READ_EOF, 102 * MS, 0);
+	ev(c, DST, 2, MFT_EV_FIN_RCVD, 101 * MS, 8);
+	for (int ch = 0; ch <= 2; ch++)
+		ev(c, SRC, ch, MFT_EV_DESTROY, 103 * MS, 0);
+	CHECK_INT(cap.n, 0); /* the source waits for its traced destination */
+	state(c, DST, 104 * MS, "completed");
+	for (int ch = 0; ch <= 2; ch++)
+		ev(c, DST, ch, MFT_EV_DESTROY, 105 * MS, 0);
+	mft_corr_tick(c, 110 * MS);
+	CHECK_INT(cap.n, 2);
+	const struct mft_migration *src = cap.migs[0]->role == MFT_ROLE_SOURCE ? cap.migs[0] : cap.migs[1];
+	int si = src == cap.migs[0] ? 0 : 1;
+
+	CHECK_INT(cap.migs[1 - si]->role, MFT_ROLE_DEST);
+	CHECK_INT(cap.chans[si][1].verdict.kind, MFT_V_PREMATURE);
+	CHECK_INT(cap.chans[si][2].verdict.kind, MFT_V_UNREAD);
+	CHECK_INT(cap.chans[si][1].verdict.peer_shutdown_to_final_read, 2 * MS);
+	CHECK_STR(src->outcome, "completed");
+	CHECK(src->verdict.flagged);
+	mft_corr_free(c);
+}
+
+static void reused_socket_address_is_a_new_channel(void)
+{
+	struct capture cap;
+	struct mft_correlator *c = mk(&cap, false);
+
+	ev(c, SRC, 0, MFT_EV_SOCK_CONNECT, 1 * MS, 0);
+	ev(c, SRC, 1, MFT_EV_SOCK_CONNECT, 2 * MS, 0);
+	ev(c, SRC, 0, MFT_EV_DESTROY, 3 * MS, 0);
+	ev(c, SRC, 1, MFT_EV_DESTROY, 3 * MS, 0);
+	state(c, SRC, 4 * MS, "failed");
+	mft_corr_tick(c, 5 * MS);
+	CHECK_INT(cap.n, 1);
+	/* a second migration whose first socket got the same kernel address */
+	ev(c, SRC, 0, MFT_EV_SOCK_CONNECT, 500 * MS, 0);
+	ev(c, SRC, 1, MFT_EV_SOCK_CONNECT, 501 * MS, 0);
+	ev(c, SRC, 0, MFT_EV_DESTROY, 600 * MS, 0);
+	ev(c, SRC, 1, MFT_EV_DESTROY, 600 * MS, 0);
+	state(c, SRC, 601 * MS, "completed");
+	mft_corr_tick(c, 602 * MS);
+	CHECK_INT(cap.n, 2);
+	CHECK(cap.migs[1]->id != cap.migs[0]->id);
+	CHECK_INT(cap.migs[1]->n_chans, 2);
+	CHECK_STR(cap.migs[0]->outcome, "failed");
+	CHECK_STR(cap.migs[1]->outcome, "completed");
+	mft_corr_free(c);
+}
+
+static void event_names_and_addresses(void)
+{
+	char buf[64];
+	uint8_t a4[16] = { 127, 0, 0, 1 };
+	uint8_t a6[16] = { 0 };
+
+	a6[15] = 1;
+	CHECK_STR(mft_ev_name(MFT_EV_READ_EOF), "read-eof");
+	CHECK_STR(mft_ev_name(999), "unknown");
+	mft_fmt_addr(buf, sizeof(buf), 2, a4, 4444);
+	CHECK_STR(buf, "127.0.0.1:4444");
+	mft_fmt_addr(buf, sizeof(buf), 10, a6, 80);
+	CHECK_STR(buf, "[::1]:80");
+}
+
+int main(void)
+{
+	RUN(destination_migration_judged_once);
+	RUN(failed_destination_is_fatal);
+	RUN(exit_status_is_the_outcome_without_states);
+	RUN(main_channel_left_open_waits_for_grace);
+	RUN(finish_judges_open_channels_incomplete);
+	RUN(midlife_sockets_are_incomplete);
+	RUN(source_borrows_destination_verdict);
+	RUN(reused_socket_address_is_a_new_channel);
+	RUN(event_names_and_addresses);
+	UNIT_EXIT();
+}
