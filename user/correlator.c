@@ -462,6 +462,17 @@ static void judge(struct mft_correlator *c, struct mft_migration *m)
 	bool completed;
 
 	set_outcome(c, m);
+	/* Both ends traced: a migration whose other end failed has failed. */
+	for (size_t i = 0; i < m->n_chans && !m->failed; i++) {
+		struct mft_chan *peer = chan_peer(c, m->chans[i]);
+
+		if (peer && peer->judged && peer->mig_failed) {
+			m->failed = true;
+			known = true;
+			snprintf(m->outcome, sizeof(m->outcome), "%s-failed",
+				 m->role == MFT_ROLE_SOURCE ? "destination" : "source");
+		}
+	}
 	completed = !strcmp(m->outcome, "completed");
 	for (size_t i = 0; i < m->n_chans; i++) {
 		struct mft_chan *ch = m->chans[i];
@@ -489,6 +500,7 @@ static void judge(struct mft_correlator *c, struct mft_migration *m)
 					(int64_t)(peer->verdict.t_final_read - ch->ev.t_shutdown);
 		}
 		ch->judged = true;
+		ch->mig_failed = m->failed;
 		if (is_multifd(ch))
 			vs[nv++] = &ch->verdict;
 	}

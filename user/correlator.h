@@ -33,6 +33,7 @@ struct mft_chan {
 	bool flagged;         /* named a multifd channel by multifd_recv_new_channel() */
 	bool ended;           /* socket destroyed */
 	bool judged;
+	bool mig_failed;      /* its migration failed (set when judged; read by a traced peer) */
 	struct mft_migration *mig;
 };
 

@@ -51,7 +51,7 @@ def by_key(records: list[dict]) -> dict:
 
 
 def check_side(tracer: Tracer, side: str, obs: observer.ObservedRun, truth: dict, qemu: dict,
-               must_decide: bool) -> list[str]:
+               must_decide: bool, joined: bool = False) -> list[str]:
     """Compare one mftrace's channel and migration records with the ground truth."""
     errs = []
     chans = by_key(tracer.records("channel"))
@@ -93,8 +93,11 @@ def check_side(tracer: Tracer, side: str, obs: observer.ObservedRun, truth: dict
             errs.append(f"dst: outcome {mig['outcome']}, QEMU says {qemu['dst_status']}")
         if qemu["dst_failed"] and not (mig["outcome"].startswith("failed") or mig["outcome"].startswith("exited")):
             errs.append(f"dst: outcome {mig['outcome']}, but QEMU failed (exit {qemu['dst_exit']})")
-    elif mig["outcome"] != qemu["src_status"]:
-        errs.append(f"src: outcome {mig['outcome']}, QEMU says {qemu['src_status']}")
+    else:
+        # a source traced together with its failed destination reports that failure
+        want = "destination-failed" if joined and qemu["dst_failed"] else qemu["src_status"]
+        if mig["outcome"] != want:
+            errs.append(f"src: outcome {mig['outcome']}, expected {want} (QEMU source says {qemu['src_status']})")
     lost = tracer.lost()
     if lost != 0:
         errs.append(f"{side}: mftrace lost events: {lost}")
@@ -142,17 +145,24 @@ def run_one(scenario: str, run: int, joined: bool, tls: bool = True) -> None:
                  for k, c in run_obs.dst_conns.items() if c.role == "multifd"}
         if len(truth) != 4:
             errs.append(f"observer saw {len(truth)} multifd channels, expected 4")
-        # QEMU's own log agrees with the observer about who failed
+        # QEMU's own view: the strict destination dies, and a recv thread that hit an
+        # error logs multifd_recv_terminate_threads(1): mftrace must have flagged it
         if scenario.endswith("strict") and qemu["dst_exit"] != 1:
             errs.append(f"strict scenario: destination exit {qemu['dst_exit']}, expected 1")
+        recv_errors = [e for e in res.get("dst_trace") or []
+                       if e.get("event") == "multifd_recv_terminate_threads" and "error 1" in e.get("args", "")]
         for side, t in tracers:
             if side == "both":
                 # one mftrace, two processes: split its records by pid
                 for s, pid in (("dst", m.dst_pid), ("src", m.src_pid)):
                     sub = SplitTracer(t, pid)
-                    errs += check_side(sub, s, run_obs, truth, qemu, must_decide=True)
+                    errs += check_side(sub, s, run_obs, truth, qemu, must_decide=True, joined=True)
             else:
                 errs += check_side(t, side, run_obs, truth, qemu, must_decide=(side == "dst"))
+            if side in ("dst", "both") and recv_errors:
+                migs = [r for r in t.records("migration") if r["pid"] == m.dst_pid]
+                if not any(r["flagged"] or r["counts"]["reset"] for r in migs):
+                    errs.append("QEMU's trace shows a recv thread error; mftrace flagged nothing")
         summary = ",".join(sorted(truth.values()))
         if errs:
             report(False, name, "; ".join(errs) + f" [truth {summary}; logs in {wd}]")
