@@ -21,8 +21,6 @@
 #define EINTR 4
 #define ERESTARTSYS 512
 #define MAX_LATE_READ_EVENTS 4
-#define MFT_SF_READ_ERR (1u << 7)
-#define MFT_SF_FIN_SENT (1u << 8)
 
 char LICENSE[] SEC("license") = "GPL";
 

@@ -49,12 +49,13 @@ enum mft_ev_type {
 #define MFT_SF_MIDLIFE    (1u << 4) /* found after it was created */
 #define MFT_SF_MULTIFD    (1u << 5)
 #define MFT_SF_CLOSED     (1u << 6)
+#define MFT_SF_READ_ERR   (1u << 7) /* a recv failed: reported once */
+#define MFT_SF_FIN_SENT   (1u << 8)
 
 /* Why a uprobe on this thread is open: mft_tls_call.kind */
 #define MFT_CALL_HANDSHAKE 1
 #define MFT_CALL_BYE       2
 #define MFT_CALL_RECORD    3
-#define MFT_CALL_NEWCHAN   4
 
 /* Roles */
 #define MFT_ROLE_UNKNOWN 0

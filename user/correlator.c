@@ -260,6 +260,7 @@ static void take_snap(struct mft_chan *ch, const struct mft_event *ev)
 	e->t_last_rx = s->last_rx_ns;
 	e->last_rx_len = s->last_rx_len;
 	e->prev_rx_len = s->prev_rx_len;
+	e->last_rx_tid = s->last_rx_tid;
 	e->late_reads = s->late_reads;
 	if (s->flags & MFT_SF_TLS)
 		e->tls = true;
@@ -494,6 +495,7 @@ static void judge(struct mft_correlator *c, struct mft_migration *m)
 			ch->verdict.why = "decided by the destination's view of the same connection";
 			ch->verdict.t_final_read = peer->verdict.t_final_read;
 			ch->verdict.final_read_ret = peer->verdict.final_read_ret;
+			ch->verdict.final_read_tid = peer->verdict.final_read_tid;
 			ch->verdict.woken_by = peer->verdict.woken_by;
 			if (peer->verdict.t_final_read && ch->ev.t_shutdown)
 				ch->verdict.peer_shutdown_to_final_read =

@@ -177,7 +177,12 @@ static void report_target(uint32_t pid)
 	}
 	bool qemu = mft_procinfo_is_qemu(&pi);
 
+	char ver[128];
+
+	mft_qemu_version(pi.exe_open, ver, sizeof(ver));
 	line(qemu ? "[ok]" : "[FAIL]", "binary", "%s (%s)%s", pi.exe, pi.name, qemu ? "" : ": not a QEMU");
+	if (qemu)
+		line("[info]", "QEMU version", "%s", ver[0] ? ver : "unknown (no version text in the binary)");
 	int usdt = mft_elf_usdt_count(pi.exe_open, "qemu");
 
 	line("[info]", "USDT probes (qemu)", "%d%s", usdt,
@@ -190,7 +195,9 @@ static void report_target(uint32_t pid)
 	if (pi.gnutls[0]) {
 		if (!realpath(pi.gnutls_open, real))
 			snprintf(real, sizeof(real), "?");
-		line("[ok]", "libgnutls", "%s (%s)", pi.gnutls, strrchr(real, '/') ? strrchr(real, '/') + 1 : real);
+		mft_gnutls_version(pi.gnutls_open, ver, sizeof(ver));
+		line("[ok]", "libgnutls", "%s (%s, GnuTLS %s)", pi.gnutls, strrchr(real, '/') ? strrchr(real, '/') + 1 : real,
+		     ver[0] ? ver : "version unknown");
 		line("[info]", "fidelity", "default: kernel events + gnutls_handshake/bye/deinit; "
 			     "--tls-records adds every gnutls_record_recv result (~10 us each)");
 	} else {

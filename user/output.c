@@ -342,8 +342,8 @@ static void channel_json(struct mft_output *o, const struct mft_migration *m, co
 	else
 		fputs("null", f);
 	if (v->t_final_read)
-		fprintf(f, ",\"final_read\":{\"time_ns\":%" PRIu64 ",\"ret\":%d}", real_ns(o, v->t_final_read),
-			v->final_read_ret);
+		fprintf(f, ",\"final_read\":{\"time_ns\":%" PRIu64 ",\"ret\":%d,\"tid\":%u}",
+			real_ns(o, v->t_final_read), v->final_read_ret, v->final_read_tid);
 	else
 		fputs(",\"final_read\":null", f);
 	fprintf(f, ",\"rx_bytes\":%" PRIu64 ",\"tx_bytes\":%" PRIu64 ",\"reads\":%" PRIu64 ",\"late_reads\":%u",

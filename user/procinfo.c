@@ -1,5 +1,8 @@
 // SPDX-License-Identifier: GPL-2.0
 #include <ctype.h>
+#include <dlfcn.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -174,4 +177,50 @@ int mft_find_qemu_pids(uint32_t *pids, int max)
 	}
 	closedir(d);
 	return n;
+}
+
+void mft_qemu_version(const char *path, char *buf, size_t len)
+{
+	static const char tag[] = "QEMU emulator version ";
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	struct stat st;
+	void *map;
+
+	buf[0] = '\0';
+	if (fd < 0)
+		return;
+	if (fstat(fd, &st) || st.st_size <= 0) {
+		close(fd);
+		return;
+	}
+	map = mmap(NULL, (size_t)st.st_size, PROT_READ, MAP_PRIVATE, fd, 0);
+	close(fd);
+	if (map == MAP_FAILED)
+		return;
+	const char *p = memmem(map, (size_t)st.st_size, tag, sizeof(tag) - 1);
+
+	if (p) {
+		const char *v = p + sizeof(tag) - 1, *end = (const char *)map + st.st_size;
+		size_t n = 0;
+
+		while (v + n < end && n + 1 < len && v[n] != '\n' && v[n] != '\0')
+			n++;
+		memcpy(buf, v, n);
+		buf[n] = '\0';
+	}
+	munmap(map, (size_t)st.st_size);
+}
+
+void mft_gnutls_version(const char *path, char *buf, size_t len)
+{
+	void *h = dlopen(path, RTLD_LAZY | RTLD_LOCAL);
+	const char *(*check)(const char *);
+
+	buf[0] = '\0';
+	if (!h)
+		return;
+	check = (const char *(*)(const char *))dlsym(h, "gnutls_check_version");
+	if (check && check(NULL))
+		snprintf(buf, len, "%s", check(NULL));
+	dlclose(h);
 }

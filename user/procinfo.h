@@ -25,6 +25,10 @@ int mft_procinfo_read(uint32_t pid, struct mft_procinfo *pi, char *err, size_t e
 bool mft_procinfo_is_qemu(const struct mft_procinfo *pi);
 /* Runtime address in pid of a symbol of its main binary, or 0. */
 uint64_t mft_proc_symbol_addr(const struct mft_procinfo *pi, const char *sym);
+/* "10.0.2 (Debian 1:10.0.2+ds-2...)" from the binary's --version text, or "" */
+void mft_qemu_version(const char *path, char *buf, size_t len);
+/* GnuTLS's own version string (gnutls_check_version) of the library at path, or "" */
+void mft_gnutls_version(const char *path, char *buf, size_t len);
 /* All pids whose binary looks like QEMU (for doctor and exporter use). n found, or -1. */
 int mft_find_qemu_pids(uint32_t *pids, int max);
 

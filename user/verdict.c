@@ -165,12 +165,14 @@ static void judge_reader(const struct mft_evidence *e, struct mft_verdict *v)
 		decide(v, MFT_V_PLAIN, "no TLS handshake on the channel");
 		if (e->t_eof) {
 			v->t_final_read = e->t_eof;
+			v->final_read_tid = e->eof_tid;
 			v->woken_by = waker(e, e->t_eof);
 		}
 		return;
 	}
 	if (e->tls_records && e->t_tls_end) {
 		v->t_final_read = e->t_tls_end;
+		v->final_read_tid = e->eof_tid ? e->eof_tid : e->last_rx_tid;
 		v->final_read_ret = e->tls_end_ret;
 		v->woken_by = waker(e, e->t_tls_end);
 		switch (e->tls_end_ret) {
@@ -195,17 +197,18 @@ static void judge_reader(const struct mft_evidence *e, struct mft_verdict *v)
 	}
 	if (e->t_eof) {
 		v->t_final_read = e->t_eof;
+		v->final_read_tid = e->eof_tid;
 		v->final_read_ret = e->tls_records ? 0 : GNUTLS_E_PREMATURE_TERMINATION;
 		v->woken_by = waker(e, e->t_eof);
 		decide(v, MFT_V_PREMATURE,
 		       "recv returned 0 under TLS before any close_notify: GnuTLS reports -110");
 		return;
 	}
-	if (!e->tls_records && mft_alert_sized(e->prev_rx_len, e->last_rx_len) &&
-	    e->t_last_rx && (!e->t_fin_rcvd || e->t_last_rx <= e->t_fin_rcvd ||
-			     e->late_reads <= 2)) {
+	/* The FIN often arrives while records are still queued: reads after it are normal. */
+	if (!e->tls_records && e->t_last_rx && mft_alert_sized(e->prev_rx_len, e->last_rx_len)) {
 		v->t_final_read = e->t_last_rx;
 		v->final_read_ret = 0;
+		v->final_read_tid = e->last_rx_tid;
 		v->woken_by = "close-notify";
 		decide(v, MFT_V_CLEAN, "final read was an alert-sized TLS record (close_notify); no EOF read");
 		return;

@@ -39,7 +39,7 @@ struct mft_evidence {
 	bool tls_records;      /* per-record probes were on for this channel's end */
 	uint64_t t_destroy;
 	uint64_t rx_bytes, tx_bytes, rx_calls;
-	uint64_t t_last_rx; int last_rx_len, prev_rx_len;
+	uint64_t t_last_rx; int last_rx_len, prev_rx_len; uint32_t last_rx_tid;
 	uint32_t late_reads;
 	uint64_t t_peer_shutdown; /* the peer's shutdown(), when both ends are traced */
 	uint64_t t_peer_bye; int peer_bye_ret; bool peer_seen;
@@ -53,6 +53,7 @@ struct mft_verdict {
 	const char *woken_by;  /* final read woken by "peer-fin" or "local-shutdown" */
 	uint64_t t_final_read; /* 0: no final read happened */
 	int final_read_ret;    /* result of the final read (0 EOF, -110, ...) */
+	uint32_t final_read_tid; /* the thread that did it */
 	/* margins, ns; INT64_MIN when not applicable */
 	int64_t fin_to_final_read;     /* FIN arrival -> final read */
 	int64_t fin_to_local_shutdown; /* FIN arrival -> our own shutdown() */

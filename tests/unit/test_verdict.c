@@ -90,6 +90,24 @@ static void clean_from_alert_sized_final_record(void)
 	CHECK_INT(v.t_final_read, 99 * MS);
 }
 
+static void clean_when_close_notify_read_after_fin(void)
+{
+	/* 10.0 -> 10.0 seen here: the FIN was in CLOSE_WAIT while 14 records were still
+	 * queued; the receiver drained them and the last was the close_notify */
+	struct mft_evidence e = dst_tls();
+	struct mft_verdict v;
+
+	e.t_fin_rcvd = 100 * MS;
+	e.late_reads = 14;
+	e.prev_rx_len = 5;
+	e.last_rx_len = 19;
+	e.t_last_rx = 103 * MS;
+	e.t_shutdown = 104 * MS;
+	judge(&e, &v);
+	CHECK_INT(v.kind, MFT_V_CLEAN);
+	CHECK_INT(v.t_final_read, 103 * MS);
+}
+
 static void unread_when_fin_and_no_read(void)
 {
 	struct mft_evidence e = dst_tls();
@@ -288,6 +306,7 @@ int main(void)
 	RUN(premature_woken_by_local_shutdown);
 	RUN(premature_severity_follows_outcome);
 	RUN(clean_from_alert_sized_final_record);
+	RUN(clean_when_close_notify_read_after_fin);
 	RUN(unread_when_fin_and_no_read);
 	RUN(unread_when_only_local_shutdown);
 	RUN(tls_records_decide);
