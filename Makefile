@@ -13,7 +13,7 @@ PKG_CONFIG ?= pkg-config
 
 CFLAGS ?= -O2 -g
 CFLAGS += -Wall -Wextra -Werror -std=gnu11 -D_GNU_SOURCE -Iinclude -Iuser -I$(BUILD)
-LDLIBS += $(shell $(PKG_CONFIG) --libs libbpf 2>/dev/null || echo -lbpf) -lelf -lz -ldl
+LDLIBS += $(shell $(PKG_CONFIG) --libs libbpf 2>/dev/null || echo -lbpf) -lelf -lz -ldl -lm
 BPF_CFLAGS := -g -O2 -target bpf -D__TARGET_ARCH_$(ARCH) -Wall -Werror \
 	-Iinclude -Ivmlinux/$(ARCH)
 
@@ -24,7 +24,7 @@ TOOL_SRCS := user/main.c user/collector.c user/procinfo.c user/elfsym.c user/hos
 TOOL_OBJS := $(TOOL_SRCS:user/%.c=$(BUILD)/%.o)
 UNIT_TESTS := $(patsubst tests/unit/%.c,$(BUILD)/tests/%,$(wildcard tests/unit/test_*.c))
 
-.PHONY: all check unit demo clean install setup
+.PHONY: all check unit demo bench clean install setup
 all: $(BUILD)/mftrace $(UNIT_TESTS)
 
 $(BUILD) $(BUILD)/tests:
@@ -62,6 +62,10 @@ check:
 
 demo:
 	@scripts/demo
+
+# What tracing costs a migration: ratios measured side by side (not part of check).
+bench: all
+	@python3 scripts/bench.py
 
 install: $(BUILD)/mftrace
 	install -D -m 0755 $(BUILD)/mftrace $(DESTDIR)$(PREFIX)/sbin/mftrace

@@ -228,7 +228,9 @@ int mft_doctor(const uint32_t *pids, int n_pids, const struct mft_collector_opts
 		return 1;
 	}
 	line("[ok]", "privileges", "%s", geteuid() == 0 ? "root" : "CAP_BPF + CAP_PERFMON");
-	if (mft_check_btf(why, sizeof(why)))
+	bool btf = mft_check_btf(why, sizeof(why)) == 0;
+
+	if (!btf)
 		line("[FAIL]", "BTF", "%s", why);
 	else
 		line("[ok]", "BTF", "/sys/kernel/btf/vmlinux");
@@ -259,7 +261,10 @@ int mft_doctor(const uint32_t *pids, int n_pids, const struct mft_collector_opts
 		for (int k = 0; k < n; k++)
 			printf("%u%s", found[k], k + 1 < n ? " " : " (use: mftrace doctor -p PID)\n");
 	}
-	prove(co);
+	if (btf)
+		prove(co);
+	else
+		printf("\nproof that the probes fire: skipped: without kernel BTF nothing can load\n");
 	printf("\n%s\n", failures ? "doctor: some checks FAILED" : "doctor: all checks passed");
 	return failures ? 1 : 0;
 }

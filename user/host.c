@@ -81,8 +81,8 @@ static void probe_fentry(const char *func, struct mft_avail *a)
 		{ .code = 0xb7, .dst_reg = 0, .imm = 0 }, /* r0 = 0 */
 		{ .code = 0x95 },                         /* exit */
 	};
-	struct btf *btf = btf__load_vmlinux_btf();
 	libbpf_print_fn_t old = libbpf_set_print(silent_print);
+	struct btf *btf = btf__load_vmlinux_btf();
 	int id, fd, lfd;
 
 	a->ok = false;

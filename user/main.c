@@ -5,6 +5,7 @@
  */
 #include <errno.h>
 #include <getopt.h>
+#include <math.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -20,6 +21,7 @@
 
 #define MFT_VERSION "0.1.0"
 #define MAX_PIDS 64
+#define MAX_DURATION (366 * 24 * 3600) /* a year: larger values are a typo */
 
 static volatile sig_atomic_t stop;
 
@@ -47,7 +49,7 @@ static const char usage[] =
 "  -j, --json           JSON lines: events, then one record per channel and per\n"
 "                       migration (see mftrace(8) for the fields)\n"
 "  -q, --quiet          no event lines: only the verdict tables\n"
-"  -d, --duration SECS  stop after SECS seconds\n"
+"  -d, --duration SECS  stop after SECS seconds (at most a year)\n"
 "      --tls-records    full fidelity: probe every gnutls_record_recv() result. Costs\n"
 "                       ~10 us per TLS record (a 1 GiB migration has ~250,000), so it\n"
 "                       is off by default; the default mode reaches its verdicts from\n"
@@ -288,7 +290,8 @@ int main(int argc, char **argv)
 		argv++;
 		argc--;
 	}
-	while ((opt = getopt_long(argc, argv, "p:jqd:vVh", longopts, NULL)) != -1) {
+	opterr = 0; /* one line per error, in our words */
+	while ((opt = getopt_long(argc, argv, ":p:jqd:vVh", longopts, NULL)) != -1) {
 		switch (opt) {
 		case 'p':
 			if (n_pids == MAX_PIDS) {
@@ -305,8 +308,9 @@ int main(int argc, char **argv)
 		case 'q': quiet = true; break;
 		case 'd':
 			duration = strtod(optarg, &end);
-			if (*end || duration <= 0) {
-				fprintf(stderr, "mftrace: invalid duration '%s' (seconds, > 0)\n", optarg);
+			if (end == optarg || *end || !isfinite(duration) || duration <= 0 || duration > MAX_DURATION) {
+				fprintf(stderr, "mftrace: invalid duration '%s' (seconds, > 0 and at most %d)\n", optarg,
+					MAX_DURATION);
 				return 1;
 			}
 			break;
@@ -322,8 +326,14 @@ int main(int argc, char **argv)
 		case 'v': co.verbose = true; break;
 		case 'V': printf("mftrace %s\n", MFT_VERSION); return 0;
 		case 'h': fputs(usage, stdout); return 0;
+		case ':':
+			fprintf(stderr, "mftrace: option '%s' needs a value. Try 'mftrace --help'.\n", argv[optind - 1]);
+			return 1;
 		default:
-			fprintf(stderr, "Try 'mftrace --help'.\n");
+			if (optopt)
+				fprintf(stderr, "mftrace: unknown option '-%c'. Try 'mftrace --help'.\n", optopt);
+			else
+				fprintf(stderr, "mftrace: unknown option '%s'. Try 'mftrace --help'.\n", argv[optind - 1]);
 			return 1;
 		}
 	}
