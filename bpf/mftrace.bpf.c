@@ -682,23 +682,14 @@ int BPF_KRETPROBE(ur_multifd_recv_new_channel)
 	return 0;
 }
 
+/* multifd teardown entered; the attach cookie says which side (MFT_CLEANUP_*) */
 SEC("uprobe")
-int BPF_KPROBE(up_multifd_cleanup_send)
+int BPF_KPROBE(up_multifd_cleanup)
 {
 	__u32 tgid = bpf_get_current_pid_tgid() >> 32;
 
 	if (is_target(tgid))
-		emit(MFT_EV_MULTIFD_CLEANUP, 0, NULL, tgid, true, MFT_CLEANUP_SEND, 0);
-	return 0;
-}
-
-SEC("uprobe")
-int BPF_KPROBE(up_multifd_cleanup_recv)
-{
-	__u32 tgid = bpf_get_current_pid_tgid() >> 32;
-
-	if (is_target(tgid))
-		emit(MFT_EV_MULTIFD_CLEANUP, 0, NULL, tgid, true, MFT_CLEANUP_RECV, 0);
+		emit(MFT_EV_MULTIFD_CLEANUP, 0, NULL, tgid, true, (__s64)bpf_get_attach_cookie(ctx), 0);
 	return 0;
 }
 

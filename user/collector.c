@@ -218,10 +218,10 @@ size_t mft_collector_n_targets(const struct mft_collector *c)
 }
 
 /* Attach one uprobe (or uretprobe) by symbol name, in pid only. */
-static bool uprobe(struct mft_collector *c, struct target *t, struct bpf_program *p, const char *path,
-		   const char *func, bool ret, bool required)
+static bool uprobe_cookie(struct mft_collector *c, struct target *t, struct bpf_program *p, const char *path,
+			  const char *func, bool ret, bool required, __u64 cookie)
 {
-	LIBBPF_OPTS(bpf_uprobe_opts, uo, .func_name = func, .retprobe = ret);
+	LIBBPF_OPTS(bpf_uprobe_opts, uo, .func_name = func, .retprobe = ret, .bpf_cookie = cookie);
 	struct bpf_link *l;
 
 	if (t->n_links == MAX_LINKS_PER_TARGET)
@@ -235,6 +235,12 @@ static bool uprobe(struct mft_collector *c, struct target *t, struct bpf_program
 	t->links[t->n_links++] = l;
 	add_status(c, t->pid, func, ret ? "uretprobe" : "uprobe", true, required, "%s", path);
 	return true;
+}
+
+static bool uprobe(struct mft_collector *c, struct target *t, struct bpf_program *p, const char *path,
+		   const char *func, bool ret, bool required)
+{
+	return uprobe_cookie(c, t, p, path, func, ret, required, 0);
 }
 
 static bool uprobe_pair(struct mft_collector *c, struct target *t, struct bpf_program *entry,
@@ -256,11 +262,11 @@ static bool has_symbol(const char *path, const char *sym)
 
 /* The first of several names a QEMU version may use for the same step. */
 static void uprobe_first(struct mft_collector *c, struct target *t, struct bpf_program *p, const char *path,
-			 const char *const *names, size_t n, const char *what)
+			 const char *const *names, size_t n, const char *what, __u64 cookie)
 {
 	for (size_t i = 0; i < n; i++)
 		if (has_symbol(path, names[i])) {
-			uprobe(c, t, p, path, names[i], false, false);
+			uprobe_cookie(c, t, p, path, names[i], false, false, cookie);
 			return;
 		}
 	add_status(c, t->pid, what, "uprobe", false, false, "none of the expected QEMU functions is exported");
@@ -296,8 +302,10 @@ int mft_collector_add_target(struct mft_collector *c, const struct mft_procinfo 
 	static const char *const send_cleanup[] = { "multifd_send_shutdown", "multifd_save_cleanup" };
 	static const char *const recv_cleanup[] = { "multifd_recv_shutdown", "multifd_load_cleanup" };
 
-	uprobe_first(c, t, s->progs.up_multifd_cleanup_send, pi->exe_open, send_cleanup, 2, "multifd send cleanup");
-	uprobe_first(c, t, s->progs.up_multifd_cleanup_recv, pi->exe_open, recv_cleanup, 2, "multifd recv cleanup");
+	uprobe_first(c, t, s->progs.up_multifd_cleanup, pi->exe_open, send_cleanup, 2, "multifd send cleanup",
+		     MFT_CLEANUP_SEND);
+	uprobe_first(c, t, s->progs.up_multifd_cleanup, pi->exe_open, recv_cleanup, 2, "multifd recv cleanup",
+		     MFT_CLEANUP_RECV);
 	if (!tv.status_lookup)
 		add_status(c, t->pid, "MigrationStatus_lookup", "symbol", false, false,
 			   "not exported: migration states are shown as numbers");

@@ -272,6 +272,15 @@ static void set_once(uint64_t *slot, uint64_t t)
 		*slot = t;
 }
 
+/* The first occurrence wins: its time, and the value that came with it. */
+static void first_with(uint64_t *slot, uint64_t t, int *val, int64_t v)
+{
+	if (!*slot) {
+		*slot = t;
+		*val = (int)v;
+	}
+}
+
 /* multifd_recv_new_channel() names the multifd channels: the others are not multifd. */
 static void mark_main(struct mft_migration *m)
 {
@@ -314,17 +323,9 @@ static void apply(struct mft_correlator *c, struct mft_chan *ch, const struct mf
 		break;
 	case MFT_EV_TLS_RECV_END:
 		e->tls = true;
-		if (!e->t_tls_end) {
-			e->t_tls_end = t;
-			e->tls_end_ret = (int)ev->ret;
-		}
+		first_with(&e->t_tls_end, t, &e->tls_end_ret, ev->ret);
 		break;
-	case MFT_EV_SHUTDOWN:
-		if (!e->t_shutdown) {
-			e->t_shutdown = t;
-			e->shutdown_how = (int)ev->ret;
-		}
-		break;
+	case MFT_EV_SHUTDOWN: first_with(&e->t_shutdown, t, &e->shutdown_how, ev->ret); break;
 	case MFT_EV_CLOSE: set_once(&e->t_close, t); break;
 	case MFT_EV_FIN_SENT: set_once(&e->t_fin_sent, t); break;
 	case MFT_EV_FIN_RCVD: set_once(&e->t_fin_rcvd, t); break;
@@ -336,12 +337,7 @@ static void apply(struct mft_correlator *c, struct mft_chan *ch, const struct mf
 			e->eof_tid = ev->tid;
 		}
 		break;
-	case MFT_EV_READ_ERR:
-		if (!e->t_read_err) {
-			e->t_read_err = t;
-			e->read_err = (int)ev->ret;
-		}
-		break;
+	case MFT_EV_READ_ERR: first_with(&e->t_read_err, t, &e->read_err, ev->ret); break;
 	case MFT_EV_DESTROY:
 		e->t_destroy = t;
 		ch->ended = true;
