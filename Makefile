@@ -20,7 +20,7 @@ BPF_CFLAGS := -g -O2 -target bpf -D__TARGET_ARCH_$(ARCH) -Wall -Werror \
 # Pure C modules (no libbpf): what the unit tests link.
 CORE_SRCS := user/correlator.c user/verdict.c user/probe_select.c user/output.c
 CORE_OBJS := $(CORE_SRCS:user/%.c=$(BUILD)/%.o)
-TOOL_SRCS := user/main.c user/collector.c user/procinfo.c user/elfsym.c user/host.c user/doctor.c
+TOOL_SRCS := $(filter-out $(CORE_SRCS),$(wildcard user/*.c))
 TOOL_OBJS := $(TOOL_SRCS:user/%.c=$(BUILD)/%.o)
 UNIT_TESTS := $(patsubst tests/unit/%.c,$(BUILD)/tests/%,$(wildcard tests/unit/test_*.c))
 
@@ -41,11 +41,10 @@ $(BUILD)/mftrace.skel.h: $(BUILD)/mftrace.bpf.o
 $(BUILD)/%.o: user/%.c $(wildcard user/*.h) include/mftrace.h | $(BUILD)
 	$(CC) $(CFLAGS) -c $< -o $@
 
-$(BUILD)/collector.o $(BUILD)/doctor.o: $(BUILD)/mftrace.skel.h
+$(TOOL_OBJS): $(BUILD)/mftrace.skel.h
 
 $(BUILD)/mftrace: $(TOOL_OBJS) $(CORE_OBJS)
 	$(CC) $(CFLAGS) $^ -o $@ $(LDLIBS)
-	@ln -sf $(BUILD)/mftrace mftrace 2>/dev/null || true
 
 $(BUILD)/tests/%: tests/unit/%.c $(CORE_OBJS) tests/unit/unit.h | $(BUILD)/tests
 	$(CC) $(CFLAGS) -Itests/unit $< $(CORE_OBJS) -o $@
@@ -72,4 +71,4 @@ install: $(BUILD)/mftrace
 	install -D -m 0644 doc/mftrace.8 $(DESTDIR)$(PREFIX)/share/man/man8/mftrace.8
 
 clean:
-	rm -rf $(BUILD) mftrace
+	rm -rf $(BUILD)

@@ -10,20 +10,26 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 #include <unistd.h>
 #include "collector.h"
+#include "commands.h"
 #include "correlator.h"
 #include "doctor.h"
 #include "host.h"
 #include "output.h"
 #include "procinfo.h"
+#include "session.h"
 
 #define MFT_VERSION "0.1.0"
 #define MAX_PIDS 64
 #define MAX_DURATION (366 * 24 * 3600) /* a year: larger values are a typo */
 
 static volatile sig_atomic_t stop;
+
+const struct mft_command mft_commands[] = {
+	/* { "name", "one-line summary", mft_cmd_name }, */
+	{ NULL, NULL, NULL },
+};
 
 static void on_signal(int sig)
 {
@@ -92,38 +98,10 @@ static int parse_pid(const char *s, uint32_t *pid)
 	return 0;
 }
 
-static uint64_t mono_now(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
-}
-
-static int64_t mono_to_real(void)
-{
-	struct timespec m, r;
-
-	clock_gettime(CLOCK_MONOTONIC, &m);
-	clock_gettime(CLOCK_REALTIME, &r);
-	return ((int64_t)r.tv_sec - (int64_t)m.tv_sec) * 1000000000ll + (r.tv_nsec - m.tv_nsec);
-}
-
 struct live {
-	struct mft_correlator *corr;
-	struct mft_collector *col;
 	struct mft_output out;
 	int flagged;
 };
-
-static void on_event(void *ctx, const struct mft_event *ev)
-{
-	struct live *l = ctx;
-
-	mft_corr_feed(l->corr, ev);
-	if (ev->type == MFT_EV_PROC_EXIT)
-		fprintf(stderr, "mftrace: pid %u exited (status %lld)\n", ev->pid, (long long)ev->ret);
-}
 
 static void on_migration(void *ctx, const struct mft_correlator *c, const struct mft_migration *m)
 {
@@ -139,35 +117,15 @@ static void on_chan_event(void *ctx, const struct mft_correlator *c, const struc
 {
 	struct live *l = ctx;
 
-	/* a socket that never joins a migration (no address yet) is shown once it does */
 	mft_out_event(&l->out, c, ch, ev);
-}
-
-static void print_status(const struct mft_collector *col, bool verbose)
-{
-	size_t n;
-	const struct mft_attach_status *st = mft_collector_status(col, &n);
-
-	for (size_t i = 0; i < n; i++) {
-		if (st[i].ok && !verbose)
-			continue;
-		if (!st[i].ok && !verbose && !st[i].required && strcmp(st[i].mech, "symbol") == 0)
-			continue;
-		fprintf(stderr, "mftrace: %s%s%u %-26s %-10s %s%s\n", st[i].ok ? "" : "note: ",
-			st[i].pid ? "pid " : "kernel", st[i].pid ? st[i].pid : 0, st[i].what, st[i].mech,
-			st[i].ok ? "" : "unavailable: ", st[i].why);
-	}
 }
 
 static int live(uint32_t *pids, int n_pids, const struct mft_collector_opts *co, bool json, bool quiet,
 		double duration)
 {
-	struct mft_procinfo pi[MAX_PIDS];
+	struct mft_procinfo pi;
 	struct live l = { 0 };
 	char err[512];
-	bool mounted;
-	int rc = 1;
-	uint64_t t_end = 0, t_all_exited = 0;
 
 	/* Validate everything before touching the kernel: one clear line per problem. */
 	if (mft_check_privileges(err, sizeof(err))) {
@@ -175,93 +133,32 @@ static int live(uint32_t *pids, int n_pids, const struct mft_collector_opts *co,
 		return 1;
 	}
 	for (int i = 0; i < n_pids; i++) {
-		if (mft_procinfo_read(pids[i], &pi[i], err, sizeof(err))) {
+		if (mft_procinfo_read(pids[i], &pi, err, sizeof(err))) {
 			fprintf(stderr, "mftrace: %s\n", err);
 			return 1;
 		}
-		if (!mft_procinfo_is_qemu(&pi[i])) {
-			fprintf(stderr, "mftrace: pid %u (%s, %s) is not a QEMU process\n", pids[i], pi[i].comm,
-				pi[i].exe);
+		if (!mft_procinfo_is_qemu(&pi)) {
+			fprintf(stderr, "mftrace: pid %u (%s, %s) is not a QEMU process\n", pids[i], pi.comm, pi.exe);
 			return 1;
 		}
-	}
-	if (mft_check_btf(err, sizeof(err)) || mft_ensure_tracefs(&mounted, err, sizeof(err))) {
-		fprintf(stderr, "mftrace: %s\n", err);
-		return 1;
 	}
 	l.out.out = stdout;
 	l.out.json = json;
 	l.out.events = !quiet;
-	l.out.mono_to_real = mono_to_real();
-	struct mft_corr_opts copts = { .tls_records = co->tls_records, .newchan_probe = true };
-	struct mft_sink sink = { .ctx = &l, .event = on_chan_event, .migration = on_migration };
+	l.out.mono_to_real = mft_mono_to_real();
 
-	l.corr = mft_corr_new(&copts, &sink);
-	l.col = mft_collector_open(co, on_event, &l, err, sizeof(err));
-	if (!l.corr || !l.col) {
-		fprintf(stderr, "mftrace: %s\n", l.col ? "out of memory" : err);
-		goto out;
-	}
-	for (int i = 0; i < n_pids; i++) {
-		if (mft_collector_add_target(l.col, &pi[i], err, sizeof(err))) {
-			fprintf(stderr, "mftrace: pid %u: %s\n", pids[i], err);
-			goto out;
-		}
-		mft_corr_set_process_name(l.corr, pids[i], pi[i].name);
-		fprintf(stderr, "mftrace: tracing pid %u (%s, %s%s%s)\n", pids[i], pi[i].name, pi[i].exe,
-			pi[i].gnutls[0] ? ", GnuTLS " : ", no GnuTLS mapped", pi[i].gnutls);
-	}
-	print_status(l.col, co->verbose);
-	fprintf(stderr, "mftrace: ready (%s mode); Ctrl-C to stop\n",
-		co->tls_records ? "full-fidelity --tls-records" : "default");
-	if (duration > 0)
-		t_end = mono_now() + (uint64_t)(duration * 1e9);
-	while (!stop) {
-		int n = mft_collector_poll(l.col, 100);
-		uint64_t now = mono_now();
+	struct mft_session_opts so = {
+		.co = *co,
+		.pids = pids,
+		.n_pids = n_pids,
+		.duration = duration,
+		.chatter = true,
+		.sink = { .ctx = &l, .event = on_chan_event, .migration = on_migration },
+	};
 
-		if (n < 0 && n != -EINTR) {
-			fprintf(stderr, "mftrace: ring buffer poll failed: %s\n", strerror(-n));
-			goto out;
-		}
-		mft_corr_tick(l.corr, now);
-		if (t_end && now >= t_end)
-			break;
-		/* forget targets that exited, once their verdicts are out */
-		for (int i = 0; i < n_pids; i++) {
-			const struct mft_process *p = mft_corr_process(l.corr, pids[i]);
-
-			if (p && p->exited && mft_collector_has_target(l.col, pids[i]) &&
-			    now > p->t_exit + 3000000000ull)
-				mft_collector_remove_target(l.col, pids[i]);
-		}
-		if (!mft_collector_n_targets(l.col)) {
-			if (!t_all_exited)
-				t_all_exited = now;
-			if (now > t_all_exited + 500000000ull && !mft_corr_open_migrations(l.corr)) {
-				fprintf(stderr, "mftrace: every traced process has exited\n");
-				break;
-			}
-		}
-	}
-	/* drain what is left, then judge what is still open */
-	mft_collector_poll(l.col, 0);
-	mft_corr_finish(l.corr, mono_now());
-	rc = l.flagged ? 2 : 0;
-	uint64_t dropped = mft_collector_counter(l.col, MFT_CNT_RB_DROPPED);
-	uint64_t full = mft_collector_counter(l.col, MFT_CNT_SOCK_MAP_FULL);
-	uint64_t bad = mft_collector_bad_events(l.col);
-
-	fprintf(stderr, "mftrace: %llu events, %llu lost (ring buffer full), %llu sockets untracked (map full), "
-			"%llu malformed\n",
-		(unsigned long long)mft_collector_counter(l.col, MFT_CNT_EVENTS), (unsigned long long)dropped,
-		(unsigned long long)full, (unsigned long long)bad);
-	if (dropped || full)
-		fprintf(stderr, "mftrace: warning: events were lost; verdicts may be incomplete\n");
-out:
-	mft_collector_close(l.col);
-	mft_corr_free(l.corr);
-	return rc;
+	if (mft_session_run(&so, &stop))
+		return 1;
+	return l.flagged ? 2 : 0;
 }
 
 int main(int argc, char **argv)
@@ -285,6 +182,9 @@ int main(int argc, char **argv)
 	double duration = 0;
 	char *end;
 
+	for (const struct mft_command *c = mft_commands; argc > 1 && c->name; c++)
+		if (!strcmp(argv[1], c->name))
+			return c->run(argc - 1, argv + 1);
 	if (argc > 1 && !strcmp(argv[1], "doctor")) {
 		doctor = true;
 		argv++;
