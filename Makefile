@@ -14,8 +14,9 @@ PKG_CONFIG ?= pkg-config
 CFLAGS ?= -O2 -g
 CFLAGS += -Wall -Wextra -Werror -std=gnu11 -D_GNU_SOURCE -Iinclude -Iuser -I$(BUILD)
 LDLIBS += $(shell $(PKG_CONFIG) --libs libbpf 2>/dev/null || echo -lbpf) -lelf -lz -ldl -lm
+MULTIARCH := $(shell $(CC) -print-multiarch 2>/dev/null)
 BPF_CFLAGS := -g -O2 -target bpf -D__TARGET_ARCH_$(ARCH) -Wall -Werror \
-	-Iinclude -Ivmlinux/$(ARCH)
+	-Iinclude -Ivmlinux/$(ARCH) $(if $(MULTIARCH),-idirafter /usr/include/$(MULTIARCH))
 
 # Pure C modules (no libbpf): what the unit tests link.
 CORE_SRCS := user/correlator.c user/verdict.c user/probe_select.c user/output.c

@@ -10,6 +10,7 @@
 #include <bpf/bpf_tracing.h>
 #include <bpf/bpf_core_read.h>
 #include <bpf/bpf_endian.h>
+#include <bpf/usdt.bpf.h>
 #include "mftrace.h"
 
 #define AF_INET 2
@@ -34,8 +35,12 @@ struct mft_sock {
 struct mft_call {
 	__u64 session;
 	__u64 sk;
+	__u64 buf;  /* gnutls_record_recv: where the plaintext goes */
 	__u32 kind;
 };
+
+/* Set by user space once a target with USDT probes is traced: remember each thread's socket. */
+volatile __u32 track_threads = 0;
 
 struct mft_state_call {
 	__u64 state_ptr;
@@ -80,13 +85,21 @@ struct {
 	__type(value, struct mft_call);
 } record_calls SEC(".maps");
 
-/* multifd_recv_new_channel() in progress on a thread. */
+/* multifd_recv_new_channel() in progress on a thread: the socket it read (0 before). */
 struct {
 	__uint(type, BPF_MAP_TYPE_HASH);
 	__uint(max_entries, 1024);
 	__type(key, __u32);
-	__type(value, __u8);
+	__type(value, __u64);
 } newchan_calls SEC(".maps");
+
+/* With USDT: the socket each multifd thread last sent or received on. */
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, 4096);
+	__type(key, __u32);
+	__type(value, __u64);
+} thread_sock SEC(".maps");
 
 struct {
 	__uint(type, BPF_MAP_TYPE_HASH);
@@ -251,10 +264,26 @@ static __always_inline void note_calls(__u32 tid, __u64 sk, struct mft_sock *st,
 	c = bpf_map_lookup_elem(&record_calls, &tid);
 	if (c)
 		c->sk = sk;
-	if (!(st->snap.flags & MFT_SF_MULTIFD) && bpf_map_lookup_elem(&newchan_calls, &tid)) {
-		st->snap.flags |= MFT_SF_MULTIFD;
-		emit(MFT_EV_MULTIFD_CHANNEL, sk, st, st->tgid, true, 0, 0);
+	__u64 *nc = bpf_map_lookup_elem(&newchan_calls, &tid);
+
+	if (nc) {
+		*nc = sk;
+		if (!(st->snap.flags & MFT_SF_MULTIFD)) {
+			st->snap.flags |= MFT_SF_MULTIFD;
+			emit(MFT_EV_MULTIFD_CHANNEL, sk, st, st->tgid, true, 0, 0);
+		}
 	}
+}
+
+static __always_inline void note_thread(__u32 tid, __u64 sk)
+{
+	__u64 *cur;
+
+	if (!track_threads)
+		return;
+	cur = bpf_map_lookup_elem(&thread_sock, &tid);
+	if (!cur || *cur != sk)
+		bpf_map_update_elem(&thread_sock, &tid, &sk, BPF_ANY);
 }
 
 /* ---- socket data path: counters only, events at boundaries ---------------------- */
@@ -281,6 +310,7 @@ int tp_sock_recv_length(struct trace_event_raw_sock_msg_length *ctx)
 		return 0;
 	tid = (__u32)id;
 	note_calls(tid, sk, st, true);
+	note_thread(tid, sk);
 
 	ret = ctx->ret;
 	if (ret > 0) {
@@ -329,6 +359,7 @@ int tp_sock_send_length(struct trace_event_raw_sock_msg_length *ctx)
 	if (!st)
 		return 0;
 	note_calls((__u32)id, sk, st, false);
+	note_thread((__u32)id, sk);
 	if (ctx->ret > 0)
 		st->snap.tx_bytes += ctx->ret;
 	return 0;
@@ -636,9 +667,63 @@ int BPF_KPROBE(up_gnutls_deinit, void *session)
 
 /* --tls-records only: one uprobe pair per record (~10 us each on these machines). */
 SEC("uprobe")
-int BPF_KPROBE(up_gnutls_record_recv, void *session)
+int BPF_KPROBE(up_gnutls_record_recv, void *session, void *data)
 {
-	return call_enter(&record_calls, (__u64)session, MFT_CALL_RECORD);
+	__u32 tid = (__u32)bpf_get_current_pid_tgid();
+	struct mft_call *c;
+
+	call_enter(&record_calls, (__u64)session, MFT_CALL_RECORD);
+	c = bpf_map_lookup_elem(&record_calls, &tid);
+	if (c)
+		c->buf = (__u64)data;
+	return 0;
+}
+
+/*
+ * Peek at the plaintext a record read returned, for the multifd landmarks only: the
+ * MultiFDInit_t (channel id, migration UUID) and packet headers that carry SYNC. A read
+ * is a header if it is exactly what QEMU reads for one: 12 bytes (10.0+), or the whole
+ * 320 + 8 * pages_alloc bytes (7.2-9.x) with pages_alloc matching.
+ */
+static __always_inline void peek_plaintext(struct mft_call *c, struct mft_sock *st, long len)
+{
+	__u8 h[32] = {};
+	__u32 tgid = bpf_get_current_pid_tgid() >> 32;
+
+	if (len < MFT_MULTIFD_HDR_LEN || bpf_probe_read_user(h, len >= 32 ? 32 : 16, (void *)c->buf))
+		return;
+	if (bpf_ntohl(*(__u32 *)&h[0]) != MFT_MULTIFD_MAGIC || bpf_ntohl(*(__u32 *)&h[4]) != MFT_MULTIFD_VERSION)
+		return;
+	if (len == MFT_MULTIFD_INIT_LEN) {
+		struct mft_event *e = bpf_ringbuf_reserve(&events, sizeof(*e), 0);
+
+		if (!e) {
+			count(MFT_CNT_RB_DROPPED);
+			return;
+		}
+		__builtin_memset(e, 0, sizeof(*e));
+		e->ts_ns = bpf_ktime_get_ns();
+		e->type = MFT_EV_CHAN_INIT;
+		e->sk = c->sk;
+		e->pid = tgid;
+		e->tid = (__u32)bpf_get_current_pid_tgid();
+		e->ret = h[24];
+		e->arg = 1;
+		e->role = st->role;
+		e->snap = st->snap;
+		__builtin_memcpy(e->str, &h[8], 16);
+		fill_addrs(e, (struct sock *)c->sk);
+		bpf_ringbuf_submit(e, 0);
+		count(MFT_CNT_EVENTS);
+		return;
+	}
+	if (len != MFT_MULTIFD_HDR_LEN &&
+	    (len < MFT_MULTIFD_PACKET_LEN || (len - MFT_MULTIFD_PACKET_LEN) % 8 ||
+	     bpf_ntohl(*(__u32 *)&h[12]) != (__u32)((len - MFT_MULTIFD_PACKET_LEN) / 8)))
+		return;
+	if (bpf_ntohl(*(__u32 *)&h[8]) & MFT_MULTIFD_FLAG_SYNC)
+		emit(MFT_EV_CHAN_SYNC, c->sk, st, tgid, true, -1,
+		     len >= 32 ? bpf_be64_to_cpu(*(__u64 *)&h[24]) : 0);
 }
 
 SEC("uretprobe")
@@ -653,8 +738,12 @@ int BPF_KRETPROBE(ur_gnutls_record_recv, long ret)
 	if (!st)
 		return 0;
 	st->snap.tls_records++;
+	if (ret > 0) {
+		peek_plaintext(&c, st, ret);
+		return 0;
+	}
 	/* -28 GNUTLS_E_AGAIN and -52 GNUTLS_E_INTERRUPTED are not an end */
-	if (ret <= 0 && ret != -28 && ret != -52)
+	if (ret != -28 && ret != -52)
 		emit_tls(MFT_EV_TLS_RECV_END, &c, ret);
 	return 0;
 }
@@ -666,10 +755,10 @@ int BPF_KPROBE(up_multifd_recv_new_channel)
 {
 	__u64 id = bpf_get_current_pid_tgid();
 	__u32 tid = (__u32)id;
-	__u8 one = 1;
+	__u64 none = 0;
 
 	if (is_target(id >> 32))
-		bpf_map_update_elem(&newchan_calls, &tid, &one, BPF_ANY);
+		bpf_map_update_elem(&newchan_calls, &tid, &none, BPF_ANY);
 	return 0;
 }
 
@@ -682,7 +771,7 @@ int BPF_KRETPROBE(ur_multifd_recv_new_channel)
 	return 0;
 }
 
-/* multifd teardown entered; the attach cookie says which side (MFT_CLEANUP_*) */
+/* multifd teardown entered; the attach cookie says which side (MFT_SIDE_*) */
 SEC("uprobe")
 int BPF_KPROBE(up_multifd_cleanup)
 {
@@ -690,6 +779,66 @@ int BPF_KPROBE(up_multifd_cleanup)
 
 	if (is_target(tgid))
 		emit(MFT_EV_MULTIFD_CLEANUP, 0, NULL, tgid, true, (__s64)bpf_get_attach_cookie(ctx), 0);
+	return 0;
+}
+
+/* multifd_send_sync_main / multifd_recv_sync_main: a sync point (cookie: MFT_SIDE_*) */
+SEC("uprobe")
+int BPF_KPROBE(up_multifd_sync_main)
+{
+	__u32 tgid = bpf_get_current_pid_tgid() >> 32;
+
+	if (is_target(tgid))
+		emit(MFT_EV_SYNC_MAIN, 0, NULL, tgid, true, (__s64)bpf_get_attach_cookie(ctx), 0);
+	return 0;
+}
+
+/* ---- USDT (QEMU built with the dtrace backend) ------------------------------------------ */
+
+/*
+ * Per-packet events: multifd_send_fill / multifd_recv_unfill (9.2+), multifd_send /
+ * multifd_recv (7.2-9.1). Their argument lists differ by version: the cookie holds the
+ * index of the flags argument. Only SYNC packets become events.
+ */
+SEC("usdt")
+int usdt_multifd_packet(struct pt_regs *ctx)
+{
+	__u64 id = bpf_get_current_pid_tgid();
+	__u32 tid = (__u32)id, tgid = id >> 32;
+	long chan = 0, num = 0, flags = 0;
+	__u64 *sk;
+	struct mft_sock *st;
+
+	if (!is_target(tgid))
+		return 0;
+	if (bpf_usdt_arg(ctx, bpf_usdt_cookie(ctx), &flags) || !(flags & MFT_MULTIFD_FLAG_SYNC))
+		return 0;
+	bpf_usdt_arg(ctx, 0, &chan);
+	bpf_usdt_arg(ctx, 1, &num);
+	sk = bpf_map_lookup_elem(&thread_sock, &tid);
+	st = sk ? bpf_map_lookup_elem(&socks, sk) : NULL;
+	if (st)
+		emit(MFT_EV_CHAN_SYNC, *sk, st, tgid, true, chan & 0xff, num);
+	return 0;
+}
+
+/* multifd_recv_new_channel(uint8_t id): fires after the init packet was read. */
+SEC("usdt")
+int usdt_multifd_recv_new_channel(struct pt_regs *ctx)
+{
+	__u64 id = bpf_get_current_pid_tgid();
+	__u32 tid = (__u32)id, tgid = id >> 32;
+	__u64 *sk = bpf_map_lookup_elem(&newchan_calls, &tid);
+	struct mft_sock *st;
+	long chan = 0;
+
+	if (!sk || !*sk || !is_target(tgid))
+		return 0;
+	st = bpf_map_lookup_elem(&socks, sk);
+	if (!st)
+		return 0;
+	bpf_usdt_arg(ctx, 0, &chan);
+	emit(MFT_EV_CHAN_INIT, *sk, st, tgid, true, chan & 0xff, 0);
 	return 0;
 }
 

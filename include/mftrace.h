@@ -36,8 +36,11 @@ enum mft_ev_type {
 	MFT_EV_DESTROY,          /* tcp_destroy_sock: the socket is gone; carries final counters */
 	MFT_EV_MULTIFD_CHANNEL,  /* the socket was read inside multifd_recv_new_channel() */
 	MFT_EV_MIG_STATE,        /* migrate_set_state(); old/new in ret/arg, name in str */
-	MFT_EV_MULTIFD_CLEANUP,  /* multifd teardown entered (save/load cleanup, send/recv shutdown) */
+	MFT_EV_MULTIFD_CLEANUP,  /* multifd teardown entered (save/load cleanup, send/recv shutdown); ret = side */
 	MFT_EV_PROC_EXIT,        /* the target's last thread exited; ret = wait status */
+	MFT_EV_SYNC_MAIN,        /* multifd_{send,recv}_sync_main(): a sync point of the migration; ret = side */
+	MFT_EV_CHAN_SYNC,        /* a SYNC packet on this channel; ret = channel id or -1, arg = packet number */
+	MFT_EV_CHAN_INIT,        /* the channel's id (ret); arg = 1 if str[0..15] holds the migration UUID */
 	MFT_EV__MAX,
 };
 
@@ -62,9 +65,17 @@ enum mft_ev_type {
 #define MFT_ROLE_SOURCE  1 /* connect()ed: sends the stream */
 #define MFT_ROLE_DEST    2 /* accept()ed: receives the stream */
 
-/* Multifd teardown function seen (mft_event.ret of MFT_EV_MULTIFD_CLEANUP) */
-#define MFT_CLEANUP_SEND 1
-#define MFT_CLEANUP_RECV 2
+/* Which side of multifd a QEMU function belongs to (MULTIFD_CLEANUP, SYNC_MAIN: ret) */
+#define MFT_SIDE_SEND 1
+#define MFT_SIDE_RECV 2
+
+/* The multifd wire format (docs/qemu-multifd.md §1), as far as the BPF side peeks at it */
+#define MFT_MULTIFD_MAGIC 0x11223344u
+#define MFT_MULTIFD_VERSION 1u
+#define MFT_MULTIFD_FLAG_SYNC 0x1u
+#define MFT_MULTIFD_INIT_LEN 64      /* MultiFDInit_t */
+#define MFT_MULTIFD_HDR_LEN 12       /* MultiFDPacketHdr_t, the first read of a 10.0+ receiver */
+#define MFT_MULTIFD_PACKET_LEN 320   /* MultiFDPacket_t without its offset[] array */
 
 /* Read-side snapshot the kernel keeps per socket; sent with every event. */
 struct mft_sock_snap {

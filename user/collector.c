@@ -14,7 +14,7 @@
 
 #define MAX_TARGETS 256
 #define MAX_STATUS 512
-#define MAX_LINKS_PER_TARGET 16
+#define MAX_LINKS_PER_TARGET 32
 
 struct target {
 	uint32_t pid;
@@ -272,6 +272,58 @@ static void uprobe_first(struct mft_collector *c, struct target *t, struct bpf_p
 	add_status(c, t->pid, what, "uprobe", false, false, "none of the expected QEMU functions is exported");
 }
 
+static bool usdt(struct mft_collector *c, struct target *t, struct bpf_program *p, const char *path,
+		 const char *name, __u64 cookie)
+{
+	LIBBPF_OPTS(bpf_usdt_opts, uo, .usdt_cookie = cookie);
+	struct bpf_link *l;
+
+	if (t->n_links == MAX_LINKS_PER_TARGET)
+		return false;
+	l = bpf_program__attach_usdt(p, (pid_t)t->pid, path, "qemu", name, &uo);
+	if (!l) {
+		add_status(c, t->pid, name, "usdt", false, false, "%s: %s", path, strerror(errno));
+		return false;
+	}
+	t->links[t->n_links++] = l;
+	add_status(c, t->pid, name, "usdt", true, false, "%s", path);
+	return true;
+}
+
+/*
+ * A QEMU built with the dtrace trace backend: per-packet events (only SYNC packets become
+ * mftrace events) and the channel id. The flags argument moved between versions; its
+ * index, found from the probe's argument count, travels as the attach cookie.
+ */
+static void attach_usdt(struct mft_collector *c, struct target *t, const struct mft_procinfo *pi)
+{
+	static const struct { const char *name; int nargs, flags_idx; } packet[] = {
+		{ "multifd_send_fill", 4, 2 },   /* 9.2+: id, packet_num, flags, next_packet_size */
+		{ "multifd_recv_unfill", 4, 2 },
+		{ "multifd_send", 5, 3 },        /* 7.2-8.2: id, packet_num, normal, flags, next */
+		{ "multifd_recv", 5, 3 },
+		{ "multifd_send", 6, 4 },        /* 9.0-9.1: id, packet_num, normal, zero, flags, next */
+		{ "multifd_recv", 6, 4 },
+	};
+	struct mftrace_bpf *s = c->skel;
+	char spec[256];
+	bool any = false;
+
+	if (mft_elf_usdt_count(pi->exe_open, "qemu") <= 0)
+		return;
+	for (size_t i = 0; i < sizeof(packet) / sizeof(packet[0]); i++) {
+		if (mft_elf_usdt_args(pi->exe_open, "qemu", packet[i].name, spec, sizeof(spec)) ||
+		    mft_usdt_nargs(spec) != packet[i].nargs)
+			continue;
+		any |= usdt(c, t, s->progs.usdt_multifd_packet, pi->exe_open, packet[i].name,
+			    (__u64)packet[i].flags_idx);
+	}
+	if (!mft_elf_usdt_args(pi->exe_open, "qemu", "multifd_recv_new_channel", spec, sizeof(spec)))
+		any |= usdt(c, t, s->progs.usdt_multifd_recv_new_channel, pi->exe_open, "multifd_recv_new_channel", 0);
+	if (any)
+		s->bss->track_threads = 1;
+}
+
 int mft_collector_add_target(struct mft_collector *c, const struct mft_procinfo *pi, char *err,
 			     size_t errlen)
 {
@@ -303,12 +355,17 @@ int mft_collector_add_target(struct mft_collector *c, const struct mft_procinfo 
 	static const char *const recv_cleanup[] = { "multifd_recv_shutdown", "multifd_load_cleanup" };
 
 	uprobe_first(c, t, s->progs.up_multifd_cleanup, pi->exe_open, send_cleanup, 2, "multifd send cleanup",
-		     MFT_CLEANUP_SEND);
+		     MFT_SIDE_SEND);
 	uprobe_first(c, t, s->progs.up_multifd_cleanup, pi->exe_open, recv_cleanup, 2, "multifd recv cleanup",
-		     MFT_CLEANUP_RECV);
+		     MFT_SIDE_RECV);
+	uprobe_cookie(c, t, s->progs.up_multifd_sync_main, pi->exe_open, "multifd_send_sync_main", false, false,
+		      MFT_SIDE_SEND);
+	uprobe_cookie(c, t, s->progs.up_multifd_sync_main, pi->exe_open, "multifd_recv_sync_main", false, false,
+		      MFT_SIDE_RECV);
 	if (!tv.status_lookup)
 		add_status(c, t->pid, "MigrationStatus_lookup", "symbol", false, false,
 			   "not exported: migration states are shown as numbers");
+	attach_usdt(c, t, pi);
 	/* GnuTLS: handshake, bye, deinit; per-record results only with --tls-records */
 	if (!pi->gnutls[0]) {
 		add_status(c, t->pid, "gnutls", "uprobe", false, false,

@@ -65,6 +65,9 @@ static const char *const ev_names[MFT_EV__MAX] = {
 	[MFT_EV_MIG_STATE] = "migration-state",
 	[MFT_EV_MULTIFD_CLEANUP] = "multifd-cleanup",
 	[MFT_EV_PROC_EXIT] = "process-exit",
+	[MFT_EV_SYNC_MAIN] = "sync-point",
+	[MFT_EV_CHAN_SYNC] = "sync",
+	[MFT_EV_CHAN_INIT] = "channel-id",
 };
 
 const char *mft_ev_name(int type)
@@ -86,6 +89,12 @@ void mft_fmt_addr(char *buf, size_t len, int family, const uint8_t *addr, uint16
 		snprintf(buf, len, "[%s]:%u", a, port);
 	else
 		snprintf(buf, len, "%s:%u", a, port);
+}
+
+void mft_fmt_uuid(char *buf, size_t len, const uint8_t *u)
+{
+	snprintf(buf, len, "%02x%02x%02x%02x-%02x%02x-%02x%02x-%02x%02x-%02x%02x%02x%02x%02x%02x", u[0], u[1],
+		 u[2], u[3], u[4], u[5], u[6], u[7], u[8], u[9], u[10], u[11], u[12], u[13], u[14], u[15]);
 }
 
 struct mft_correlator *mft_corr_new(const struct mft_corr_opts *opts, const struct mft_sink *sink)
@@ -347,10 +356,28 @@ static void apply(struct mft_correlator *c, struct mft_chan *ch, const struct mf
 	case MFT_EV_MULTIFD_CHANNEL:
 		ch->kind = MFT_KIND_MULTIFD;
 		break;
+	case MFT_EV_CHAN_INIT:
+		ch->kind = MFT_KIND_MULTIFD;
+		ch->chan_id = (int)ev->ret;
+		if (ev->arg && ch->mig) {
+			memcpy(ch->mig->uuid, ev->str, 16);
+			ch->mig->has_uuid = true;
+		}
+		break;
+	case MFT_EV_CHAN_SYNC:
+		if (!e->sync_per_channel) {
+			e->sync_per_channel = true;
+			e->n_sync = 0;
+		}
+		e->n_sync++;
+		e->t_last_sync = t;
+		if (ev->ret >= 0)
+			ch->chan_id = (int)ev->ret;
+		break;
 	default:
 		break;
 	}
-	if (ev->type == MFT_EV_MULTIFD_CHANNEL) {
+	if (ev->type == MFT_EV_MULTIFD_CHANNEL || ev->type == MFT_EV_CHAN_INIT) {
 		ch->flagged = true;
 		if (ch->mig && c->opts.newchan_probe)
 			mark_main(ch->mig);
@@ -482,6 +509,10 @@ static void judge(struct mft_correlator *c, struct mft_migration *m)
 			ch->ev.peer_bye_ret = peer->ev.bye_ret;
 		}
 		ch->ev.tls_records = c->opts.tls_records;
+		if (!ch->ev.sync_per_channel && m->n_sync) {
+			ch->ev.n_sync = m->n_sync;
+			ch->ev.t_last_sync = m->t_last_sync;
+		}
 		mft_judge_channel(&ch->ev, ch->ended, m->failed, known, &ch->verdict);
 		/* The source cannot see the final read; a traced destination can. */
 		if (ch->role == MFT_ROLE_SOURCE && peer && peer->judged && peer->verdict.kind >= 0) {
@@ -630,6 +661,17 @@ void mft_corr_feed(struct mft_correlator *c, const struct mft_event *ev)
 			if (c->migs[i]->pid == ev->pid && !c->migs[i]->t_cleanup)
 				c->migs[i]->t_cleanup = ev->ts_ns;
 		break;
+	case MFT_EV_SYNC_MAIN:
+		for (size_t i = 0; i < c->n_migs; i++) {
+			struct mft_migration *m = c->migs[i];
+
+			if (m->pid != ev->pid || m->t_cleanup)
+				continue;
+			m->n_sync++;
+			set_once(&m->t_first_sync, ev->ts_ns);
+			m->t_last_sync = ev->ts_ns;
+		}
+		break;
 	default:
 		if (!ev->sk)
 			break;
@@ -644,6 +686,7 @@ void mft_corr_feed(struct mft_correlator *c, const struct mft_event *ev)
 			}
 			ch->sk = ev->sk;
 			ch->pid = ev->pid;
+			ch->chan_id = -1;
 			ch->role = ev->role;
 			ch->ev.role = ev->role;
 			ch->ev.midlife = ev->type != MFT_EV_SOCK_CONNECT && ev->type != MFT_EV_SOCK_ACCEPT;

@@ -25,6 +25,7 @@ struct mft_chan {
 	int role;             /* MFT_ROLE_* */
 	int kind;             /* enum mft_kind */
 	int index;            /* order within its migration: 0 is the first connection */
+	int chan_id;          /* QEMU's multifd channel number, -1 if not seen */
 	int family;
 	uint16_t lport, rport;
 	uint8_t laddr[16], raddr[16];
@@ -63,6 +64,10 @@ struct mft_migration {
 	struct mft_chan **chans;
 	size_t n_chans, cap_chans;
 	uint64_t t_first, t_last_end, t_cleanup;
+	uint8_t uuid[16];     /* from a channel's MultiFDInit_t, when decoded */
+	bool has_uuid;
+	uint32_t n_sync;      /* sync points (multifd_{send,recv}_sync_main) */
+	uint64_t t_first_sync, t_last_sync;
 	bool done;
 	/* filled in at the end */
 	char outcome[MFT_STR_LEN]; /* completed, failed, cancelled, exited(N), unknown */
@@ -102,5 +107,7 @@ size_t mft_corr_open_migrations(const struct mft_correlator *c);
 
 const char *mft_ev_name(int type);
 void mft_fmt_addr(char *buf, size_t len, int family, const uint8_t *addr, uint16_t port);
+/* "xxxxxxxx-xxxx-xxxx-xxxx-xxxxxxxxxxxx" */
+void mft_fmt_uuid(char *buf, size_t len, const uint8_t *uuid);
 
 #endif

@@ -2,6 +2,7 @@
 #include <fcntl.h>
 #include <gelf.h>
 #include <libelf.h>
+#include <stdio.h>
 #include <string.h>
 #include <unistd.h>
 #include "elfsym.h"
@@ -92,15 +93,20 @@ int mft_elf_vaddr_to_offset(const char *path, uint64_t vaddr, uint64_t *offset)
 	return rc;
 }
 
-int mft_elf_usdt_count(const char *path, const char *provider)
+/*
+ * Walk the SystemTap SDT notes: desc is pc, base, semaphore (3 x 8 bytes), then
+ * "provider\0name\0args\0". fn returns non-zero to stop.
+ */
+static int usdt_walk(const char *path, int (*fn)(void *ctx, const char *prov, const char *name,
+						 const char *args), void *ctx)
 {
-	int fd, count = 0;
+	int fd, rc = 0;
 	Elf *e = elf_open(path, &fd);
 	Elf_Scn *scn = NULL;
 
 	if (!e)
 		return -1;
-	while ((scn = elf_nextscn(e, scn))) {
+	while (!rc && (scn = elf_nextscn(e, scn))) {
 		GElf_Shdr sh;
 		Elf_Data *d;
 		GElf_Nhdr nh;
@@ -109,19 +115,79 @@ int mft_elf_usdt_count(const char *path, const char *provider)
 		if (!gelf_getshdr(scn, &sh) || sh.sh_type != SHT_NOTE)
 			continue;
 		d = elf_getdata(scn, NULL);
-		while (d && (off = gelf_getnote(d, off, &nh, &name_off, &desc_off)) > 0) {
+		while (!rc && d && (off = gelf_getnote(d, off, &nh, &name_off, &desc_off)) > 0) {
 			const char *owner = (const char *)d->d_buf + name_off;
-			const char *desc = (const char *)d->d_buf + desc_off;
+			const char *desc = (const char *)d->d_buf + desc_off, *end = desc + nh.n_descsz;
+			const char *prov = desc + 24, *name, *args;
 
-			if (nh.n_type != 3 || nh.n_namesz != 8 || memcmp(owner, "stapsdt", 8))
+			if (nh.n_type != 3 || nh.n_namesz != 8 || memcmp(owner, "stapsdt", 8) || nh.n_descsz <= 24)
 				continue;
-			/* desc: pc, base, semaphore (3 x 8 bytes), then "provider\0name\0args\0" */
-			if (provider && (nh.n_descsz <= 24 ||
-					 strncmp(desc + 24, provider, nh.n_descsz - 24)))
+			name = memchr(prov, '\0', (size_t)(end - prov));
+			if (!name++ || name >= end)
 				continue;
-			count++;
+			args = memchr(name, '\0', (size_t)(end - name));
+			if (!args++ || args >= end || !memchr(args, '\0', (size_t)(end - args)))
+				continue;
+			rc = fn(ctx, prov, name, args);
 		}
 	}
 	elf_done(e, fd);
-	return count;
+	return rc;
+}
+
+struct usdt_query {
+	const char *provider, *name;
+	char *buf;
+	size_t len;
+	int count;
+};
+
+static int count_one(void *ctx, const char *prov, const char *name, const char *args)
+{
+	struct usdt_query *q = ctx;
+
+	(void)name; (void)args;
+	if (!q->provider || !strcmp(prov, q->provider))
+		q->count++;
+	return 0;
+}
+
+int mft_elf_usdt_count(const char *path, const char *provider)
+{
+	struct usdt_query q = { .provider = provider };
+
+	return usdt_walk(path, count_one, &q) < 0 ? -1 : q.count;
+}
+
+static int find_one(void *ctx, const char *prov, const char *name, const char *args)
+{
+	struct usdt_query *q = ctx;
+
+	if (strcmp(prov, q->provider) || strcmp(name, q->name))
+		return 0;
+	snprintf(q->buf, q->len, "%s", args);
+	return 1;
+}
+
+int mft_elf_usdt_args(const char *path, const char *provider, const char *name, char *buf, size_t len)
+{
+	struct usdt_query q = { .provider = provider, .name = name, .buf = buf, .len = len };
+
+	return usdt_walk(path, find_one, &q) == 1 ? 0 : -1;
+}
+
+int mft_usdt_nargs(const char *spec)
+{
+	int n = 0;
+
+	for (const char *p = spec; *p;) {
+		while (*p == ' ')
+			p++;
+		if (!*p)
+			break;
+		n++;
+		while (*p && *p != ' ')
+			p++;
+	}
+	return n;
 }

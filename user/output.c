@@ -122,8 +122,17 @@ static void event_detail(const struct mft_event *ev, char *buf, size_t len)
 		else
 			snprintf(buf, len, "state %lld", (long long)ev->ret);
 		break;
+	case MFT_EV_SYNC_MAIN:
+		snprintf(buf, len, "%s side", ev->ret == MFT_SIDE_SEND ? "send" : "recv");
+		break;
+	case MFT_EV_CHAN_SYNC:
+		snprintf(buf, len, "SYNC packet %llu%s", (unsigned long long)ev->arg, ev->ret >= 0 ? "" : " (decoded)");
+		break;
+	case MFT_EV_CHAN_INIT:
+		snprintf(buf, len, "multifd channel %lld", (long long)ev->ret);
+		break;
 	case MFT_EV_MULTIFD_CLEANUP:
-		snprintf(buf, len, "%s side", ev->ret == MFT_CLEANUP_SEND ? "send" : "recv");
+		snprintf(buf, len, "%s side", ev->ret == MFT_SIDE_SEND ? "send" : "recv");
 		break;
 	case MFT_EV_PROC_EXIT: {
 		int st = (int)ev->ret;
@@ -247,12 +256,23 @@ static void migration_text(struct mft_output *o, const struct mft_correlator *c,
 		role_name(m->role), m->role == MFT_ROLE_DEST ? "listening on" : "connected to", m->endpoint,
 		m->outcome);
 	fprintf(f, "   times are relative to the first teardown step at %s\n", when);
-	fprintf(f, "   %-3s %-7s %-21s %-21s %-3s %-9s %-9s %-9s %-9s %-17s %-14s %-9s %s\n", "CH", "KIND", "LOCAL",
-		"PEER", "TLS", "BYE", "SHUTDOWN", "FIN-IN", "CLOSE", "FINAL-READ", "WOKEN-BY", "FIN->READ", "VERDICT");
+	if (m->n_sync || m->has_uuid) {
+		char last[24] = "-", uuid[40] = "unknown";
+
+		if (m->t_last_sync)
+			rel(m->t_last_sync, t0, last, sizeof(last));
+		if (m->has_uuid)
+			mft_fmt_uuid(uuid, sizeof(uuid), m->uuid);
+		fprintf(f, "   sync points: %u, the last at %s; migration UUID %s\n", m->n_sync, last, uuid);
+	}
+	fprintf(f, "   %-3s %-3s %-7s %-21s %-21s %-3s %-14s %-9s %-9s %-9s %-9s %-17s %-14s %-9s %s\n", "CH", "ID",
+		"KIND", "LOCAL", "PEER", "TLS", "SYNCS/LAST", "BYE", "SHUTDOWN", "FIN-IN", "CLOSE", "FINAL-READ",
+		"WOKEN-BY", "FIN->READ", "VERDICT");
 	for (size_t i = 0; i < m->n_chans; i++) {
 		const struct mft_chan *ch = m->chans[i];
 		const struct mft_evidence *e = &ch->ev;
-		char la[64], ra[64], bye[24], sh[24], fin[24], cl[24], fr[64], mg[24], vt[96];
+		char la[64], ra[64], bye[24], sh[24], fin[24], cl[24], fr[64], mg[24], vt[96], id[12] = "-", sy[40];
+		char ls[24];
 
 		mft_fmt_addr(la, sizeof(la), ch->family, ch->laddr, ch->lport);
 		mft_fmt_addr(ra, sizeof(ra), ch->family, ch->raddr, ch->rport);
@@ -263,8 +283,15 @@ static void migration_text(struct mft_output *o, const struct mft_correlator *c,
 		final_read_text(&ch->verdict, t0, fr, sizeof(fr));
 		mft_fmt_span(ch->verdict.fin_to_final_read, mg, sizeof(mg));
 		verdict_text(&ch->verdict, vt, sizeof(vt));
-		fprintf(f, "   %-3d %-7s %-21s %-21s %-3s %-9s %-9s %-9s %-9s %-17s %-14s %-9s %s\n", ch->index,
-			kind_name(ch->kind), la, ra, e->tls ? "yes" : "no", bye, sh, fin, cl, fr,
+		if (ch->chan_id >= 0)
+			snprintf(id, sizeof(id), "%d", ch->chan_id);
+		rel(e->t_last_sync, t0, ls, sizeof(ls));
+		if (e->sync_per_channel)
+			snprintf(sy, sizeof(sy), "%u %s", e->n_sync, ls);
+		else
+			snprintf(sy, sizeof(sy), "-");
+		fprintf(f, "   %-3d %-3s %-7s %-21s %-21s %-3s %-14s %-9s %-9s %-9s %-9s %-17s %-14s %-9s %s\n",
+			ch->index, id, kind_name(ch->kind), la, ra, e->tls ? "yes" : "no", sy, bye, sh, fin, cl, fr,
 			ch->verdict.woken_by ? ch->verdict.woken_by : "-", mg, vt);
 	}
 	fprintf(f, "   verdict: %s", mv->kind >= 0 ? mft_vkind_name(mv->kind) : poss);
@@ -348,6 +375,13 @@ static void channel_json(struct mft_output *o, const struct mft_migration *m, co
 		fputs(",\"final_read\":null", f);
 	fprintf(f, ",\"rx_bytes\":%" PRIu64 ",\"tx_bytes\":%" PRIu64 ",\"reads\":%" PRIu64 ",\"late_reads\":%u",
 		e->rx_bytes, e->tx_bytes, e->rx_calls, e->late_reads);
+	if (ch->chan_id >= 0)
+		fprintf(f, ",\"channel_id\":%d", ch->chan_id);
+	else
+		fputs(",\"channel_id\":null", f);
+	fprintf(f, ",\"syncs\":%u,\"sync_source\":\"%s\"", e->n_sync,
+		e->sync_per_channel ? "channel" : e->n_sync ? "migration" : "none");
+	json_time(f, o, "last_sync", e->t_last_sync);
 	fputs(",\"times\":{\"created\":", f);
 	fprintf(f, e->t_created ? "%" PRIu64 : "null", real_ns(o, e->t_created));
 	json_time(f, o, "tls_handshake", e->t_tls);
@@ -368,6 +402,8 @@ static void channel_json(struct mft_output *o, const struct mft_migration *m, co
 	json_span(f, "bye_to_shutdown", v->bye_to_shutdown);
 	json_span(f, "shutdown_to_close", v->shutdown_to_close);
 	json_span(f, "peer_shutdown_to_final_read", v->peer_shutdown_to_final_read);
+	json_span(f, "last_sync_to_shutdown", v->last_sync_to_shutdown);
+	json_span(f, "last_sync_to_fin", v->last_sync_to_fin);
 	fputs("}}\n", f);
 }
 
@@ -401,6 +437,17 @@ static void migration_json(struct mft_output *o, const struct mft_correlator *c,
 	fputc('}', f);
 	json_time(f, o, "first_channel", m->t_first);
 	json_time(f, o, "multifd_cleanup", m->t_cleanup);
+	fprintf(f, ",\"sync_points\":%u", m->n_sync);
+	json_time(f, o, "first_sync", m->t_first_sync);
+	json_time(f, o, "last_sync", m->t_last_sync);
+	if (m->has_uuid) {
+		char u[40];
+
+		mft_fmt_uuid(u, sizeof(u), m->uuid);
+		fprintf(f, ",\"uuid\":\"%s\"", u);
+	} else {
+		fputs(",\"uuid\":null", f);
+	}
 	fputs("}\n", f);
 	fflush(f);
 }

@@ -228,6 +228,7 @@ void mft_judge_channel(const struct mft_evidence *e, bool ended, bool failed,
 	v->kind = -1;
 	v->fin_to_final_read = v->fin_to_local_shutdown = v->last_read_to_fin = MFT_NO_MARGIN;
 	v->bye_to_shutdown = v->shutdown_to_close = v->peer_shutdown_to_final_read = MFT_NO_MARGIN;
+	v->last_sync_to_shutdown = v->last_sync_to_fin = MFT_NO_MARGIN;
 
 	if (e->midlife)
 		decide(v, MFT_V_INCOMPLETE, "tracing started after the channel was opened");
@@ -254,6 +255,8 @@ void mft_judge_channel(const struct mft_evidence *e, bool ended, bool failed,
 	v->bye_to_shutdown = diff(e->t_shutdown, e->t_bye);
 	v->shutdown_to_close = diff(e->t_close, e->t_shutdown);
 	v->peer_shutdown_to_final_read = diff(v->t_final_read, e->t_peer_shutdown);
+	v->last_sync_to_shutdown = diff(e->t_shutdown, e->t_last_sync);
+	v->last_sync_to_fin = diff(e->t_fin_rcvd, e->t_last_sync);
 }
 
 static int severity_rank(int kind)

@@ -41,6 +41,9 @@ struct mft_evidence {
 	uint64_t rx_bytes, tx_bytes, rx_calls;
 	uint64_t t_last_rx; int last_rx_len, prev_rx_len; uint32_t last_rx_tid;
 	uint32_t late_reads;
+	uint64_t t_last_sync;  /* the last SYNC: on this channel, or the migration's last sync point */
+	uint32_t n_sync;
+	bool sync_per_channel; /* t_last_sync/n_sync are this channel's own SYNC packets */
 	uint64_t t_peer_shutdown; /* the peer's shutdown(), when both ends are traced */
 	uint64_t t_peer_bye; int peer_bye_ret; bool peer_seen;
 };
@@ -61,6 +64,8 @@ struct mft_verdict {
 	int64_t bye_to_shutdown;       /* source: gnutls_bye -> shutdown() */
 	int64_t shutdown_to_close;
 	int64_t peer_shutdown_to_final_read; /* both ends traced */
+	int64_t last_sync_to_shutdown;  /* last SYNC -> our shutdown() (source) */
+	int64_t last_sync_to_fin;       /* last SYNC -> the peer's FIN arrived (destination) */
 };
 
 struct mft_mig_verdict {

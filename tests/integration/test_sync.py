@@ -1,0 +1,129 @@
+#!/usr/bin/env python3
+"""SYNC landmarks, channel ids and the migration UUID, against QEMU's own -trace log.
+
+Ground truth (not produced by mftrace): the log backend of the same QEMUs, run with
+-trace 'multifd_*': multifd_recv (7.2) / multifd_recv_unfill (10.0) lines carry each
+packet's channel and flags (0x1 = SYNC), multifd_{send,recv}_sync_main lines are the
+sync points, multifd_recv_new_channel gives the channel ids in accept order; and QMP
+query-uuid gives the UUID that every MultiFDInit_t carries.
+
+With --tls-records mftrace decodes these from the plaintext GnuTLS returns; in default
+mode it counts the sync points through uprobes on the exported sync_main functions.
+"""
+
+from __future__ import annotations
+
+import collections
+import os
+import re
+import shutil
+import sys
+import tempfile
+import traceback
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, os.path.join(HERE, "..", "lib"))
+
+import qemumig  # noqa: E402
+from mftrace_run import Tracer  # noqa: E402
+
+failed = 0
+
+
+def report(ok, name, why=""):
+    global failed
+    if ok:
+        print(f"PASS {name}", flush=True)
+    else:
+        failed += 1
+        print(f"FAIL {name}: {why}", flush=True)
+
+
+FLAGS_RE = re.compile(r"channel (\d+) .*flags (0x[0-9a-f]+)")
+
+
+def qemu_view(trace: list[dict]) -> dict:
+    syncs = collections.Counter()
+    new_channels = []
+    points = {"multifd_recv_sync_main": 0, "multifd_send_sync_main": 0}
+    for e in trace:
+        ev = e.get("event")
+        if ev in ("multifd_recv", "multifd_recv_unfill"):
+            mo = FLAGS_RE.search(e.get("args", ""))
+            if mo and int(mo.group(2), 16) & 1:
+                syncs[int(mo.group(1))] += 1
+        elif ev == "multifd_recv_new_channel":
+            new_channels.append(int(e["args"].split()[-1]))
+        elif ev in points:
+            points[ev] += 1
+    return {"syncs": syncs, "new_channels": new_channels, "points": points}
+
+
+def run(scenario: str, full: bool) -> None:
+    name = f"{scenario} {'--tls-records' if full else 'default'}"
+    wd = tempfile.mkdtemp(prefix=f"mft-sync-{scenario}-")
+    errs = []
+    try:
+        with qemumig.Migration(scenario, wd) as m:
+            m.start()
+            uuid = m.qmp["dst"].execute("query-uuid")["UUID"]
+            args = ["-q"] + (["--tls-records"] if full else [])
+            t = Tracer([m.dst_pid, m.src_pid], wd, "mft", args).start()
+            res = m.migrate()
+            t.wait_migrations(2)
+            t.stop()
+        dst, src = qemu_view(res["dst_trace"]), qemu_view(res["src_trace"])
+        migs = {r["pid"]: r for r in t.records("migration")}
+        dm, sm = migs.get(m.dst_pid), migs.get(m.src_pid)
+        if not dm or not sm:
+            raise AssertionError(f"migration records missing: {list(migs)}")
+        if dm["sync_points"] != dst["points"]["multifd_recv_sync_main"]:
+            errs.append(f"dst sync points {dm['sync_points']}, QEMU logged "
+                        f"{dst['points']['multifd_recv_sync_main']} multifd_recv_sync_main")
+        if sm["sync_points"] != src["points"]["multifd_send_sync_main"]:
+            errs.append(f"src sync points {sm['sync_points']}, QEMU logged "
+                        f"{src['points']['multifd_send_sync_main']} multifd_send_sync_main")
+        chans = sorted((r for r in t.records("channel") if r["pid"] == m.dst_pid and r["kind"] == "multifd"),
+                       key=lambda r: r["channel"])
+        if len(chans) != 4:
+            errs.append(f"{len(chans)} destination multifd channels, expected 4")
+        if full:
+            if dm["uuid"] != uuid:
+                errs.append(f"uuid {dm['uuid']}, QEMU query-uuid {uuid}")
+            ids = [r["channel_id"] for r in chans]
+            if ids != dst["new_channels"]:
+                errs.append(f"channel ids in accept order {ids}, QEMU's multifd_recv_new_channel {dst['new_channels']}")
+            for r in chans:
+                want = dst["syncs"].get(r["channel_id"], 0)
+                if r["sync_source"] != "channel" or r["syncs"] != want:
+                    errs.append(f"channel {r['channel_id']}: {r['syncs']} SYNCs ({r['sync_source']}), "
+                                f"QEMU logged {want}")
+        else:
+            for r in chans:
+                if r["channel_id"] is not None or r["sync_source"] != "migration" or r["syncs"] != dm["sync_points"]:
+                    errs.append(f"default mode channel {r['channel']}: id {r['channel_id']}, "
+                                f"{r['syncs']} syncs from {r['sync_source']}")
+        if errs:
+            report(False, name, "; ".join(errs) + f" [logs in {wd}]")
+        else:
+            report(True, f"{name}: {dm['sync_points']} sync points, per-channel SYNCs "
+                         f"{dict(sorted(dst['syncs'].items()))}")
+            shutil.rmtree(wd, ignore_errors=True)
+    except Exception as e:
+        report(False, name, f"{type(e).__name__}: {e} [logs in {wd}] "
+                            + traceback.format_exc(limit=2).replace("\n", " | "))
+
+
+def main() -> int:
+    if os.geteuid() != 0:
+        print("SKIP sync: needs root (eBPF)")
+        return 0
+    for scenario in ("7.2-7.2", "10.0-10.0", "7.2-10.0"):
+        run(scenario, full=True)
+    run("7.2-7.2", full=False)
+    run("10.0-10.0", full=False)
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
