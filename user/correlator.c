@@ -400,7 +400,6 @@ static void state_event(struct mft_correlator *c, const struct mft_event *ev)
 		sm = &p->sm[p->n_sm++];
 		memset(sm, 0, sizeof(*sm));
 		sm->ptr = ev->sk;
-		sm->t_first = ev->ts_ns;
 	}
 	sm->t_last = ev->ts_ns;
 	if (ev->str[0])
@@ -409,10 +408,6 @@ static void state_event(struct mft_correlator *c, const struct mft_event *ev)
 		snprintf(sm->state, sizeof(sm->state), "state-%lld", (long long)ev->ret);
 	sm->terminal = !strcmp(sm->state, "completed") || !strcmp(sm->state, "failed") ||
 		       !strcmp(sm->state, "cancelled");
-	/* A new machine run (e.g. a second outgoing migration) restarts from setup. */
-	if (!strcmp(sm->state, "setup") || !strcmp(sm->state, "active"))
-		if (ev->arg == 0 /* from none */)
-			sm->t_first = ev->ts_ns;
 }
 
 /* The state machine that ran this migration, if the process showed one. */

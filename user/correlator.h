@@ -42,7 +42,7 @@ struct mft_chan {
 struct mft_statemachine {
 	uint64_t ptr;
 	char state[MFT_STR_LEN];
-	uint64_t t_first, t_last;
+	uint64_t t_last;
 	bool terminal;
 };
 
