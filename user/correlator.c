@@ -195,11 +195,50 @@ static struct mft_chan *chan_peer(struct mft_correlator *c, const struct mft_cha
 	return NULL;
 }
 
+/*
+ * A socket found mid-life has no connect() or accept() to tell its role. The channels of
+ * one migration share an endpoint: the destination's listening address is every
+ * channel's local end there, the source's peer end here. Two such sockets say which.
+ */
+static struct mft_migration *infer_role(struct mft_correlator *c, struct mft_chan *ch)
+{
+	for (size_t i = 0; i < c->n_migs; i++) {
+		struct mft_migration *o = c->migs[i];
+
+		if (o->done || o->pid != ch->pid)
+			continue;
+		for (size_t k = 0; k < o->n_chans; k++) {
+			const struct mft_chan *x = o->chans[k];
+			int role = MFT_ROLE_UNKNOWN;
+
+			if (!x->ev.midlife)
+				continue;
+			if (x->lport == ch->lport && !memcmp(x->laddr, ch->laddr, 16))
+				role = MFT_ROLE_DEST;
+			else if (x->rport == ch->rport && !memcmp(x->raddr, ch->raddr, 16))
+				role = MFT_ROLE_SOURCE;
+			if (role == MFT_ROLE_UNKNOWN || (o->role != MFT_ROLE_UNKNOWN && o->role != role))
+				continue;
+			o->role = role;
+			for (size_t j = 0; j < o->n_chans; j++)
+				o->chans[j]->role = o->chans[j]->ev.role = role;
+			ch->role = ch->ev.role = role;
+			mft_fmt_addr(o->endpoint, sizeof(o->endpoint), ch->family,
+				     role == MFT_ROLE_DEST ? ch->laddr : ch->raddr,
+				     role == MFT_ROLE_DEST ? ch->lport : ch->rport);
+			return o;
+		}
+	}
+	return NULL;
+}
+
 static void mig_add_chan(struct mft_correlator *c, struct mft_chan *ch)
 {
 	char ep[64];
-	struct mft_migration *m = NULL;
+	struct mft_migration *m = ch->role == MFT_ROLE_UNKNOWN ? infer_role(c, ch) : NULL;
 
+	if (m)
+		goto add;
 	if (ch->role == MFT_ROLE_DEST)
 		mft_fmt_addr(ep, sizeof(ep), ch->family, ch->laddr, ch->lport);
 	else
@@ -226,6 +265,7 @@ static void mig_add_chan(struct mft_correlator *c, struct mft_chan *ch)
 		c->migs = xgrow(c->migs, &c->cap_migs, c->n_migs + 1, sizeof(*c->migs));
 		c->migs[c->n_migs++] = m;
 	}
+add:
 	m->chans = xgrow(m->chans, &m->cap_chans, m->n_chans + 1, sizeof(*m->chans));
 	ch->index = (int)m->n_chans;
 	m->chans[m->n_chans++] = ch;
@@ -531,12 +571,17 @@ static void judge(struct mft_correlator *c, struct mft_migration *m)
 	mft_judge_migration(vs, nv, completed, m->failed, &m->verdict);
 }
 
+/* Worth reporting: it has a multifd channel, or several found mid-life (kinds unknown). */
 static bool has_multifd(const struct mft_migration *m)
 {
-	for (size_t i = 0; i < m->n_chans; i++)
+	size_t unknown = 0;
+
+	for (size_t i = 0; i < m->n_chans; i++) {
 		if (m->chans[i]->kind == MFT_KIND_MULTIFD)
 			return true;
-	return false;
+		unknown += m->chans[i]->kind == MFT_KIND_UNKNOWN;
+	}
+	return unknown >= 2;
 }
 
 static void remove_chan(struct mft_correlator *c, struct mft_chan *ch)

@@ -229,21 +229,55 @@ static void finish_judges_open_channels_incomplete(void)
 	mft_corr_free(c);
 }
 
+/* A socket found mid-life: the kernel knows neither role nor the connect/accept. */
+static void found(struct mft_correlator *c, uint32_t pid, int ch, uint64_t t)
+{
+	struct mft_event e = { 0 };
+
+	e.ts_ns = t;
+	e.type = MFT_EV_SOCK_FOUND;
+	e.pid = pid;
+	e.sk = sk_of(pid, ch);
+	e.family = 2;
+	e.laddr[0] = e.raddr[0] = 127;
+	e.laddr[3] = e.raddr[3] = 1;
+	e.lport = pid == DST ? PORT : (uint16_t)(50000 + ch);
+	e.rport = pid == DST ? (uint16_t)(50000 + ch) : PORT;
+	mft_corr_feed(c, &e);
+}
+
 static void midlife_sockets_are_incomplete(void)
 {
 	struct capture cap;
 	struct mft_correlator *c = mk(&cap, false);
 
-	ev(c, DST, 1, MFT_EV_SOCK_FOUND, 1 * MS, 0);
-	ev(c, DST, 2, MFT_EV_SOCK_FOUND, 1 * MS, 0);
+	found(c, DST, 1, 1 * MS);
+	found(c, DST, 2, 1 * MS);
 	ev(c, DST, 2, MFT_EV_MULTIFD_CHANNEL, 1 * MS, 0);
 	ev(c, DST, 1, MFT_EV_READ_EOF, 5 * MS, 0);
 	ev(c, DST, 1, MFT_EV_DESTROY, 6 * MS, 0);
 	ev(c, DST, 2, MFT_EV_DESTROY, 6 * MS, 0);
 	mft_corr_finish(c, 100 * MS);
-	CHECK_INT(cap.n, 1);
+	CHECK_INT(cap.n, 1); /* one migration, not one per socket */
+	CHECK_INT(cap.migs[0]->role, MFT_ROLE_DEST); /* they share the local (listening) end */
+	CHECK_STR(cap.migs[0]->endpoint, "127.0.0.1:4444");
 	CHECK_INT(cap.chans[0][0].verdict.kind, MFT_V_INCOMPLETE);
 	CHECK_INT(cap.chans[0][1].verdict.kind, MFT_V_INCOMPLETE);
+	mft_corr_free(c);
+}
+
+static void midlife_source_inferred(void)
+{
+	struct capture cap;
+	struct mft_correlator *c = mk(&cap, false);
+
+	for (int ch = 0; ch < 3; ch++)
+		found(c, SRC, ch, 1 * MS);
+	mft_corr_finish(c, 100 * MS);
+	CHECK_INT(cap.n, 1);
+	CHECK_INT(cap.migs[0]->role, MFT_ROLE_SOURCE); /* they share the peer end */
+	CHECK_INT(cap.migs[0]->n_chans, 3);
+	CHECK_INT(cap.chans[0][2].role, MFT_ROLE_SOURCE);
 	mft_corr_free(c);
 }
 
@@ -336,6 +370,7 @@ int main(void)
 	RUN(main_channel_left_open_waits_for_grace);
 	RUN(finish_judges_open_channels_incomplete);
 	RUN(midlife_sockets_are_incomplete);
+	RUN(midlife_source_inferred);
 	RUN(source_borrows_destination_verdict);
 	RUN(reused_socket_address_is_a_new_channel);
 	RUN(event_names_and_addresses);
