@@ -203,6 +203,12 @@ static void report_target(uint32_t pid)
 	} else {
 		line("[--]", "libgnutls", "not mapped: TLS probes absent, channels will be judged as plain TCP");
 	}
+	bool syncs = mft_elf_symbol(pi.exe_open, "multifd_recv_sync_main", &v) == 0;
+
+	line("[info]", "SYNC landmarks", "%s; per channel (SYNC packets, channel id%s): %s",
+	     syncs ? "sync points of each migration" : "no sync points (sync_main not exported)",
+	     pi.gnutls[0] ? ", UUID" : "",
+	     usdt > 0 ? "from USDT, in every mode" : pi.gnutls[0] ? "with --tls-records" : "not available");
 }
 
 int mft_doctor(const uint32_t *pids, int n_pids, const struct mft_collector_opts *co)

@@ -18,8 +18,23 @@ Scenarios (the names are API):
     7.2-10.0-strict  as 7.2-10.0, and the destination gets
                      -global migration.multifd-clean-tls-termination=on
 
+With the QEMU built with USDT probes (version "usdt", see below), the same matrix
+with "usdt" standing in for a side:
+
+    usdt-usdt        USDT build on both sides, machine "pc"
+    usdt-10.0        USDT build source, 10.0.2 destination, machine "pc"
+    10.0-usdt        10.0.2 source, USDT build destination, machine "pc"
+    7.2-usdt         7.2 source, USDT build destination, machine "pc-i440fx-7.2"
+    7.2-usdt-strict  as 7.2-usdt, with the strict global of 7.2-10.0-strict
+
 QEMU 10.0.2 lives in $MFTRACE_QEMU10_PREFIX (default /opt/mftrace/qemu-10.0), as
-unpacked by scripts/setup.sh; 7.2 is /usr/bin/qemu-system-x86_64.
+unpacked by scripts/setup.sh; 7.2 is /usr/bin/qemu-system-x86_64.  The USDT build
+(dtrace+log trace backends, provider "qemu"; Debian's 10.0.2 source, so it behaves as
+"10.0" on the wire) lives in $MFTRACE_USDT_PREFIX (default
+/var/cache/mftrace/qemu-usdt), as built by scripts/build-usdt-qemu.sh; it ships no
+firmware, so it is run with -L pointing at the 10.0.2 data dirs (or, without them, at
+Debian 7.2's /usr/share/qemu and /usr/share/seabios).  usdt_available() tells whether
+it is built; a "usdt" scenario raises HarnessError at start() when it is not.
 
 Every QEMU writes its trace events (log backend, `-msg timestamp=on`, so lines read
 `TID@SEC.USEC:event args`) to WORKDIR/<side>.trace via -D, and its stdout/stderr
@@ -49,10 +64,50 @@ from dataclasses import dataclass
 
 QEMU72_BIN = "/usr/bin/qemu-system-x86_64"
 QEMU10_DEFAULT_PREFIX = "/opt/mftrace/qemu-10.0"
+USDT_DEFAULT_PREFIX = "/var/cache/mftrace/qemu-usdt"
+USDT_STAMP = ".mftrace-usdt-stamp"
+VERSIONS = ("7.2", "10.0", "usdt")
 
 
 def qemu10_prefix() -> str:
     return os.environ.get("MFTRACE_QEMU10_PREFIX") or QEMU10_DEFAULT_PREFIX
+
+
+def usdt_prefix() -> str:
+    return os.environ.get("MFTRACE_USDT_PREFIX") or USDT_DEFAULT_PREFIX
+
+
+def usdt_binary() -> str:
+    return f"{usdt_prefix()}/bin/qemu-system-x86_64"
+
+
+def usdt_info() -> dict[str, str]:
+    """The key=value stamp scripts/build-usdt-qemu.sh writes (debian_version,
+    upstream_version, source_kind, configure, ...); {} when there is no build."""
+    out: dict[str, str] = {}
+    try:
+        with open(os.path.join(usdt_prefix(), USDT_STAMP)) as f:
+            for line in f:
+                k, sep, v = line.rstrip("\n").partition("=")
+                if sep:
+                    out[k] = v
+    except OSError:
+        pass
+    return out
+
+
+def usdt_available() -> bool:
+    """Is the USDT QEMU built (stamp present, binary executable)?"""
+    return bool(usdt_info()) and os.access(usdt_binary(), os.X_OK)
+
+
+def _usdt_data_dirs() -> list[str]:
+    """Firmware/data dirs for the USDT build: those of 10.0.2 when unpacked (same
+    firmware as the "10.0" side), else Debian 7.2's."""
+    p = qemu10_prefix()
+    if os.path.isdir(f"{p}/usr/share/qemu"):
+        return [f"{p}/usr/share/qemu", f"{p}/usr/share/seabios"]
+    return ["/usr/share/qemu", "/usr/share/seabios"]
 
 
 def qemu_argv(version: str) -> list[str]:
@@ -63,13 +118,21 @@ def qemu_argv(version: str) -> list[str]:
         p = qemu10_prefix()
         return [f"{p}/usr/bin/qemu-system-x86_64",
                 "-L", f"{p}/usr/share/qemu", "-L", f"{p}/usr/share/seabios"]
+    if version == "usdt":
+        if not usdt_available():
+            raise HarnessError(f"the USDT QEMU is not built in {usdt_prefix()}: "
+                               "run scripts/build-usdt-qemu.sh (as root) first")
+        a = [usdt_binary()]
+        for d in _usdt_data_dirs():
+            a += ["-L", d]
+        return a
     raise ValueError(f"unknown QEMU version {version!r}")
 
 
 @dataclass(frozen=True)
 class Scenario:
     name: str
-    src: str              # "7.2" or "10.0"
+    src: str              # "7.2", "10.0" or "usdt"
     dst: str
     machine: str
     dst_globals: tuple[str, ...] = ()
@@ -80,6 +143,13 @@ SCENARIOS: dict[str, Scenario] = {s.name: s for s in (
     Scenario("10.0-10.0", "10.0", "10.0", "pc"),
     Scenario("7.2-10.0", "7.2", "10.0", "pc-i440fx-7.2"),
     Scenario("7.2-10.0-strict", "7.2", "10.0", "pc-i440fx-7.2",
+             ("migration.multifd-clean-tls-termination=on",)),
+    # the USDT build (10.0.2 source) in place of one or both sides
+    Scenario("usdt-usdt", "usdt", "usdt", "pc"),
+    Scenario("usdt-10.0", "usdt", "10.0", "pc"),
+    Scenario("10.0-usdt", "10.0", "usdt", "pc"),
+    Scenario("7.2-usdt", "7.2", "usdt", "pc-i440fx-7.2"),
+    Scenario("7.2-usdt-strict", "7.2", "usdt", "pc-i440fx-7.2",
              ("migration.multifd-clean-tls-termination=on",)),
 )}
 
