@@ -205,10 +205,10 @@ static void report_target(uint32_t pid)
 	}
 	bool syncs = mft_elf_symbol(pi.exe_open, "multifd_recv_sync_main", &v) == 0;
 
-	line("[info]", "SYNC landmarks", "%s; per channel (SYNC packets, channel id%s): %s",
-	     syncs ? "sync points of each migration" : "no sync points (sync_main not exported)",
-	     pi.gnutls[0] ? ", UUID" : "",
-	     usdt > 0 ? "from USDT, in every mode" : pi.gnutls[0] ? "with --tls-records" : "not available");
+	line("[info]", "SYNC landmarks", "%s%s%s",
+	     syncs ? "sync points of each migration (uprobes)" : "no sync points (sync_main not exported)",
+	     usdt > 0 ? "; per-channel SYNC packets and channel ids from USDT" : "",
+	     pi.gnutls[0] ? "; with --tls-records also decoded from the plaintext, with the migration UUID" : "");
 }
 
 int mft_doctor(const uint32_t *pids, int n_pids, const struct mft_collector_opts *co)
