@@ -13,13 +13,13 @@ PKG_CONFIG ?= pkg-config
 
 CFLAGS ?= -O2 -g
 CFLAGS += -Wall -Wextra -Werror -std=gnu11 -D_GNU_SOURCE -Iinclude -Iuser -I$(BUILD)
-LDLIBS += $(shell $(PKG_CONFIG) --libs libbpf 2>/dev/null || echo -lbpf) -lelf -lz -ldl -lm
+LDLIBS += $(shell $(PKG_CONFIG) --libs libbpf 2>/dev/null || echo -lbpf) -lelf -lz -ldl -lm -lmicrohttpd -lpthread
 MULTIARCH := $(shell $(CC) -print-multiarch 2>/dev/null)
 BPF_CFLAGS := -g -O2 -target bpf -D__TARGET_ARCH_$(ARCH) -Wall -Werror \
 	-Iinclude -Ivmlinux/$(ARCH) $(if $(MULTIARCH),-idirafter /usr/include/$(MULTIARCH))
 
 # Pure C modules (no libbpf): what the unit tests link.
-CORE_SRCS := user/correlator.c user/verdict.c user/probe_select.c user/output.c
+CORE_SRCS := user/correlator.c user/verdict.c user/probe_select.c user/output.c user/metrics.c user/recfile.c user/timeline.c user/timeline_chrome.c user/timeline_html.c
 CORE_OBJS := $(CORE_SRCS:user/%.c=$(BUILD)/%.o)
 TOOL_SRCS := $(filter-out $(CORE_SRCS),$(wildcard user/*.c))
 TOOL_OBJS := $(TOOL_SRCS:user/%.c=$(BUILD)/%.o)
@@ -73,3 +73,9 @@ install: $(BUILD)/mftrace
 
 clean:
 	rm -rf $(BUILD)
+
+# The recording reader under libFuzzer (clang, ASan, UBSan): FUZZ_SECONDS, default 60.
+FUZZ_SECONDS ?= 60
+.PHONY: fuzz
+fuzz:
+	@fuzz/run $(FUZZ_SECONDS) $(BUILD)

@@ -392,8 +392,9 @@ int tp_inet_sock_set_state(struct trace_event_raw_inet_sock_set_state *ctx)
 		return 0;
 	if (os == TCP_SYN_SENT && ns == TCP_ESTABLISHED) {
 		emit(MFT_EV_ESTABLISHED, sk, st, 0, false, 0, 0);
-	} else if (ns == TCP_CLOSE_WAIT || ns == TCP_CLOSING || ns == TCP_TIME_WAIT ||
-		   (os == TCP_FIN_WAIT2 && ns == TCP_CLOSE)) {
+	} else if (ns == TCP_CLOSE_WAIT || ns == TCP_CLOSING || ns == TCP_TIME_WAIT) {
+		/* Not FIN_WAIT2 -> CLOSE: a socket closed in FIN_WAIT2 makes that move too,
+		 * without any FIN (its time-wait mini socket takes over). */
 		if (!(st->snap.flags & MFT_SF_FIN_RCVD)) {
 			st->snap.flags |= MFT_SF_FIN_RCVD;
 			emit(MFT_EV_FIN_RCVD, sk, st, 0, false, ns, os);

@@ -228,8 +228,11 @@ static bool uprobe_cookie(struct mft_collector *c, struct target *t, struct bpf_
 		return false;
 	l = bpf_program__attach_uprobe_opts(p, (pid_t)t->pid, path, 0, &uo);
 	if (!l) {
+		int err = errno;
+
 		add_status(c, t->pid, func, ret ? "uretprobe" : "uprobe", false, required, "%s: %s", path,
-			   errno == ENOENT ? "symbol not found" : strerror(errno));
+			   err == ENOENT ? "symbol not found" : strerror(err));
+		errno = err;
 		return false;
 	}
 	t->links[t->n_links++] = l;
@@ -372,8 +375,14 @@ int mft_collector_add_target(struct mft_collector *c, const struct mft_procinfo 
 			   "libgnutls is not mapped in pid %u: channels are traced as plain TCP", pi->pid);
 		return 0;
 	}
-	uprobe_pair(c, t, s->progs.up_gnutls_handshake, s->progs.ur_gnutls_handshake, pi->gnutls_open,
-		    "gnutls_handshake", false);
+	if (!uprobe_pair(c, t, s->progs.up_gnutls_handshake, s->progs.ur_gnutls_handshake, pi->gnutls_open,
+			 "gnutls_handshake", false)) {
+		/* without it every TLS channel would look plain: refuse rather than mislead */
+		snprintf(err, errlen, "cannot attach uprobes to %s (%s)%s", pi->gnutls, strerror(errno),
+			 errno == EACCES || errno == EPERM ? ": uprobes need root or CAP_SYS_ADMIN" : "");
+		mft_collector_remove_target(c, pi->pid);
+		return -1;
+	}
 	uprobe_pair(c, t, s->progs.up_gnutls_bye, s->progs.ur_gnutls_bye, pi->gnutls_open, "gnutls_bye", false);
 	uprobe_pair(c, t, s->progs.up_gnutls_deinit, NULL, pi->gnutls_open, "gnutls_deinit", false);
 	if (c->opts.tls_records)
@@ -392,6 +401,13 @@ void mft_collector_remove_target(struct mft_collector *c, uint32_t pid)
 	for (int i = 0; i < t->n_links; i++)
 		bpf_link__destroy(t->links[i]);
 	*t = c->targets[--c->n_targets];
+	/* forget its attach statuses, so that a long-running session never fills up */
+	size_t keep = 0;
+
+	for (size_t i = 0; i < c->n_status; i++)
+		if (c->status[i].pid != pid)
+			c->status[keep++] = c->status[i];
+	c->n_status = keep;
 }
 
 int mft_collector_poll(struct mft_collector *c, int timeout_ms)

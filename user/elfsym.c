@@ -68,6 +68,39 @@ int mft_elf_symbol(const char *path, const char *name, uint64_t *vaddr)
 	return rc;
 }
 
+bool mft_elf_needs(const char *path, const char *prefix)
+{
+	int fd;
+	Elf *e = elf_open(path, &fd);
+	Elf_Scn *scn = NULL;
+	bool found = false;
+
+	if (!e)
+		return false;
+	while (!found && (scn = elf_nextscn(e, scn))) {
+		GElf_Shdr sh;
+		Elf_Data *d;
+
+		if (!gelf_getshdr(scn, &sh) || sh.sh_type != SHT_DYNAMIC || !sh.sh_entsize)
+			continue;
+		d = elf_getdata(scn, NULL);
+		for (size_t i = 0; d && i < sh.sh_size / sh.sh_entsize; i++) {
+			GElf_Dyn dyn;
+			const char *n;
+
+			if (!gelf_getdyn(d, (int)i, &dyn) || dyn.d_tag != DT_NEEDED)
+				continue;
+			n = elf_strptr(e, sh.sh_link, dyn.d_un.d_val);
+			if (n && !strncmp(n, prefix, strlen(prefix))) {
+				found = true;
+				break;
+			}
+		}
+	}
+	elf_done(e, fd);
+	return found;
+}
+
 int mft_elf_vaddr_to_offset(const char *path, uint64_t vaddr, uint64_t *offset)
 {
 	int fd, rc = -1;

@@ -19,8 +19,8 @@
 #include "output.h"
 #include "procinfo.h"
 #include "session.h"
+#include "version.h"
 
-#define MFT_VERSION "0.1.0"
 #define MAX_PIDS 64
 #define MAX_DURATION (366 * 24 * 3600) /* a year: larger values are a typo */
 
@@ -28,6 +28,9 @@ static volatile sig_atomic_t stop;
 
 const struct mft_command mft_commands[] = {
 	/* { "name", "one-line summary", mft_cmd_name }, */
+	{ "exporter", "serve Prometheus metrics for every QEMU on this host", mft_cmd_exporter },
+	{ "record", "write the raw event stream to a file (flight recorder with --max-size)", mft_cmd_record },
+	{ "report", "analyse recordings: verdicts as live, one timeline from two hosts, JSON/Perfetto/HTML", mft_cmd_report },
 	{ NULL, NULL, NULL },
 };
 
@@ -82,7 +85,7 @@ static const char usage[] =
 "  mftrace -p 4242 --json -q > verdicts.jsonl  # destination only, machine-readable\n"
 "  mftrace doctor -p 4242                      # what this host can observe, proven\n"
 "\n"
-"Needs root (or CAP_BPF + CAP_PERFMON). Exit status: 0 on success, 1 on a usage or\n"
+"Needs root (or CAP_SYS_ADMIN). Exit status: 0 on success, 1 on a usage or\n"
 "set-up error, 2 if a traced migration was flagged (a shutdown beat a final read).\n";
 
 static int parse_pid(const char *s, uint32_t *pid)

@@ -4,6 +4,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include "elfsym.h"
 #include "host.h"
 #include "session.h"
 
@@ -99,8 +100,14 @@ static int add_target(struct mft_session *s, uint32_t pid, bool fatal)
 
 	if (known(s, pid) || s->n_pids == MAX_TARGETS)
 		return 0;
-	if (mft_procinfo_read(pid, &pi, err, sizeof(err)) ||
-	    mft_collector_add_target(s->col, &pi, err, sizeof(err))) {
+	if (mft_procinfo_read(pid, &pi, err, sizeof(err)))
+		goto fail;
+	/* Found while its dynamic loader is still at work: come back at the next rescan,
+	 * or its TLS channels would look plain. */
+	if (!fatal && !pi.gnutls[0] && mft_elf_needs(pi.exe_open, "libgnutls.so"))
+		return 0;
+	if (mft_collector_add_target(s->col, &pi, err, sizeof(err))) {
+fail:
 		if (fatal || s->o->chatter)
 			fprintf(stderr, "mftrace: pid %u: %s\n", pid, err);
 		return -1;
@@ -206,6 +213,8 @@ int mft_session_run(const struct mft_session_opts *o, volatile sig_atomic_t *sto
 	/* drain what is left, then judge what is still open */
 	mft_collector_poll(s.col, 0);
 	mft_corr_finish(s.corr, mft_mono_now());
+	if (o->done)
+		o->done(o->ctx, &s, mft_mono_now());
 	rc = 0;
 	if (o->chatter) {
 		uint64_t dropped = mft_collector_counter(s.col, MFT_CNT_RB_DROPPED);

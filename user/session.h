@@ -32,6 +32,8 @@ struct mft_session_opts {
 	void (*target)(void *ctx, const struct mft_session *s, const struct mft_procinfo *pi, bool added);
 	/* once per loop turn, about every 100 ms */
 	void (*tick)(void *ctx, const struct mft_session *s, uint64_t now_ns);
+	/* once at the end, after the last events were drained and judged (final counters) */
+	void (*done)(void *ctx, const struct mft_session *s, uint64_t now_ns);
 };
 
 /* Runs until *stop, the duration, or (unless stay) every target has exited.
