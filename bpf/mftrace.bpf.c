@@ -843,6 +843,39 @@ int usdt_multifd_recv_new_channel(struct pt_regs *ctx)
 	return 0;
 }
 
+/*
+ * migrate_set_state(const char *new_state): fires only on a real transition. Where the
+ * compiler inlined migrate_set_state() into its callers, the uprobe below misses those
+ * calls; this probe does not. arg = -1: no state machine address.
+ */
+SEC("usdt")
+int usdt_migrate_set_state(struct pt_regs *ctx)
+{
+	__u64 id = bpf_get_current_pid_tgid();
+	__u32 tgid = id >> 32;
+	struct mft_event *e;
+	long name = 0;
+
+	if (!is_target(tgid) || bpf_usdt_arg(ctx, 0, &name) || !name)
+		return 0;
+	e = bpf_ringbuf_reserve(&events, sizeof(*e), 0);
+	if (!e) {
+		count(MFT_CNT_RB_DROPPED);
+		return 0;
+	}
+	__builtin_memset(e, 0, sizeof(*e));
+	e->ts_ns = bpf_ktime_get_ns();
+	e->type = MFT_EV_MIG_STATE;
+	e->pid = tgid;
+	e->tid = (__u32)id;
+	e->ret = -1;
+	e->arg = (__u64)-1;
+	bpf_probe_read_user_str(e->str, sizeof(e->str), (void *)name);
+	bpf_ringbuf_submit(e, 0);
+	count(MFT_CNT_EVENTS);
+	return 0;
+}
+
 /* void migrate_set_state(MigrationStatus *state, MigrationStatus old, MigrationStatus new) */
 SEC("uprobe")
 int BPF_KPROBE(up_migrate_set_state, void *state, int old_state, int new_state)

@@ -323,6 +323,8 @@ static void attach_usdt(struct mft_collector *c, struct target *t, const struct 
 	}
 	if (!mft_elf_usdt_args(pi->exe_open, "qemu", "multifd_recv_new_channel", spec, sizeof(spec)))
 		any |= usdt(c, t, s->progs.usdt_multifd_recv_new_channel, pi->exe_open, "multifd_recv_new_channel", 0);
+	if (!mft_elf_usdt_args(pi->exe_open, "qemu", "migrate_set_state", spec, sizeof(spec)))
+		usdt(c, t, s->progs.usdt_migrate_set_state, pi->exe_open, "migrate_set_state", 0);
 	if (any)
 		s->bss->track_threads = 1;
 }
