@@ -43,6 +43,7 @@ static void on_signal(int sig)
 static const char usage[] =
 "Usage: mftrace -p PID [-p PID ...] [options]\n"
 "       mftrace doctor [-p PID]\n"
+"       mftrace COMMAND --help   (exporter, record, report: see Commands below)\n"
 "\n"
 "Trace every multifd channel of a QEMU live migration and tell, per channel, who\n"
 "closed first and what the last read saw: did the source's shutdown beat the\n"
@@ -228,7 +229,12 @@ int main(int argc, char **argv)
 			break;
 		case 'v': co.verbose = true; break;
 		case 'V': printf("mftrace %s\n", MFT_VERSION); return 0;
-		case 'h': fputs(usage, stdout); return 0;
+		case 'h':
+			fputs(usage, stdout);
+			printf("\nCommands:\n  %-9s %s\n", "doctor", "what this host can observe, with proof that the probes fire");
+			for (const struct mft_command *c = mft_commands; c->name; c++)
+				printf("  %-9s %s\n", c->name, c->summary);
+			return 0;
 		case ':':
 			fprintf(stderr, "mftrace: option '%s' needs a value. Try 'mftrace --help'.\n", argv[optind - 1]);
 			return 1;
