@@ -843,6 +843,29 @@ int usdt_multifd_recv_new_channel(struct pt_regs *ctx)
 	return 0;
 }
 
+/* A migration state change; name points to the state's name in the target's memory. */
+static __always_inline void emit_state(__u64 id, __u64 machine, __s64 new_state, __u64 old_state, __u64 name)
+{
+	struct mft_event *e = bpf_ringbuf_reserve(&events, sizeof(*e), 0);
+
+	if (!e) {
+		count(MFT_CNT_RB_DROPPED);
+		return;
+	}
+	__builtin_memset(e, 0, sizeof(*e));
+	e->ts_ns = bpf_ktime_get_ns();
+	e->type = MFT_EV_MIG_STATE;
+	e->pid = id >> 32;
+	e->tid = (__u32)id;
+	e->ret = new_state;
+	e->arg = old_state;
+	e->sk = machine; /* identifies which state machine (outgoing or incoming), 0 if unknown */
+	if (name)
+		bpf_probe_read_user_str(e->str, sizeof(e->str), (void *)name);
+	bpf_ringbuf_submit(e, 0);
+	count(MFT_CNT_EVENTS);
+}
+
 /*
  * migrate_set_state(const char *new_state): fires only on a real transition. Where the
  * compiler inlined migrate_set_state() into its callers, the uprobe below misses those
@@ -852,27 +875,11 @@ SEC("usdt")
 int usdt_migrate_set_state(struct pt_regs *ctx)
 {
 	__u64 id = bpf_get_current_pid_tgid();
-	__u32 tgid = id >> 32;
-	struct mft_event *e;
 	long name = 0;
 
-	if (!is_target(tgid) || bpf_usdt_arg(ctx, 0, &name) || !name)
+	if (!is_target(id >> 32) || bpf_usdt_arg(ctx, 0, &name) || !name)
 		return 0;
-	e = bpf_ringbuf_reserve(&events, sizeof(*e), 0);
-	if (!e) {
-		count(MFT_CNT_RB_DROPPED);
-		return 0;
-	}
-	__builtin_memset(e, 0, sizeof(*e));
-	e->ts_ns = bpf_ktime_get_ns();
-	e->type = MFT_EV_MIG_STATE;
-	e->pid = tgid;
-	e->tid = (__u32)id;
-	e->ret = -1;
-	e->arg = (__u64)-1;
-	bpf_probe_read_user_str(e->str, sizeof(e->str), (void *)name);
-	bpf_ringbuf_submit(e, 0);
-	count(MFT_CNT_EVENTS);
+	emit_state(id, 0, -1, (__u64)-1, (__u64)name);
 	return 0;
 }
 
@@ -897,43 +904,22 @@ int BPF_KRETPROBE(ur_migrate_set_state)
 	__u32 tid = (__u32)id, tgid = id >> 32;
 	struct mft_state_call *c = bpf_map_lookup_elem(&state_calls, &tid);
 	struct mft_target *t = bpf_map_lookup_elem(&targets, &tgid);
-	struct mft_event *e;
+	__u64 array = 0, name = 0;
 	int cur = -1;
 
 	if (!c || !t)
 		return 0;
 	/* The transition happens only if the cmpxchg inside succeeded. */
 	bpf_probe_read_user(&cur, sizeof(cur), (void *)c->state_ptr);
-	if (cur != c->new_state) {
-		bpf_map_delete_elem(&state_calls, &tid);
-		return 0;
-	}
-	e = bpf_ringbuf_reserve(&events, sizeof(*e), 0);
-	if (!e) {
-		count(MFT_CNT_RB_DROPPED);
-		bpf_map_delete_elem(&state_calls, &tid);
-		return 0;
-	}
-	__builtin_memset(e, 0, sizeof(*e));
-	e->ts_ns = bpf_ktime_get_ns();
-	e->type = MFT_EV_MIG_STATE;
-	e->pid = tgid;
-	e->tid = tid;
-	e->ret = c->new_state;
-	e->arg = c->old_state;
-	e->sk = c->state_ptr; /* identifies which state machine (outgoing or incoming) */
-	if (t->status_lookup && c->new_state >= 0 && c->new_state < 32) {
-		/* QEnumLookup { const char *const *array; ... }: read array[new_state] */
-		__u64 array = 0, name = 0;
-
-		bpf_probe_read_user(&array, sizeof(array), (void *)t->status_lookup);
-		if (array)
-			bpf_probe_read_user(&name, sizeof(name), (void *)(array + 8 * c->new_state));
-		if (name)
-			bpf_probe_read_user_str(e->str, sizeof(e->str), (void *)name);
+	if (cur == c->new_state) {
+		/* QEnumLookup { const char *const *array; ... }: the name is array[new_state] */
+		if (t->status_lookup && c->new_state >= 0 && c->new_state < 32) {
+			bpf_probe_read_user(&array, sizeof(array), (void *)t->status_lookup);
+			if (array)
+				bpf_probe_read_user(&name, sizeof(name), (void *)(array + 8 * c->new_state));
+		}
+		emit_state(id, c->state_ptr, c->new_state, c->old_state, name);
 	}
 	bpf_map_delete_elem(&state_calls, &tid);
-	bpf_ringbuf_submit(e, 0);
-	count(MFT_CNT_EVENTS);
 	return 0;
 }

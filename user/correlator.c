@@ -24,7 +24,7 @@ struct mft_correlator {
 	uint64_t now;                /* latest time seen */
 };
 
-static void *xgrow(void *p, size_t *cap, size_t need, size_t elem)
+void *mft_grow(void *p, size_t *cap, size_t need, size_t elem)
 {
 	if (need <= *cap)
 		return p;
@@ -142,7 +142,7 @@ static struct mft_process *proc_get(struct mft_correlator *c, uint32_t pid)
 	for (size_t i = 0; i < c->n_procs; i++)
 		if (c->procs[i].pid == pid)
 			return &c->procs[i];
-	c->procs = xgrow(c->procs, &c->cap_procs, c->n_procs + 1, sizeof(*c->procs));
+	c->procs = mft_grow(c->procs, &c->cap_procs, c->n_procs + 1, sizeof(*c->procs));
 	struct mft_process *p = &c->procs[c->n_procs++];
 
 	memset(p, 0, sizeof(*p));
@@ -262,11 +262,11 @@ static void mig_add_chan(struct mft_correlator *c, struct mft_chan *ch)
 		m->role = ch->role;
 		m->t_first = ch->ev.t_created;
 		snprintf(m->endpoint, sizeof(m->endpoint), "%s", ep);
-		c->migs = xgrow(c->migs, &c->cap_migs, c->n_migs + 1, sizeof(*c->migs));
+		c->migs = mft_grow(c->migs, &c->cap_migs, c->n_migs + 1, sizeof(*c->migs));
 		c->migs[c->n_migs++] = m;
 	}
 add:
-	m->chans = xgrow(m->chans, &m->cap_chans, m->n_chans + 1, sizeof(*m->chans));
+	m->chans = mft_grow(m->chans, &m->cap_chans, m->n_chans + 1, sizeof(*m->chans));
 	ch->index = (int)m->n_chans;
 	m->chans[m->n_chans++] = ch;
 	ch->mig = m;
@@ -731,7 +731,7 @@ void mft_corr_feed(struct mft_correlator *c, const struct mft_event *ev)
 			ch->ev.role = ev->role;
 			ch->ev.midlife = ev->type != MFT_EV_SOCK_CONNECT && ev->type != MFT_EV_SOCK_ACCEPT;
 			ch->ev.t_created = ev->ts_ns;
-			c->chans = xgrow(c->chans, &c->cap_chans, c->n_chans + 1, sizeof(*c->chans));
+			c->chans = mft_grow(c->chans, &c->cap_chans, c->n_chans + 1, sizeof(*c->chans));
 			c->chans[c->n_chans++] = ch;
 		}
 		apply(c, ch, ev);

@@ -106,6 +106,8 @@ const struct mft_process *mft_corr_process(const struct mft_correlator *c, uint3
 size_t mft_corr_open_migrations(const struct mft_correlator *c);
 
 const char *mft_ev_name(int type);
+/* Grow an array to hold need elements (doubling); exits on out-of-memory. */
+void *mft_grow(void *p, size_t *cap, size_t need, size_t elem);
 void mft_fmt_addr(char *buf, size_t len, int family, const uint8_t *addr, uint16_t port);
 /* "xxxxxxxx-xxxx-xxxx-xxxx-xxxxxxxxxxxx" */
 void mft_fmt_uuid(char *buf, size_t len, const uint8_t *uuid);

@@ -27,6 +27,7 @@
 #include "metrics.h"
 #include "session.h"
 
+#include "cli.h"
 #include "version.h"
 
 /* Outside 9100-9999 (the Prometheus wiki's exporter port allocations, all taken), below
@@ -38,14 +39,6 @@
 #define MAX_TIMEOUT 3600
 #define REQUEST_MEMORY 16384   /* per connection: the request line and headers must fit */
 #define LISTEN_BACKLOG 64
-
-static volatile sig_atomic_t stop;
-
-static void on_signal(int sig)
-{
-	(void)sig;
-	stop = 1;
-}
 
 static const char usage[] =
 "Usage: mftrace exporter [--listen ADDR:PORT] [options]\n"
@@ -391,32 +384,17 @@ int mft_cmd_exporter(int argc, char **argv)
 			break;
 		case 'T': co.tls_records = true; break;
 		case 'M':
-			co.forced_mech = mft_mech_parse(optarg);
-			if (co.forced_mech < 0) {
-				fprintf(stderr, "mftrace: invalid mechanism '%s' (auto, fentry, kprobe, tracepoint)\n",
-					optarg);
+			if (mft_cli_mechanism(optarg, &co.forced_mech))
 				return 1;
-			}
 			break;
 		case 'v': co.verbose = x.verbose = true; break;
 		case 'h': fputs(usage, stdout); return 0;
-		case ':':
-			fprintf(stderr, "mftrace: option '%s' needs a value. Try 'mftrace exporter --help'.\n",
-				argv[optind - 1]);
-			return 1;
 		default:
-			if (optopt)
-				fprintf(stderr, "mftrace: unknown option '-%c'. Try 'mftrace exporter --help'.\n", optopt);
-			else
-				fprintf(stderr, "mftrace: unknown option '%s'. Try 'mftrace exporter --help'.\n",
-					argv[optind - 1]);
-			return 1;
+			return mft_cli_option_error("exporter", opt, argv);
 		}
 	}
-	if (optind < argc) {
-		fprintf(stderr, "mftrace: unexpected argument '%s'. Try 'mftrace exporter --help'.\n", argv[optind]);
-		return 1;
-	}
+	if (optind < argc)
+		return mft_cli_unexpected("exporter", argv);
 	snprintf(default_listen, sizeof(default_listen), "127.0.0.1:%d", DEFAULT_PORT);
 	if (parse_listen(listen_at ? listen_at : default_listen, &ss, &sl, err, sizeof(err))) {
 		fprintf(stderr, "mftrace: %s\n", err);
@@ -472,9 +450,8 @@ int mft_cmd_exporter(int argc, char **argv)
 		.tick = on_tick,
 	};
 
-	signal(SIGINT, on_signal);
-	signal(SIGTERM, on_signal);
-	rc = mft_session_run(&so, &stop);
+	mft_cli_catch_signals();
+	rc = mft_session_run(&so, &mft_cli_stop);
 	MHD_stop_daemon(d); /* closes fd too */
 	mft_metrics_free(x.m);
 	return rc ? 1 : 0;

@@ -11,6 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
+#include "cli.h"
 #include "collector.h"
 #include "commands.h"
 #include "correlator.h"
@@ -22,9 +23,6 @@
 #include "version.h"
 
 #define MAX_PIDS 64
-#define MAX_DURATION (366 * 24 * 3600) /* a year: larger values are a typo */
-
-static volatile sig_atomic_t stop;
 
 const struct mft_command mft_commands[] = {
 	/* { "name", "one-line summary", mft_cmd_name }, */
@@ -33,12 +31,6 @@ const struct mft_command mft_commands[] = {
 	{ "report", "analyse recordings: verdicts as live, one timeline from two hosts, JSON/Perfetto/HTML", mft_cmd_report },
 	{ NULL, NULL, NULL },
 };
-
-static void on_signal(int sig)
-{
-	(void)sig;
-	stop = 1;
-}
 
 static const char usage[] =
 "Usage: mftrace -p PID [-p PID ...] [options]\n"
@@ -88,19 +80,6 @@ static const char usage[] =
 "\n"
 "Needs root (or CAP_SYS_ADMIN). Exit status: 0 on success, 1 on a usage or\n"
 "set-up error, 2 if a traced migration was flagged (a shutdown beat a final read).\n";
-
-static int parse_pid(const char *s, uint32_t *pid)
-{
-	char *end;
-	long v;
-
-	errno = 0;
-	v = strtol(s, &end, 10);
-	if (errno || *end || v <= 0 || v > 4194304)
-		return -1;
-	*pid = (uint32_t)v;
-	return 0;
-}
 
 struct live {
 	struct mft_output out;
@@ -160,7 +139,7 @@ static int live(uint32_t *pids, int n_pids, const struct mft_collector_opts *co,
 		.sink = { .ctx = &l, .event = on_chan_event, .migration = on_migration },
 	};
 
-	if (mft_session_run(&so, &stop))
+	if (mft_session_run(&so, &mft_cli_stop))
 		return 1;
 	return l.flagged ? 2 : 0;
 }
@@ -184,7 +163,6 @@ int main(int argc, char **argv)
 	int n_pids = 0, opt;
 	bool json = false, quiet = false, doctor = false;
 	double duration = 0;
-	char *end;
 
 	for (const struct mft_command *c = mft_commands; argc > 1 && c->name; c++)
 		if (!strcmp(argv[1], c->name))
@@ -202,30 +180,20 @@ int main(int argc, char **argv)
 				fprintf(stderr, "mftrace: at most %d -p options\n", MAX_PIDS);
 				return 1;
 			}
-			if (parse_pid(optarg, &pids[n_pids])) {
-				fprintf(stderr, "mftrace: invalid pid '%s'\n", optarg);
+			if (mft_cli_pid(optarg, &pids[n_pids]))
 				return 1;
-			}
 			n_pids++;
 			break;
 		case 'j': json = true; break;
 		case 'q': quiet = true; break;
 		case 'd':
-			duration = strtod(optarg, &end);
-			if (end == optarg || *end || !isfinite(duration) || duration <= 0 || duration > MAX_DURATION) {
-				fprintf(stderr, "mftrace: invalid duration '%s' (seconds, > 0 and at most %d)\n", optarg,
-					MAX_DURATION);
+			if (mft_cli_duration(optarg, &duration))
 				return 1;
-			}
 			break;
 		case 'T': co.tls_records = true; break;
 		case 'M':
-			co.forced_mech = mft_mech_parse(optarg);
-			if (co.forced_mech < 0) {
-				fprintf(stderr, "mftrace: invalid mechanism '%s' (auto, fentry, kprobe, tracepoint)\n",
-					optarg);
+			if (mft_cli_mechanism(optarg, &co.forced_mech))
 				return 1;
-			}
 			break;
 		case 'v': co.verbose = true; break;
 		case 'V': printf("mftrace %s\n", MFT_VERSION); return 0;
@@ -235,29 +203,19 @@ int main(int argc, char **argv)
 			for (const struct mft_command *c = mft_commands; c->name; c++)
 				printf("  %-9s %s\n", c->name, c->summary);
 			return 0;
-		case ':':
-			fprintf(stderr, "mftrace: option '%s' needs a value. Try 'mftrace --help'.\n", argv[optind - 1]);
-			return 1;
 		default:
-			if (optopt)
-				fprintf(stderr, "mftrace: unknown option '-%c'. Try 'mftrace --help'.\n", optopt);
-			else
-				fprintf(stderr, "mftrace: unknown option '%s'. Try 'mftrace --help'.\n", argv[optind - 1]);
-			return 1;
+			return mft_cli_option_error(NULL, opt, argv);
 		}
 	}
-	if (optind < argc) {
-		fprintf(stderr, "mftrace: unexpected argument '%s'. Try 'mftrace --help'.\n", argv[optind]);
-		return 1;
-	}
+	if (optind < argc)
+		return mft_cli_unexpected(NULL, argv);
 	if (doctor)
 		return mft_doctor(pids, n_pids, &co);
 	if (!n_pids) {
 		fprintf(stderr, "mftrace: no target: give -p PID of a QEMU process. Try 'mftrace --help'.\n");
 		return 1;
 	}
-	signal(SIGINT, on_signal);
-	signal(SIGTERM, on_signal);
+	mft_cli_catch_signals();
 	setvbuf(stdout, NULL, _IOLBF, 0);
 	return live(pids, n_pids, &co, json, quiet, duration);
 }

@@ -23,20 +23,13 @@
 #include "recfile.h"
 #include "session.h"
 
+#include "cli.h"
 #include "version.h"
 #define RECORD_TOOL_VERSION MFT_VERSION
 #define MAX_PIDS 64
 #define MIN_MAX_SIZE (512ull << 10)   /* 8 segments of 64 KiB: room for the metadata each repeats */
 #define COUNTERS_EVERY_NS 1000000000ull
 #define CLOCK_EVERY_NS (60ull * 1000000000ull)
-
-static volatile sig_atomic_t rec_stop;
-
-static void on_signal(int sig)
-{
-	(void)sig;
-	rec_stop = 1;
-}
 
 static const char usage[] =
 "Usage: mftrace record [-p PID ...] -o FILE [options]\n"
@@ -273,19 +266,6 @@ static int parse_size(const char *s, uint64_t *out)
 	return 0;
 }
 
-static int parse_pid(const char *s, uint32_t *pid)
-{
-	char *end;
-	long v;
-
-	errno = 0;
-	v = strtol(s, &end, 10);
-	if (errno || *end || v <= 0 || v > 4194304)
-		return -1;
-	*pid = (uint32_t)v;
-	return 0;
-}
-
 int mft_cmd_record(int argc, char **argv)
 {
 	static const struct option longopts[] = {
@@ -312,7 +292,7 @@ int mft_cmd_record(int argc, char **argv)
 	int n_pids = 0, opt, rc;
 	bool json = false, quiet = false;
 	double duration = 0;
-	char *end, err[512];
+	char err[512];
 
 	opterr = 0;
 	optind = 1;
@@ -323,10 +303,8 @@ int mft_cmd_record(int argc, char **argv)
 				fprintf(stderr, "mftrace: at most %d -p options\n", MAX_PIDS);
 				return 1;
 			}
-			if (parse_pid(optarg, &pids[n_pids])) {
-				fprintf(stderr, "mftrace: invalid pid '%s'\n", optarg);
+			if (mft_cli_pid(optarg, &pids[n_pids]))
 				return 1;
-			}
 			n_pids++;
 			break;
 		case 'o': r.path = optarg; break;
@@ -337,40 +315,25 @@ int mft_cmd_record(int argc, char **argv)
 			}
 			break;
 		case 'd':
-			duration = strtod(optarg, &end);
-			if (end == optarg || *end || !isfinite(duration) || duration <= 0 || duration > 366 * 24 * 3600) {
-				fprintf(stderr, "mftrace: invalid duration '%s' (seconds, > 0 and at most a year)\n", optarg);
+			if (mft_cli_duration(optarg, &duration))
 				return 1;
-			}
 			break;
 		case 'T': co.tls_records = true; break;
 		case 'M':
-			co.forced_mech = mft_mech_parse(optarg);
-			if (co.forced_mech < 0) {
-				fprintf(stderr, "mftrace: invalid mechanism '%s' (auto, fentry, kprobe, tracepoint)\n", optarg);
+			if (mft_cli_mechanism(optarg, &co.forced_mech))
 				return 1;
-			}
 			break;
 		case 's': r.show = true; break;
 		case 'j': json = true; break;
 		case 'q': quiet = true; break;
 		case 'v': co.verbose = true; break;
 		case 'h': fputs(usage, stdout); return 0;
-		case ':':
-			fprintf(stderr, "mftrace: option '%s' needs a value. Try 'mftrace record --help'.\n", argv[optind - 1]);
-			return 1;
 		default:
-			if (optopt)
-				fprintf(stderr, "mftrace: unknown option '-%c'. Try 'mftrace record --help'.\n", optopt);
-			else
-				fprintf(stderr, "mftrace: unknown option '%s'. Try 'mftrace record --help'.\n", argv[optind - 1]);
-			return 1;
+			return mft_cli_option_error("record", opt, argv);
 		}
 	}
-	if (optind < argc) {
-		fprintf(stderr, "mftrace: unexpected argument '%s'. Try 'mftrace record --help'.\n", argv[optind]);
-		return 1;
-	}
+	if (optind < argc)
+		return mft_cli_unexpected("record", argv);
 	if (!r.path) {
 		fprintf(stderr, "mftrace: record needs -o FILE. Try 'mftrace record --help'.\n");
 		return 1;
@@ -422,11 +385,10 @@ int mft_cmd_record(int argc, char **argv)
 
 	if (r.show)
 		so.sink = (struct mft_sink){ .ctx = &r.out, .event = mft_out_event, .migration = mft_out_migration };
-	signal(SIGINT, on_signal);
-	signal(SIGTERM, on_signal);
+	mft_cli_catch_signals();
 	setvbuf(stdout, NULL, _IOLBF, 0);
 	fprintf(stderr, "mftrace: recording to %s%s\n", r.path, wo.max_size ? " (flight recorder)" : "");
-	rc = mft_session_run(&so, &rec_stop);
+	rc = mft_session_run(&so, &mft_cli_stop);
 	{
 		struct mft_recw_stats st;
 		int crc = mft_recw_close(r.w, &r.last, &st);

@@ -11,6 +11,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include "cli.h"
 #include "commands.h"
 #include "output.h"
 #include "recfile.h"
@@ -251,15 +252,8 @@ int mft_cmd_report(int argc, char **argv)
 		case 'o': out_path = optarg; break;
 		case 'q': quiet = true; break;
 		case 'h': fputs(usage, stdout); return 0;
-		case ':':
-			fprintf(stderr, "mftrace: option '%s' needs a value. Try 'mftrace report --help'.\n", argv[optind - 1]);
-			return 1;
 		default:
-			if (optopt)
-				fprintf(stderr, "mftrace: unknown option '-%c'. Try 'mftrace report --help'.\n", optopt);
-			else
-				fprintf(stderr, "mftrace: unknown option '%s'. Try 'mftrace report --help'.\n", argv[optind - 1]);
-			return 1;
+			return mft_cli_option_error("report", opt, argv);
 		}
 	}
 	if (optind == argc) {

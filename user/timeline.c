@@ -479,24 +479,6 @@ struct replay {
 	const struct mft_sink *out;
 };
 
-static void *tl_grow(void *p, size_t *cap, size_t need, size_t elem)
-{
-	size_t ncap;
-
-	if (need <= *cap)
-		return p;
-	ncap = *cap ? *cap * 2 : 16;
-	while (ncap < need)
-		ncap *= 2;
-	p = realloc(p, ncap * elem);
-	if (!p) {
-		fprintf(stderr, "mftrace: out of memory\n");
-		exit(1);
-	}
-	*cap = ncap;
-	return p;
-}
-
 static void on_event(void *ctx, const struct mft_correlator *c, const struct mft_chan *ch, const struct mft_event *ev)
 {
 	struct replay *r = ctx;
@@ -514,7 +496,7 @@ static void on_migration(void *ctx, const struct mft_correlator *c, const struct
 
 	if (r->out && r->out->migration)
 		r->out->migration(r->out->ctx, c, m);
-	tl->migs = tl_grow(tl->migs, &tl->cap_migs, tl->n_migs + 1, sizeof(*tl->migs));
+	tl->migs = mft_grow(tl->migs, &tl->cap_migs, tl->n_migs + 1, sizeof(*tl->migs));
 	tm = &tl->migs[tl->n_migs];
 	memset(tm, 0, sizeof(*tm));
 	tm->m = *m;
@@ -523,7 +505,7 @@ static void on_migration(void *ctx, const struct mft_correlator *c, const struct
 	snprintf(tm->name, sizeof(tm->name), "%s", p ? p->name : "");
 	tm->first = tl->n_chans;
 	tm->n = m->n_chans;
-	tl->chans = tl_grow(tl->chans, &tl->cap_chans, tl->n_chans + m->n_chans, sizeof(*tl->chans));
+	tl->chans = mft_grow(tl->chans, &tl->cap_chans, tl->n_chans + m->n_chans, sizeof(*tl->chans));
 	for (size_t i = 0; i < m->n_chans; i++) {
 		struct mft_tl_chan *tc = &tl->chans[tl->n_chans++];
 
