@@ -30,6 +30,7 @@ REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)
 MFTRACE = os.path.join(REPO, "build", "mftrace")
 MAIN_C = os.path.join(REPO, "user", "main.c")
 VERDICT_C = os.path.join(REPO, "user", "verdict.c")
+VERSION_H = os.path.join(REPO, "include", "version.h")
 MANPAGE = os.path.join(REPO, "doc", "mftrace.8")
 QEMU = "/usr/bin/qemu-system-x86_64"
 QEMU_ARGV = [QEMU, "-M", "none", "-nodefaults", "-display", "none", "-accel", "tcg", "-S"]
@@ -338,7 +339,10 @@ def test_help() -> None:
         check(r.err == "", f"stderr not empty: {r}")
         check(r.out.startswith("Usage: mftrace -p PID"), f"stdout does not start with Usage: {r}")
         check("mftrace doctor" in r.out, f"help does not mention 'mftrace doctor': {r}")
-    text = r.out
+        for cmd in ("doctor", "exporter", "record", "report"):
+            check(re.search(rf"^  {cmd}\s+\S", r.out, re.M) is not None, f"help does not list the command {cmd}")
+    # the options of live mode: the part before the list of other commands
+    text = r.out.split("\nCommands:\n")[0]
     for name, s in longopts():
         check(re.search(rf"(^|[\s,])--{re.escape(name)}\b", text, re.M) is not None,
               f"--help does not list --{name}")
@@ -357,8 +361,8 @@ def test_help() -> None:
 
 
 def test_version() -> None:
-    want = re.search(r'#define MFT_VERSION "([^"]+)"', read_source(MAIN_C))
-    check(want is not None, "no MFT_VERSION in user/main.c")
+    want = re.search(r'#define MFT_VERSION "([^"]+)"', read_source(VERSION_H))
+    check(want is not None, "no MFT_VERSION in include/version.h")
     for flag in ("-V", "--version"):
         r = run([flag])
         no_crash(r)
