@@ -113,7 +113,6 @@ struct mft_event {
 /* targets map value: one per traced QEMU process */
 struct mft_target {
 	__u64 status_lookup; /* runtime address of QEMU's MigrationStatus_lookup, or 0 */
-	__u32 flags;
 };
 
 /* Counters the BPF side keeps (per-CPU array, index = enum mft_counter). */
