@@ -190,6 +190,12 @@ static struct mft_chan *chan_peer(struct mft_correlator *c, const struct mft_cha
 			continue;
 		if (memcmp(o->laddr, ch->raddr, 16) || memcmp(o->raddr, ch->laddr, 16))
 			continue;
+		/* where both ends know QEMU's channel id or the migration UUID, they must agree */
+		if (o->chan_id >= 0 && ch->chan_id >= 0 && o->chan_id != ch->chan_id)
+			continue;
+		if (o->mig && ch->mig && o->mig->has_uuid && ch->mig->has_uuid &&
+		    memcmp(o->mig->uuid, ch->mig->uuid, 16))
+			continue;
 		return o;
 	}
 	return NULL;
