@@ -5,7 +5,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include "cli.h"
+#include "host.h"
 #include "probe_select.h"
+#include "procinfo.h"
 
 #define MAX_PID 4194304                   /* PID_MAX_LIMIT */
 #define MAX_DURATION (366 * 24 * 3600)    /* a year: larger values are a typo */
@@ -83,6 +85,28 @@ int mft_cli_mechanism(const char *s, int *mech)
 	if (*mech < 0) {
 		fprintf(stderr, "mftrace: invalid mechanism '%s' (auto, fentry, kprobe, tracepoint)\n", s);
 		return -1;
+	}
+	return 0;
+}
+
+int mft_cli_check_targets(const uint32_t *pids, int n_pids)
+{
+	struct mft_procinfo pi;
+	char err[512];
+
+	if (mft_check_privileges(err, sizeof(err))) {
+		fprintf(stderr, "mftrace: %s\n", err);
+		return -1;
+	}
+	for (int i = 0; i < n_pids; i++) {
+		if (mft_procinfo_read(pids[i], &pi, err, sizeof(err))) {
+			fprintf(stderr, "mftrace: %s\n", err);
+			return -1;
+		}
+		if (!mft_procinfo_is_qemu(&pi)) {
+			fprintf(stderr, "mftrace: pid %u (%s, %s) is not a QEMU process\n", pids[i], pi.comm, pi.exe);
+			return -1;
+		}
 	}
 	return 0;
 }

@@ -19,5 +19,7 @@ int mft_cli_unexpected(const char *cmd, char **argv);
 int mft_cli_pid(const char *s, uint32_t *pid);
 int mft_cli_duration(const char *s, double *secs);
 int mft_cli_mechanism(const char *s, int *mech);
+/* Before touching the kernel: the privileges, and that every pid is a QEMU. */
+int mft_cli_check_targets(const uint32_t *pids, int n_pids);
 
 #endif

@@ -106,25 +106,11 @@ static void on_chan_event(void *ctx, const struct mft_correlator *c, const struc
 static int live(uint32_t *pids, int n_pids, const struct mft_collector_opts *co, bool json, bool quiet,
 		double duration)
 {
-	struct mft_procinfo pi;
 	struct live l = { 0 };
-	char err[512];
 
 	/* Validate everything before touching the kernel: one clear line per problem. */
-	if (mft_check_privileges(err, sizeof(err))) {
-		fprintf(stderr, "mftrace: %s\n", err);
+	if (mft_cli_check_targets(pids, n_pids))
 		return 1;
-	}
-	for (int i = 0; i < n_pids; i++) {
-		if (mft_procinfo_read(pids[i], &pi, err, sizeof(err))) {
-			fprintf(stderr, "mftrace: %s\n", err);
-			return 1;
-		}
-		if (!mft_procinfo_is_qemu(&pi)) {
-			fprintf(stderr, "mftrace: pid %u (%s, %s) is not a QEMU process\n", pids[i], pi.comm, pi.exe);
-			return 1;
-		}
-	}
 	l.out.out = stdout;
 	l.out.json = json;
 	l.out.events = !quiet;

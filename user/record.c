@@ -287,7 +287,6 @@ int mft_cmd_record(int argc, char **argv)
 	struct recorder r = { 0 };
 	struct mft_rec_host host;
 	struct mft_rec_clock clk;
-	struct mft_procinfo pi;
 	uint32_t pids[MAX_PIDS];
 	int n_pids = 0, opt, rc;
 	bool json = false, quiet = false;
@@ -338,20 +337,8 @@ int mft_cmd_record(int argc, char **argv)
 		fprintf(stderr, "mftrace: record needs -o FILE. Try 'mftrace record --help'.\n");
 		return 1;
 	}
-	if (mft_check_privileges(err, sizeof(err))) {
-		fprintf(stderr, "mftrace: %s\n", err);
+	if (mft_cli_check_targets(pids, n_pids))
 		return 1;
-	}
-	for (int i = 0; i < n_pids; i++) {
-		if (mft_procinfo_read(pids[i], &pi, err, sizeof(err))) {
-			fprintf(stderr, "mftrace: %s\n", err);
-			return 1;
-		}
-		if (!mft_procinfo_is_qemu(&pi)) {
-			fprintf(stderr, "mftrace: pid %u (%s, %s) is not a QEMU process\n", pids[i], pi.comm, pi.exe);
-			return 1;
-		}
-	}
 	r.w = mft_recw_open(r.path, &wo, err, sizeof(err));
 	if (!r.w) {
 		fprintf(stderr, "mftrace: %s\n", err);
