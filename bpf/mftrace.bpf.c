@@ -149,15 +149,18 @@ static __always_inline void fill_addrs(struct mft_event *e, struct sock *sk)
 	}
 }
 
-/* Emit one event. st may be NULL; sk may be 0 for process-level events. */
-static __always_inline void emit(__u16 type, __u64 sk, struct mft_sock *st, __u32 tgid,
-				 bool process_ctx, __s64 ret, __u64 arg)
+/*
+ * Reserve and fill one event; NULL (and counted) when the ring buffer is full. st may be
+ * NULL; sk may be 0 for process-level events. The caller may add to it, then submits.
+ */
+static __always_inline struct mft_event *event_start(__u16 type, __u64 sk, struct mft_sock *st, __u32 tgid,
+						      bool process_ctx, __s64 ret, __u64 arg)
 {
 	struct mft_event *e = bpf_ringbuf_reserve(&events, sizeof(*e), 0);
 
 	if (!e) {
 		count(MFT_CNT_RB_DROPPED);
-		return;
+		return NULL;
 	}
 	__builtin_memset(e, 0, sizeof(*e));
 	e->ts_ns = bpf_ktime_get_ns();
@@ -176,8 +179,23 @@ static __always_inline void emit(__u16 type, __u64 sk, struct mft_sock *st, __u3
 	}
 	if (sk)
 		fill_addrs(e, (struct sock *)sk);
+	return e;
+}
+
+static __always_inline void event_submit(struct mft_event *e)
+{
 	bpf_ringbuf_submit(e, 0);
 	count(MFT_CNT_EVENTS);
+}
+
+/* Emit one event, as event_start() fills it. */
+static __always_inline void emit(__u16 type, __u64 sk, struct mft_sock *st, __u32 tgid,
+				 bool process_ctx, __s64 ret, __u64 arg)
+{
+	struct mft_event *e = event_start(type, sk, st, tgid, process_ctx, ret, arg);
+
+	if (e)
+		event_submit(e);
 }
 
 static __always_inline struct mft_sock *track(__u64 sk, __u32 tgid, __u8 role, __u32 flags)
@@ -696,26 +714,13 @@ static __always_inline void peek_plaintext(struct mft_call *c, struct mft_sock *
 	if (bpf_ntohl(*(__u32 *)&h[0]) != MFT_MULTIFD_MAGIC || bpf_ntohl(*(__u32 *)&h[4]) != MFT_MULTIFD_VERSION)
 		return;
 	if (len == MFT_MULTIFD_INIT_LEN) {
-		struct mft_event *e = bpf_ringbuf_reserve(&events, sizeof(*e), 0);
+		/* channel id at byte 24, the migration UUID at bytes 8-23 (in str) */
+		struct mft_event *e = event_start(MFT_EV_CHAN_INIT, c->sk, st, tgid, true, h[24], 1);
 
-		if (!e) {
-			count(MFT_CNT_RB_DROPPED);
+		if (!e)
 			return;
-		}
-		__builtin_memset(e, 0, sizeof(*e));
-		e->ts_ns = bpf_ktime_get_ns();
-		e->type = MFT_EV_CHAN_INIT;
-		e->sk = c->sk;
-		e->pid = tgid;
-		e->tid = (__u32)bpf_get_current_pid_tgid();
-		e->ret = h[24];
-		e->arg = 1;
-		e->role = st->role;
-		e->snap = st->snap;
 		__builtin_memcpy(e->str, &h[8], 16);
-		fill_addrs(e, (struct sock *)c->sk);
-		bpf_ringbuf_submit(e, 0);
-		count(MFT_CNT_EVENTS);
+		event_submit(e);
 		return;
 	}
 	if (len != MFT_MULTIFD_HDR_LEN &&
@@ -846,24 +851,16 @@ int usdt_multifd_recv_new_channel(struct pt_regs *ctx)
 /* A migration state change; name points to the state's name in the target's memory. */
 static __always_inline void emit_state(__u64 id, __u64 machine, __s64 new_state, __u64 old_state, __u64 name)
 {
-	struct mft_event *e = bpf_ringbuf_reserve(&events, sizeof(*e), 0);
+	/* not process_ctx: str holds the state's name, not the thread's */
+	struct mft_event *e = event_start(MFT_EV_MIG_STATE, 0, NULL, id >> 32, false, new_state, old_state);
 
-	if (!e) {
-		count(MFT_CNT_RB_DROPPED);
+	if (!e)
 		return;
-	}
-	__builtin_memset(e, 0, sizeof(*e));
-	e->ts_ns = bpf_ktime_get_ns();
-	e->type = MFT_EV_MIG_STATE;
-	e->pid = id >> 32;
 	e->tid = (__u32)id;
-	e->ret = new_state;
-	e->arg = old_state;
 	e->sk = machine; /* identifies which state machine (outgoing or incoming), 0 if unknown */
 	if (name)
 		bpf_probe_read_user_str(e->str, sizeof(e->str), (void *)name);
-	bpf_ringbuf_submit(e, 0);
-	count(MFT_CNT_EVENTS);
+	event_submit(e);
 }
 
 /*
