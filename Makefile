@@ -19,7 +19,7 @@ BPF_CFLAGS := -g -O2 -target bpf -D__TARGET_ARCH_$(ARCH) -Wall -Werror \
 	-Iinclude -Ivmlinux/$(ARCH) $(if $(MULTIARCH),-idirafter /usr/include/$(MULTIARCH))
 
 # Pure C modules (no libbpf): what the unit tests link.
-CORE_SRCS := user/correlator.c user/verdict.c user/probe_select.c user/output.c user/metrics.c user/recfile.c user/timeline.c user/timeline_chrome.c user/timeline_html.c
+CORE_SRCS := user/correlator.c user/verdict.c user/probe_select.c user/output.c user/multifd_wire.c user/metrics.c user/recfile.c user/timeline.c user/timeline_chrome.c user/timeline_html.c
 CORE_OBJS := $(CORE_SRCS:user/%.c=$(BUILD)/%.o)
 TOOL_SRCS := $(filter-out $(CORE_SRCS),$(wildcard user/*.c))
 TOOL_OBJS := $(TOOL_SRCS:user/%.c=$(BUILD)/%.o)

@@ -698,6 +698,18 @@ int BPF_KPROBE(up_gnutls_record_recv, void *session, void *data)
 	return 0;
 }
 
+/* A MultiFDInit_t (its first 32 bytes in h): raw, for user space to decode (multifd_wire.c). */
+static __always_inline void emit_init(__u64 sk, struct mft_sock *st, const __u8 *h)
+{
+	struct mft_event *e = event_start(MFT_EV_CHAN_INIT, sk, st, st->tgid, true, -1, 0);
+
+	if (!e)
+		return;
+	__builtin_memcpy(&e->arg, h, 8);
+	__builtin_memcpy(e->str, h + 8, MFT_STR_LEN);
+	event_submit(e);
+}
+
 /*
  * Peek at the plaintext a record read returned, for the multifd landmarks only: the
  * MultiFDInit_t (channel id, migration UUID) and packet headers that carry SYNC. A read
@@ -714,13 +726,7 @@ static __always_inline void peek_plaintext(struct mft_call *c, struct mft_sock *
 	if (bpf_ntohl(*(__u32 *)&h[0]) != MFT_MULTIFD_MAGIC || bpf_ntohl(*(__u32 *)&h[4]) != MFT_MULTIFD_VERSION)
 		return;
 	if (len == MFT_MULTIFD_INIT_LEN) {
-		/* channel id at byte 24, the migration UUID at bytes 8-23 (in str) */
-		struct mft_event *e = event_start(MFT_EV_CHAN_INIT, c->sk, st, tgid, true, h[24], 1);
-
-		if (!e)
-			return;
-		__builtin_memcpy(e->str, &h[8], 16);
-		event_submit(e);
+		emit_init(c->sk, st, h);
 		return;
 	}
 	if (len != MFT_MULTIFD_HDR_LEN &&
@@ -785,6 +791,47 @@ int BPF_KPROBE(up_multifd_cleanup)
 
 	if (is_target(tgid))
 		emit(MFT_EV_MULTIFD_CLEANUP, 0, NULL, tgid, true, (__s64)bpf_get_attach_cookie(ctx), 0);
+	return 0;
+}
+
+/*
+ * qio_channel_read_all(ioc, buf, buflen, errp) inside multifd_recv_new_channel() reads the
+ * channel's 64-byte MultiFDInit_t, through TLS or not: its id and the migration UUID, in
+ * default mode, for one uprobe hit per channel (nocomp multifd reads nothing else this way).
+ */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 1024);
+	__type(key, __u32);
+	__type(value, __u64);
+} init_reads SEC(".maps");
+
+SEC("uprobe")
+int BPF_KPROBE(up_qio_channel_read_all, void *ioc, void *buf, __u64 len)
+{
+	__u32 tid = (__u32)bpf_get_current_pid_tgid();
+	__u64 b = (__u64)buf;
+
+	if (len == MFT_MULTIFD_INIT_LEN && bpf_map_lookup_elem(&newchan_calls, &tid))
+		bpf_map_update_elem(&init_reads, &tid, &b, BPF_ANY);
+	return 0;
+}
+
+SEC("uretprobe")
+int BPF_KRETPROBE(ur_qio_channel_read_all, int ret)
+{
+	__u32 tid = (__u32)bpf_get_current_pid_tgid();
+	__u64 *buf = bpf_map_lookup_elem(&init_reads, &tid), *sk;
+	struct mft_sock *st;
+	__u8 h[32] = {};
+
+	if (!buf)
+		return 0;
+	sk = bpf_map_lookup_elem(&newchan_calls, &tid);
+	st = sk && *sk ? bpf_map_lookup_elem(&socks, sk) : NULL;
+	if (ret == 0 && st && !bpf_probe_read_user(h, sizeof(h), (void *)*buf))
+		emit_init(*sk, st, h);
+	bpf_map_delete_elem(&init_reads, &tid);
 	return 0;
 }
 

@@ -40,7 +40,8 @@ enum mft_ev_type {
 	MFT_EV_PROC_EXIT,        /* the target's last thread exited; ret = wait status */
 	MFT_EV_SYNC_MAIN,        /* multifd_{send,recv}_sync_main(): a sync point of the migration; ret = side */
 	MFT_EV_CHAN_SYNC,        /* a SYNC packet on this channel; ret = channel id or -1, arg = packet number */
-	MFT_EV_CHAN_INIT,        /* the channel's id (ret); arg = 1 if str[0..15] holds the migration UUID */
+	MFT_EV_CHAN_INIT,        /* the MultiFDInit_t: its raw bytes 0-7 in arg, 8-31 in str (user/multifd_wire.h);
+				  * or, from USDT, arg = 0 and the channel id in ret */
 	MFT_EV__MAX,
 };
 

@@ -354,8 +354,10 @@ int mft_collector_add_target(struct mft_collector *c, const struct mft_procinfo 
 	/* QEMU's own exported functions: rare landmarks */
 	uprobe_pair(c, t, s->progs.up_migrate_set_state, s->progs.ur_migrate_set_state, pi->exe_open,
 		    "migrate_set_state", false);
-	uprobe_pair(c, t, s->progs.up_multifd_recv_new_channel, s->progs.ur_multifd_recv_new_channel,
-		    pi->exe_open, "multifd_recv_new_channel", false);
+	if (uprobe_pair(c, t, s->progs.up_multifd_recv_new_channel, s->progs.ur_multifd_recv_new_channel,
+			pi->exe_open, "multifd_recv_new_channel", false))
+		uprobe_pair(c, t, s->progs.up_qio_channel_read_all, s->progs.ur_qio_channel_read_all, pi->exe_open,
+			    "qio_channel_read_all", false);
 	static const char *const send_cleanup[] = { "multifd_send_shutdown", "multifd_save_cleanup" };
 	static const char *const recv_cleanup[] = { "multifd_recv_shutdown", "multifd_load_cleanup" };
 

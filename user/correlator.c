@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include "correlator.h"
+#include "multifd_wire.h"
 
 #define DEFAULT_GRACE_NS (2ull * 1000 * 1000 * 1000)
 
@@ -22,6 +23,7 @@ struct mft_correlator {
 	size_t n_procs, cap_procs;
 	uint64_t next_mig_id;
 	uint64_t now;                /* latest time seen */
+	uint64_t bad_inits;          /* channel-init events that did not decode */
 };
 
 void *mft_grow(void *p, size_t *cap, size_t need, size_t elem)
@@ -402,14 +404,23 @@ static void apply(struct mft_correlator *c, struct mft_chan *ch, const struct mf
 	case MFT_EV_MULTIFD_CHANNEL:
 		ch->kind = MFT_KIND_MULTIFD;
 		break;
-	case MFT_EV_CHAN_INIT:
+	case MFT_EV_CHAN_INIT: {
+		uint8_t uuid[16];
+		bool has_uuid;
+		int id;
+
+		if (mft_chan_init_of_event(ev, &id, uuid, &has_uuid) != MFT_WIRE_OK) {
+			c->bad_inits++; /* not a MultiFDInit_t after all */
+			break;
+		}
 		ch->kind = MFT_KIND_MULTIFD;
-		ch->chan_id = (int)ev->ret;
-		if (ev->arg && ch->mig) {
-			memcpy(ch->mig->uuid, ev->str, 16);
+		ch->chan_id = id;
+		if (has_uuid && ch->mig) {
+			memcpy(ch->mig->uuid, uuid, 16);
 			ch->mig->has_uuid = true;
 		}
 		break;
+	}
 	case MFT_EV_CHAN_SYNC:
 		if (!e->sync_per_channel) {
 			e->sync_per_channel = true;
@@ -423,7 +434,7 @@ static void apply(struct mft_correlator *c, struct mft_chan *ch, const struct mf
 	default:
 		break;
 	}
-	if (ev->type == MFT_EV_MULTIFD_CHANNEL || ev->type == MFT_EV_CHAN_INIT) {
+	if (ev->type == MFT_EV_MULTIFD_CHANNEL || (ev->type == MFT_EV_CHAN_INIT && ch->kind == MFT_KIND_MULTIFD)) {
 		ch->flagged = true;
 		if (ch->mig && c->opts.newchan_probe)
 			mark_main(ch->mig);

@@ -205,10 +205,13 @@ static void report_target(uint32_t pid)
 	}
 	bool syncs = mft_elf_symbol(pi.exe_open, "multifd_recv_sync_main", &v) == 0;
 
-	line("[info]", "SYNC landmarks", "%s%s%s",
+	bool init = mft_elf_symbol(pi.exe_open, "qio_channel_read_all", &v) == 0;
+
+	line("[info]", "SYNC landmarks", "%s%s%s%s",
 	     syncs ? "sync points of each migration (uprobes)" : "no sync points (sync_main not exported)",
+	     init ? "; destination channel ids and migration UUID from each MultiFDInit_t" : "",
 	     usdt > 0 ? "; per-channel SYNC packets and channel ids from USDT" : "",
-	     pi.gnutls[0] ? "; with --tls-records also decoded from the plaintext, with the migration UUID" : "");
+	     pi.gnutls[0] ? "; with --tls-records, per-channel SYNC packets from the plaintext" : "");
 }
 
 int mft_doctor(const uint32_t *pids, int n_pids, const struct mft_collector_opts *co)

@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include "output.h"
+#include "multifd_wire.h"
 #include "timeline.h"
 
 #define PID_SPACE 4194304u /* PID_MAX_LIMIT: remapped pids start above it */
@@ -138,10 +139,18 @@ static struct sockview *sockviews(const struct mft_recording *r, size_t *n_out)
 		 * which is the socket giving up, not the peer's FIN) */
 		if (e->type == MFT_EV_FIN_RCVD && e->ret != TCP_CLOSE_WAIT && e->ret != TCP_CLOSING && e->ret != TCP_TIME_WAIT)
 			continue;
-		if (e->type == MFT_EV_CHAN_INIT && e->arg) {
-			s->has_uuid = true;
-			memcpy(s->uuid, e->str, 16);
-			s->chan_id = (int)e->ret;
+		if (e->type == MFT_EV_CHAN_INIT) {
+			bool has_uuid;
+			int id;
+			uint8_t uuid[16];
+
+			if (mft_chan_init_of_event(e, &id, uuid, &has_uuid) == MFT_WIRE_OK) {
+				s->chan_id = id;
+				if (has_uuid) {
+					s->has_uuid = true;
+					memcpy(s->uuid, uuid, 16);
+				}
+			}
 		}
 		if (!s->t[e->type]) {
 			s->t[e->type] = e->ts_ns;

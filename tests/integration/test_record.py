@@ -571,9 +571,11 @@ def fuzz(wd: str) -> None:
         return
     build = os.path.join(wd, "fuzzbuild")
     r = subprocess.run([os.path.join(ROOT, "fuzz", "run"), "5", build], capture_output=True, text=True, timeout=180)
-    line = next((l for l in r.stdout.splitlines() if l.startswith(("PASS", "FAIL"))), "")
-    check(f"libFuzzer on the reader, 5 s ({line[5:] or 'no result'})",
-          [] if r.returncode == 0 and line.startswith("PASS") else [r.stdout[-400:] + r.stderr[-400:]], wd)
+    lines = {l.split()[1]: l for l in r.stdout.splitlines() if l.startswith(("PASS", "FAIL")) and len(l.split()) > 1}
+    for target in ("fuzz_recfile", "fuzz_multifd_init"):
+        line = lines.get(target, "")
+        check(f"libFuzzer on {target}, 5 s ({line[5:] or 'no result'})",
+              [] if r.returncode == 0 and line.startswith("PASS") else [r.stdout[-400:] + r.stderr[-400:]], wd)
 
 
 def main() -> int:

@@ -348,7 +348,7 @@ class Migration:
     def __init__(self, scenario: str, workdir: str, *, tls: bool = True, channels: int = 4,
                  mem: int = 512, volume: bool = False, exit_on_error: bool = True,
                  port: int | None = None, debug_threads: bool = False,
-                 boot_timeout: float = 20.0, qmp_timeout: float = 10.0):
+                 boot_timeout: float = 20.0, qmp_timeout: float = 10.0, uuid: str | None = None):
         if scenario not in SCENARIOS:
             raise ValueError(f"unknown scenario {scenario!r}; one of {sorted(SCENARIOS)}")
         self.scenario = SCENARIOS[scenario]
@@ -360,6 +360,7 @@ class Migration:
         self.exit_on_error = exit_on_error
         self.port = port or free_port()
         self.debug_threads = debug_threads
+        self.uuid = uuid  # -uuid on both sides (every MultiFDInit_t carries it)
         self.boot_timeout = boot_timeout
         self.qmp_timeout = qmp_timeout
         self.procs: dict[str, subprocess.Popen] = {}
@@ -420,6 +421,8 @@ class Migration:
         ]
         if self.debug_threads:
             a += ["-name", f"qemumig-{side},debug-threads=on"]
+        if self.uuid:
+            a += ["-uuid", self.uuid]
         for t in TRACE_PATTERNS:
             a += ["-trace", t]
         if psk_dir:

@@ -281,6 +281,16 @@ static void test_same_process_twice(void)
 	mft_tl_free(&tl);
 }
 
+/* A CHAN_INIT event as the BPF side sends it: a MultiFDInit_t's first 32 bytes. */
+static void init_bytes(struct mft_event *e, uint8_t uuid_byte, uint8_t id)
+{
+	static const uint8_t head[8] = { 0x11, 0x22, 0x33, 0x44, 0, 0, 0, 1 };
+
+	memcpy(&e->arg, head, 8);
+	memset(e->str, uuid_byte, 16);
+	e->str[16] = (char)id;
+}
+
 /* A migration UUID that differs between the two ends: not the same connection. */
 static void test_uuid_pairing(void)
 {
@@ -291,10 +301,10 @@ static void test_uuid_pairing(void)
 		struct evs s = { 0 }, d = { .dst = true };
 
 		migration(&s, &d, 10 * S, SRC, DST);
-		push(&s, SRC, 1, MFT_EV_CHAN_INIT, 10 * S + 200 * US, 1, 0);
-		push(&d, DST, 1, MFT_EV_CHAN_INIT, 10 * S + 210 * US - THETA, 1, 0);
-		memset(s.e[s.n - 1].str, 0x11, 16);
-		memset(d.e[d.n - 1].str, differ ? 0x22 : 0x11, 16);
+		push(&s, SRC, 1, MFT_EV_CHAN_INIT, 10 * S + 200 * US, 0, 0);
+		push(&d, DST, 1, MFT_EV_CHAN_INIT, 10 * S + 210 * US - THETA, 0, 0);
+		init_bytes(&s.e[s.n - 1], 0x11, 1);
+		init_bytes(&d.e[d.n - 1], differ ? 0x22 : 0x11, 1);
 		rec(&a, &s, "a", "boot-a", REAL0, SRC);
 		rec(&b, &d, "b", "boot-b", REAL0 + THETA, DST);
 		mft_tl_align_pair(&a, &b, &al);
