@@ -35,7 +35,6 @@ struct mft_sock {
 struct mft_call {
 	__u64 session;
 	__u64 sk;
-	__u64 buf;  /* gnutls_record_recv: where the plaintext goes */
 	__u32 kind;
 };
 
@@ -686,16 +685,9 @@ int BPF_KPROBE(up_gnutls_deinit, void *session)
 
 /* --tls-records only: one uprobe pair per record (~10 us each on these machines). */
 SEC("uprobe")
-int BPF_KPROBE(up_gnutls_record_recv, void *session, void *data)
+int BPF_KPROBE(up_gnutls_record_recv, void *session)
 {
-	__u32 tid = (__u32)bpf_get_current_pid_tgid();
-	struct mft_call *c;
-
-	call_enter(&record_calls, (__u64)session, MFT_CALL_RECORD);
-	c = bpf_map_lookup_elem(&record_calls, &tid);
-	if (c)
-		c->buf = (__u64)data;
-	return 0;
+	return call_enter(&record_calls, (__u64)session, MFT_CALL_RECORD);
 }
 
 /* A MultiFDInit_t (its first 32 bytes in h): raw, for user space to decode (multifd_wire.c). */
@@ -710,33 +702,6 @@ static __always_inline void emit_init(__u64 sk, struct mft_sock *st, const __u8 
 	event_submit(e);
 }
 
-/*
- * Peek at the plaintext a record read returned, for the multifd landmarks only: the
- * MultiFDInit_t (channel id, migration UUID) and packet headers that carry SYNC. A read
- * is a header if it is exactly what QEMU reads for one: 12 bytes (10.0+), or the whole
- * 320 + 8 * pages_alloc bytes (7.2-9.x) with pages_alloc matching.
- */
-static __always_inline void peek_plaintext(struct mft_call *c, struct mft_sock *st, long len)
-{
-	__u8 h[32] = {};
-	__u32 tgid = bpf_get_current_pid_tgid() >> 32;
-
-	if (len < MFT_MULTIFD_HDR_LEN || bpf_probe_read_user(h, len >= 32 ? 32 : 16, (void *)c->buf))
-		return;
-	if (bpf_ntohl(*(__u32 *)&h[0]) != MFT_MULTIFD_MAGIC || bpf_ntohl(*(__u32 *)&h[4]) != MFT_MULTIFD_VERSION)
-		return;
-	if (len == MFT_MULTIFD_INIT_LEN) {
-		emit_init(c->sk, st, h);
-		return;
-	}
-	if (len != MFT_MULTIFD_HDR_LEN &&
-	    (len < MFT_MULTIFD_PACKET_LEN || (len - MFT_MULTIFD_PACKET_LEN) % 8 ||
-	     bpf_ntohl(*(__u32 *)&h[12]) != (__u32)((len - MFT_MULTIFD_PACKET_LEN) / 8)))
-		return;
-	if (bpf_ntohl(*(__u32 *)&h[8]) & MFT_MULTIFD_FLAG_SYNC)
-		emit(MFT_EV_CHAN_SYNC, c->sk, st, tgid, true, -1,
-		     len >= 32 ? bpf_be64_to_cpu(*(__u64 *)&h[24]) : 0);
-}
 
 SEC("uretprobe")
 int BPF_KRETPROBE(ur_gnutls_record_recv, long ret)
@@ -750,12 +715,8 @@ int BPF_KRETPROBE(ur_gnutls_record_recv, long ret)
 	if (!st)
 		return 0;
 	st->snap.tls_records++;
-	if (ret > 0) {
-		peek_plaintext(&c, st, ret);
-		return 0;
-	}
 	/* -28 GNUTLS_E_AGAIN and -52 GNUTLS_E_INTERRUPTED are not an end */
-	if (ret != -28 && ret != -52)
+	if (ret <= 0 && ret != -28 && ret != -52)
 		emit_tls(MFT_EV_TLS_RECV_END, &c, ret);
 	return 0;
 }
@@ -832,6 +793,77 @@ int BPF_KRETPROBE(ur_qio_channel_read_all, int ret)
 	if (ret == 0 && st && !bpf_probe_read_user(h, sizeof(h), (void *)*buf))
 		emit_init(*sk, st, h);
 	bpf_map_delete_elem(&init_reads, &tid);
+	return 0;
+}
+
+/*
+ * qio_channel_readv_full_all_eof(ioc, iov, niov, ...): how a multifd recv thread reads
+ * each packet header, through TLS or not: the 12-byte MultiFDPacketHdr_t (10.0+), or the
+ * whole 320 + 8 * pages_alloc bytes (7.2-9.x, pages_alloc agreeing). One uprobe pair per
+ * 512 KiB packet; only SYNC packets become events, on the thread's socket. Not attached
+ * where USDT gives the same.
+ */
+struct hdr_read {
+	__u64 base;
+	__u64 len;
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 1024);
+	__type(key, __u32);
+	__type(value, struct hdr_read);
+} hdr_reads SEC(".maps");
+
+static __always_inline bool header_shaped(__u64 len)
+{
+	return len == MFT_MULTIFD_HDR_LEN ||
+	       (len >= MFT_MULTIFD_PACKET_LEN && len <= MFT_MULTIFD_PACKET_LEN + 8 * 65536 &&
+		(len - MFT_MULTIFD_PACKET_LEN) % 8 == 0);
+}
+
+SEC("uprobe")
+int BPF_KPROBE(up_qio_channel_readv_full_all_eof, void *ioc, const struct iovec *iov, __u64 niov)
+{
+	__u64 id = bpf_get_current_pid_tgid();
+	__u32 tid = (__u32)id;
+	struct hdr_read r = {};
+
+	if (niov != 1 || !is_target(id >> 32) || bpf_probe_read_user(&r, sizeof(r), iov) || !header_shaped(r.len))
+		return 0;
+	bpf_map_update_elem(&hdr_reads, &tid, &r, BPF_ANY);
+	return 0;
+}
+
+SEC("uretprobe")
+int BPF_KRETPROBE(ur_qio_channel_readv_full_all_eof, int ret)
+{
+	__u64 id = bpf_get_current_pid_tgid();
+	__u32 tid = (__u32)id;
+	struct hdr_read *r = bpf_map_lookup_elem(&hdr_reads, &tid);
+	__u8 h[32] = {};
+	__u64 *sk, num = 0;
+	struct mft_sock *st;
+
+	if (!r)
+		return 0;
+	/* 1: all read */
+	if (ret != 1 || bpf_probe_read_user(h, r->len >= 32 ? 32 : 16, (void *)r->base))
+		goto out;
+	if (bpf_ntohl(*(__u32 *)&h[0]) != MFT_MULTIFD_MAGIC || bpf_ntohl(*(__u32 *)&h[4]) != MFT_MULTIFD_VERSION ||
+	    !(bpf_ntohl(*(__u32 *)&h[8]) & MFT_MULTIFD_FLAG_SYNC))
+		goto out;
+	if (r->len != MFT_MULTIFD_HDR_LEN) {
+		if (bpf_ntohl(*(__u32 *)&h[12]) != (__u32)((r->len - MFT_MULTIFD_PACKET_LEN) / 8))
+			goto out; /* a page that merely starts like a header */
+		num = bpf_be64_to_cpu(*(__u64 *)&h[24]);
+	}
+	sk = bpf_map_lookup_elem(&thread_sock, &tid);
+	st = sk ? bpf_map_lookup_elem(&socks, sk) : NULL;
+	if (st)
+		emit(MFT_EV_CHAN_SYNC, *sk, st, id >> 32, true, -1, num);
+out:
+	bpf_map_delete_elem(&hdr_reads, &tid);
 	return 0;
 }
 

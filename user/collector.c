@@ -298,7 +298,7 @@ static bool usdt(struct mft_collector *c, struct target *t, struct bpf_program *
  * mftrace events) and the channel id. The flags argument moved between versions; its
  * index, found from the probe's argument count, travels as the attach cookie.
  */
-static void attach_usdt(struct mft_collector *c, struct target *t, const struct mft_procinfo *pi)
+static bool attach_usdt(struct mft_collector *c, struct target *t, const struct mft_procinfo *pi)
 {
 	static const struct { const char *name; int nargs, flags_idx; } packet[] = {
 		{ "multifd_send_fill", 4, 2 },   /* 9.2+: id, packet_num, flags, next_packet_size */
@@ -313,7 +313,7 @@ static void attach_usdt(struct mft_collector *c, struct target *t, const struct 
 	bool any = false;
 
 	if (mft_elf_usdt_count(pi->exe_open, "qemu") <= 0)
-		return;
+		return false;
 	for (size_t i = 0; i < sizeof(packet) / sizeof(packet[0]); i++) {
 		if (mft_elf_usdt_args(pi->exe_open, "qemu", packet[i].name, spec, sizeof(spec)) ||
 		    mft_usdt_nargs(spec) != packet[i].nargs)
@@ -327,6 +327,7 @@ static void attach_usdt(struct mft_collector *c, struct target *t, const struct 
 		usdt(c, t, s->progs.usdt_migrate_set_state, pi->exe_open, "migrate_set_state", 0);
 	if (any)
 		s->bss->track_threads = 1;
+	return any;
 }
 
 int mft_collector_add_target(struct mft_collector *c, const struct mft_procinfo *pi, char *err,
@@ -372,7 +373,11 @@ int mft_collector_add_target(struct mft_collector *c, const struct mft_procinfo 
 	if (!tv.status_lookup)
 		add_status(c, t->pid, "MigrationStatus_lookup", "symbol", false, false,
 			   "not exported: migration states are shown as numbers");
-	attach_usdt(c, t, pi);
+	/* per-channel SYNC packets on a destination, where USDT does not give them */
+	if (!attach_usdt(c, t, pi) &&
+	    uprobe_pair(c, t, s->progs.up_qio_channel_readv_full_all_eof, s->progs.ur_qio_channel_readv_full_all_eof,
+			pi->exe_open, "qio_channel_readv_full_all_eof", false))
+		s->bss->track_threads = 1;
 	/* GnuTLS: handshake, bye, deinit; per-record results only with --tls-records */
 	if (!pi->gnutls[0]) {
 		add_status(c, t->pid, "gnutls", "uprobe", false, false,

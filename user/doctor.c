@@ -211,7 +211,7 @@ static void report_target(uint32_t pid)
 	     syncs ? "sync points of each migration (uprobes)" : "no sync points (sync_main not exported)",
 	     init ? "; destination channel ids and migration UUID from each MultiFDInit_t" : "",
 	     usdt > 0 ? "; per-channel SYNC packets and channel ids from USDT" : "",
-	     pi.gnutls[0] ? "; with --tls-records, per-channel SYNC packets from the plaintext" : "");
+	     usdt > 0 ? "" : "; destination per-channel SYNC packets from the packet headers read");
 }
 
 int mft_doctor(const uint32_t *pids, int n_pids, const struct mft_collector_opts *co)
