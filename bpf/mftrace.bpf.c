@@ -847,8 +847,11 @@ int BPF_KRETPROBE(ur_qio_channel_readv_full_all_eof, int ret)
 
 	if (!r)
 		return 0;
-	/* 1: all read */
-	if (ret != 1 || bpf_probe_read_user(h, r->len >= 32 ? 32 : 16, (void *)r->base))
+	/* 1: all read. Read no more than QEMU did: 12 bytes, or 32 of at least 320. */
+	if (ret != 1)
+		goto out;
+	if (r->len == MFT_MULTIFD_HDR_LEN ? bpf_probe_read_user(h, MFT_MULTIFD_HDR_LEN, (void *)r->base)
+					   : bpf_probe_read_user(h, 32, (void *)r->base))
 		goto out;
 	if (bpf_ntohl(*(__u32 *)&h[0]) != MFT_MULTIFD_MAGIC || bpf_ntohl(*(__u32 *)&h[4]) != MFT_MULTIFD_VERSION ||
 	    !(bpf_ntohl(*(__u32 *)&h[8]) & MFT_MULTIFD_FLAG_SYNC))
