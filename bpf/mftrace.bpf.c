@@ -910,6 +910,41 @@ int usdt_multifd_packet(struct pt_regs *ctx)
 	return 0;
 }
 
+/* multifd_{send,recv}_terminate_threads([bool error]): cookie = side | 0x100 if it has the argument */
+SEC("usdt")
+int usdt_multifd_terminate(struct pt_regs *ctx)
+{
+	__u32 tgid = bpf_get_current_pid_tgid() >> 32;
+	long cookie = bpf_usdt_cookie(ctx), error = -1;
+
+	if (!is_target(tgid))
+		return 0;
+	if (cookie & 0x100)
+		bpf_usdt_arg(ctx, 0, &error);
+	emit(MFT_EV_TERMINATE, 0, NULL, tgid, true, cookie & 0xff, error & 0xff);
+	return 0;
+}
+
+/* multifd_{send,recv}_thread_end(uint8_t id, ...): on the channel's own thread */
+SEC("usdt")
+int usdt_multifd_thread_end(struct pt_regs *ctx)
+{
+	__u64 id = bpf_get_current_pid_tgid();
+	__u32 tid = (__u32)id;
+	__u64 *sk;
+	struct mft_sock *st;
+	long chan = 0;
+
+	if (!is_target(id >> 32))
+		return 0;
+	bpf_usdt_arg(ctx, 0, &chan);
+	sk = bpf_map_lookup_elem(&thread_sock, &tid);
+	st = sk ? bpf_map_lookup_elem(&socks, sk) : NULL;
+	if (st)
+		emit(MFT_EV_THREAD_END, *sk, st, id >> 32, true, chan & 0xff, bpf_usdt_cookie(ctx));
+	return 0;
+}
+
 /* multifd_recv_new_channel(uint8_t id): fires after the init packet was read. */
 SEC("usdt")
 int usdt_multifd_recv_new_channel(struct pt_regs *ctx)

@@ -325,6 +325,22 @@ static bool attach_usdt(struct mft_collector *c, struct target *t, const struct 
 		any |= usdt(c, t, s->progs.usdt_multifd_recv_new_channel, pi->exe_open, "multifd_recv_new_channel", 0);
 	if (!mft_elf_usdt_args(pi->exe_open, "qemu", "migrate_set_state", spec, sizeof(spec)))
 		usdt(c, t, s->progs.usdt_migrate_set_state, pi->exe_open, "migrate_set_state", 0);
+	static const struct { const char *name; int side; bool end; } life[] = {
+		{ "multifd_send_terminate_threads", MFT_SIDE_SEND, false }, /* (bool error) up to 8.2, () after */
+		{ "multifd_recv_terminate_threads", MFT_SIDE_RECV, false },
+		{ "multifd_send_thread_end", MFT_SIDE_SEND, true },
+		{ "multifd_recv_thread_end", MFT_SIDE_RECV, true },
+	};
+
+	for (size_t i = 0; i < sizeof(life) / sizeof(life[0]); i++) {
+		if (mft_elf_usdt_args(pi->exe_open, "qemu", life[i].name, spec, sizeof(spec)))
+			continue;
+		if (life[i].end)
+			usdt(c, t, s->progs.usdt_multifd_thread_end, pi->exe_open, life[i].name, (__u64)life[i].side);
+		else
+			usdt(c, t, s->progs.usdt_multifd_terminate, pi->exe_open, life[i].name,
+			     (__u64)life[i].side | (mft_usdt_nargs(spec) >= 1 ? 0x100 : 0));
+	}
 	if (any)
 		s->bss->track_threads = 1;
 	return any;

@@ -70,6 +70,8 @@ static const char *const ev_names[MFT_EV__MAX] = {
 	[MFT_EV_SYNC_MAIN] = "sync-point",
 	[MFT_EV_CHAN_SYNC] = "sync",
 	[MFT_EV_CHAN_INIT] = "channel-id",
+	[MFT_EV_TERMINATE] = "terminate-threads",
+	[MFT_EV_THREAD_END] = "thread-end",
 };
 
 const char *mft_ev_name(int type)
@@ -421,6 +423,10 @@ static void apply(struct mft_correlator *c, struct mft_chan *ch, const struct mf
 		}
 		break;
 	}
+	case MFT_EV_THREAD_END:
+		set_once(&e->t_thread_end, t);
+		ch->chan_id = (int)ev->ret;
+		break;
 	case MFT_EV_CHAN_SYNC:
 		if (!e->sync_per_channel) {
 			e->sync_per_channel = true;

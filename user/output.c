@@ -128,6 +128,17 @@ static void event_detail(const struct mft_event *ev, char *buf, size_t len)
 	case MFT_EV_CHAN_SYNC:
 		snprintf(buf, len, "SYNC packet %llu%s", (unsigned long long)ev->arg, ev->ret >= 0 ? "" : " (decoded)");
 		break;
+	case MFT_EV_TERMINATE:
+		if (ev->arg == 0xff)
+			snprintf(buf, len, "%s side", ev->ret == MFT_SIDE_SEND ? "send" : "recv");
+		else
+			snprintf(buf, len, "%s side, error=%llu", ev->ret == MFT_SIDE_SEND ? "send" : "recv",
+				 (unsigned long long)ev->arg);
+		break;
+	case MFT_EV_THREAD_END:
+		snprintf(buf, len, "%s thread of channel %lld", ev->arg == MFT_SIDE_SEND ? "send" : "recv",
+			 (long long)ev->ret);
+		break;
 	case MFT_EV_CHAN_INIT:
 		snprintf(buf, len, "multifd channel %lld", (long long)ev->ret);
 		break;
@@ -395,6 +406,7 @@ static void channel_json(struct mft_output *o, const struct mft_migration *m, co
 	json_time(f, o, "eof_read", e->t_eof);
 	json_time(f, o, "close", e->t_close);
 	json_time(f, o, "destroyed", e->t_destroy);
+	json_time(f, o, "thread_end", e->t_thread_end);
 	fputs("},\"margins_ns\":{\"fin_to_final_read\":", f);
 	fprintf(f, v->fin_to_final_read == MFT_NO_MARGIN ? "null" : "%" PRId64, v->fin_to_final_read);
 	json_span(f, "fin_to_local_shutdown", v->fin_to_local_shutdown);

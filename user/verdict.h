@@ -38,6 +38,7 @@ struct mft_evidence {
 	uint64_t t_tls_end; int tls_end_ret; /* --tls-records: gnutls_record_recv <= 0 */
 	bool tls_records;      /* per-record probes were on for this channel's end */
 	uint64_t t_destroy;
+	uint64_t t_thread_end; /* USDT: the channel's QEMU thread ended */
 	uint64_t rx_bytes, tx_bytes, rx_calls;
 	uint64_t t_last_rx; int last_rx_len, prev_rx_len; uint32_t last_rx_tid;
 	uint32_t late_reads;

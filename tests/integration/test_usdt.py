@@ -69,12 +69,13 @@ def run(scenario: str) -> None:
     name = f"{scenario} (default mode, USDT)"
     wd = tempfile.mkdtemp(prefix=f"mft-usdt-{scenario}-")
     errs = []
+    facts = ""
     try:
         with qemumig.Migration(scenario, wd) as m:
             m.start()
             obs = observer.Observer(m.dst_pid, m.src_pid, m.port, wd).start()
             try:
-                t = Tracer([m.dst_pid, m.src_pid], wd, "mft", ["-q"]).start()
+                t = Tracer([m.dst_pid, m.src_pid], wd, "mft", []).start()
                 res = m.migrate()
                 t.wait_migrations(2)
                 t.stop()
@@ -103,6 +104,20 @@ def run(scenario: str) -> None:
                 elif r["syncs"] != want.get(r["channel_id"], 0):
                     errs.append(f"{side} channel id {r['channel_id']}: {r['syncs']} SYNCs, QEMU logged "
                                 f"{want.get(r['channel_id'], 0)}")
+        # terminate_threads(error=1): a recv thread hit an error; QEMU's log says how often
+        if scenario.split("-")[1] == "usdt":
+            logged_err = sum(1 for e in res["dst_trace"] if e.get("event") == "multifd_recv_terminate_threads"
+                             and e.get("args", "").strip() == "error 1")
+            seen_err = sum(1 for r in t.records("event") if r["pid"] == m.dst_pid
+                           and r["event"] == "terminate-threads" and r["detail"].endswith("error=1"))
+            if seen_err != logged_err:
+                errs.append(f"terminate_threads(error=1): mftrace saw {seen_err}, QEMU logged {logged_err}")
+            ends = [r for r in t.records("channel") if r["pid"] == m.dst_pid and r["kind"] == "multifd"
+                    and r["times"]["thread_end"] is not None]
+            logged_ends = sum(1 for e in res["dst_trace"] if e.get("event") == "multifd_recv_thread_end")
+            if len(ends) != logged_ends:
+                errs.append(f"recv thread ends on {len(ends)} channels, QEMU logged {logged_ends}")
+            facts = f"; recv errors {seen_err}, thread ends {len(ends)}"
         dst_ids = [r["channel_id"] for r in sorted((r for r in t.records("channel")
                                                      if r["pid"] == m.dst_pid and r["kind"] == "multifd"),
                                                     key=lambda r: r["channel"])]
@@ -112,7 +127,7 @@ def run(scenario: str) -> None:
         if errs:
             report(False, name, "; ".join(errs) + f" [logs in {wd}]")
         else:
-            report(True, f"{name}: {','.join(sorted(truth.values()))}")
+            report(True, f"{name}: {','.join(sorted(truth.values()))}{facts}")
             shutil.rmtree(wd, ignore_errors=True)
     except Exception as e:
         report(False, name, f"{type(e).__name__}: {e} [logs in {wd}] "
