@@ -31,6 +31,7 @@ import qemumig  # noqa: E402
 from mftrace_run import Tracer  # noqa: E402
 
 failed = 0
+SYNC_TIME_SLACK_US = 5000  # the uprobe fires as the header read returns; QEMU logs right after
 
 
 def report(ok, name, why=""):
@@ -47,6 +48,7 @@ FLAGS_RE = re.compile(r"channel (\d+) .*flags (0x[0-9a-f]+)")
 
 def qemu_view(trace: list[dict]) -> dict:
     syncs = collections.Counter()
+    last_us = {}
     new_channels = []
     points = {"multifd_recv_sync_main": 0, "multifd_send_sync_main": 0}
     for e in trace:
@@ -55,11 +57,12 @@ def qemu_view(trace: list[dict]) -> dict:
             mo = FLAGS_RE.search(e.get("args", ""))
             if mo and int(mo.group(2), 16) & 1:
                 syncs[int(mo.group(1))] += 1
+                last_us[int(mo.group(1))] = e["time_us"]
         elif ev == "multifd_recv_new_channel":
             new_channels.append(int(e["args"].split()[-1]))
         elif ev in points:
             points[ev] += 1
-    return {"syncs": syncs, "new_channels": new_channels, "points": points}
+    return {"syncs": syncs, "last_us": last_us, "new_channels": new_channels, "points": points}
 
 
 def run(scenario: str, full: bool, tls: bool = True) -> None:
@@ -102,6 +105,10 @@ def run(scenario: str, full: bool, tls: bool = True) -> None:
             if r["sync_source"] != "channel" or r["syncs"] != want:
                 errs.append(f"channel {r['channel_id']}: {r['syncs']} SYNCs ({r['sync_source']}), "
                             f"QEMU logged {want}")
+            # the last SYNC's time: QEMU logs it (realtime, us) as it unpacks the header
+            logged = dst["last_us"].get(r["channel_id"])
+            if logged and (r["last_sync"] is None or abs(r["last_sync"] / 1000 - logged) > SYNC_TIME_SLACK_US):
+                errs.append(f"channel {r['channel_id']}: last SYNC at {r['last_sync']} ns, QEMU logged {logged} us")
         if errs:
             report(False, name, "; ".join(errs) + f" [logs in {wd}]")
         else:

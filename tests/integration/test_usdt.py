@@ -118,6 +118,11 @@ def run(scenario: str) -> None:
             if len(ends) != logged_ends:
                 errs.append(f"recv thread ends on {len(ends)} channels, QEMU logged {logged_ends}")
             facts = f"; recv errors {seen_err}, thread ends {len(ends)}"
+        for side, pid, ev in (("dst", m.dst_pid, "multifd_recv_sync_main"), ("src", m.src_pid, "multifd_send_sync_main")):
+            mig = [r for r in t.records("migration") if r["pid"] == pid]
+            logged_pts = sum(1 for e in res[f"{side}_trace"] if e.get("event") == ev)
+            if not mig or mig[0]["sync_points"] != logged_pts:
+                errs.append(f"{side} sync points {mig[0]['sync_points'] if mig else None}, QEMU logged {logged_pts} {ev}")
         dst_ids = [r["channel_id"] for r in sorted((r for r in t.records("channel")
                                                      if r["pid"] == m.dst_pid and r["kind"] == "multifd"),
                                                     key=lambda r: r["channel"])]
