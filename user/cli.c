@@ -66,6 +66,18 @@ int mft_cli_pid(const char *s, uint32_t *pid)
 	return 0;
 }
 
+int mft_cli_add_pid(const char *s, uint32_t *pids, int *n, int max)
+{
+	if (*n == max) {
+		fprintf(stderr, "mftrace: at most %d -p options\n", max);
+		return -1;
+	}
+	if (mft_cli_pid(s, &pids[*n]))
+		return -1;
+	(*n)++;
+	return 0;
+}
+
 int mft_cli_duration(const char *s, double *secs)
 {
 	char *end;

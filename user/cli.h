@@ -17,6 +17,8 @@ int mft_cli_unexpected(const char *cmd, char **argv);
 
 /* 0 on success; on failure, a one-line error on stderr and -1. */
 int mft_cli_pid(const char *s, uint32_t *pid);
+/* One more -p PID into pids[*n] (at most max of them). */
+int mft_cli_add_pid(const char *s, uint32_t *pids, int *n, int max);
 int mft_cli_duration(const char *s, double *secs);
 int mft_cli_mechanism(const char *s, int *mech);
 /* Before touching the kernel: the privileges, and that every pid is a QEMU. */

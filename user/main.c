@@ -162,13 +162,8 @@ int main(int argc, char **argv)
 	while ((opt = getopt_long(argc, argv, ":p:jqd:vVh", longopts, NULL)) != -1) {
 		switch (opt) {
 		case 'p':
-			if (n_pids == MAX_PIDS) {
-				fprintf(stderr, "mftrace: at most %d -p options\n", MAX_PIDS);
+			if (mft_cli_add_pid(optarg, pids, &n_pids, MAX_PIDS))
 				return 1;
-			}
-			if (mft_cli_pid(optarg, &pids[n_pids]))
-				return 1;
-			n_pids++;
 			break;
 		case 'j': json = true; break;
 		case 'q': quiet = true; break;

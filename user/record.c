@@ -298,13 +298,8 @@ int mft_cmd_record(int argc, char **argv)
 	while ((opt = getopt_long(argc, argv, ":p:o:d:jqvh", longopts, NULL)) != -1) {
 		switch (opt) {
 		case 'p':
-			if (n_pids == MAX_PIDS) {
-				fprintf(stderr, "mftrace: at most %d -p options\n", MAX_PIDS);
+			if (mft_cli_add_pid(optarg, pids, &n_pids, MAX_PIDS))
 				return 1;
-			}
-			if (mft_cli_pid(optarg, &pids[n_pids]))
-				return 1;
-			n_pids++;
 			break;
 		case 'o': r.path = optarg; break;
 		case 'S':
