@@ -385,7 +385,11 @@ static void apply(struct mft_correlator *c, struct mft_chan *ch, const struct mf
 		first_with(&e->t_tls_end, t, &e->tls_end_ret, ev->ret);
 		break;
 	case MFT_EV_SHUTDOWN: first_with(&e->t_shutdown, t, &e->shutdown_how, ev->ret); break;
-	case MFT_EV_CLOSE: set_once(&e->t_close, t); break;
+	case MFT_EV_CLOSE:
+		set_once(&e->t_close, t);
+		if (ch->mig && t > ch->mig->t_last_end)
+			ch->mig->t_last_end = t;
+		break;
 	case MFT_EV_FIN_SENT: set_once(&e->t_fin_sent, t); break;
 	case MFT_EV_FIN_RCVD: set_once(&e->t_fin_rcvd, t); break;
 	case MFT_EV_RST_RCVD: set_once(&e->t_rst_rcvd, t); break;
@@ -571,7 +575,7 @@ static void judge(struct mft_correlator *c, struct mft_migration *m)
 			ch->ev.n_sync = m->n_sync;
 			ch->ev.t_last_sync = m->t_last_sync;
 		}
-		mft_judge_channel(&ch->ev, ch->ended, m->failed, known, &ch->verdict);
+		mft_judge_channel(&ch->ev, ch->ended || ch->ev.t_close, m->failed, known, &ch->verdict);
 		/* The source cannot see the final read; a traced destination can. */
 		if (ch->role == MFT_ROLE_SOURCE && peer && peer->judged && peer->verdict.kind >= 0) {
 			ch->verdict.possible = peer->verdict.possible;
@@ -644,6 +648,16 @@ static void finish_migration(struct mft_correlator *c, size_t idx)
 	free_migration(m);
 }
 
+/*
+ * Over for the process: the kernel destroyed the socket, or the process closed it a grace
+ * period ago. A closed socket can linger in the kernel (an orphan in FIN_WAIT1 whose FIN
+ * waits for a full receive window to open) long after QEMU is done with it.
+ */
+static bool chan_over(const struct mft_chan *ch, uint64_t now, uint64_t grace)
+{
+	return ch->ended || (ch->ev.t_close && now >= ch->ev.t_close + grace);
+}
+
 static bool ready(const struct mft_correlator *c, const struct mft_migration *m, uint64_t now)
 {
 	const struct mft_process *p = mft_corr_process(c, m->pid);
@@ -652,7 +666,7 @@ static bool ready(const struct mft_correlator *c, const struct mft_migration *m,
 	for (size_t i = 0; i < m->n_chans; i++) {
 		const struct mft_chan *ch = m->chans[i];
 
-		if (!ch->ended) {
+		if (!chan_over(ch, now, c->opts.grace_ns)) {
 			all_ended = false;
 			if (ch->kind != MFT_KIND_MAIN)
 				multifd_ended = false;
@@ -741,6 +755,9 @@ void mft_corr_feed(struct mft_correlator *c, const struct mft_event *ev)
 		ch = chan_find(c, ev->pid, ev->sk);
 		if (ch && ch->ended && (ev->type == MFT_EV_SOCK_CONNECT || ev->type == MFT_EV_SOCK_ACCEPT))
 			ch = NULL; /* the kernel reused the address for a new socket */
+		if (!ch && ev->type != MFT_EV_SOCK_CONNECT && ev->type != MFT_EV_SOCK_ACCEPT &&
+		    ev->type != MFT_EV_SOCK_FOUND)
+			break; /* the late end (destroy, FIN) of a channel already judged and forgotten */
 		if (!ch) {
 			ch = calloc(1, sizeof(*ch));
 			if (!ch) {

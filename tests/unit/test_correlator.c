@@ -347,6 +347,37 @@ static void reused_socket_address_is_a_new_channel(void)
 	mft_corr_free(c);
 }
 
+/* CI saw it: a source socket closed by QEMU lingered in the kernel (never destroyed while
+ * traced). The channel is over for QEMU; it is judged after the grace period, not
+ * incomplete, and its late destroy does not come back as a new channel. */
+static void closed_but_lingering_socket(void)
+{
+	struct capture cap;
+	struct mft_correlator *c = mk(&cap, false);
+
+	for (int ch = 0; ch <= 2; ch++) {
+		ev(c, SRC, ch, MFT_EV_SOCK_CONNECT, ch * MS, 0);
+		ev(c, SRC, ch, MFT_EV_TLS_HANDSHAKE, ch * MS + 1, 0);
+	}
+	state(c, SRC, 90 * MS, "completed");
+	for (int ch = 1; ch <= 2; ch++)
+		ev(c, SRC, ch, MFT_EV_SHUTDOWN, 100 * MS, 2);
+	for (int ch = 0; ch <= 2; ch++)
+		ev(c, SRC, ch, MFT_EV_CLOSE, 101 * MS, 0);
+	ev(c, SRC, 0, MFT_EV_DESTROY, 102 * MS, 0);
+	ev(c, SRC, 2, MFT_EV_DESTROY, 102 * MS, 0); /* channel 1 lingers */
+	mft_corr_tick(c, 150 * MS);
+	CHECK_INT(cap.n, 0); /* within the grace period after its close */
+	mft_corr_tick(c, 300 * MS);
+	CHECK_INT(cap.n, 1);
+	CHECK_INT(cap.chans[0][1].verdict.kind, -1);
+	CHECK_INT(cap.chans[0][1].verdict.possible, MFT_VBIT(MFT_V_PREMATURE) | MFT_VBIT(MFT_V_UNREAD));
+	ev(c, SRC, 1, MFT_EV_DESTROY, 5000 * MS, 0); /* its late end */
+	mft_corr_finish(c, 6000 * MS);
+	CHECK_INT(cap.n, 1);
+	mft_corr_free(c);
+}
+
 static void event_names_and_addresses(void)
 {
 	char buf[64];
@@ -373,6 +404,7 @@ int main(void)
 	RUN(midlife_source_inferred);
 	RUN(source_borrows_destination_verdict);
 	RUN(reused_socket_address_is_a_new_channel);
+	RUN(closed_but_lingering_socket);
 	RUN(event_names_and_addresses);
 	UNIT_EXIT();
 }
