@@ -910,7 +910,7 @@ int usdt_multifd_packet(struct pt_regs *ctx)
 	return 0;
 }
 
-/* multifd_{send,recv}_terminate_threads([bool error]): cookie = side | 0x100 if it has the argument */
+/* multifd_{send,recv}_terminate_threads([bool error]): cookie = side | MFT_USDT_HAS_ERROR_ARG */
 SEC("usdt")
 int usdt_multifd_terminate(struct pt_regs *ctx)
 {
@@ -919,9 +919,9 @@ int usdt_multifd_terminate(struct pt_regs *ctx)
 
 	if (!is_target(tgid))
 		return 0;
-	if (cookie & 0x100)
+	if (cookie & MFT_USDT_HAS_ERROR_ARG)
 		bpf_usdt_arg(ctx, 0, &error);
-	emit(MFT_EV_TERMINATE, 0, NULL, tgid, true, cookie & 0xff, error & 0xff);
+	emit(MFT_EV_TERMINATE, 0, NULL, tgid, true, cookie & MFT_USDT_SIDE_MASK, error & 0xff);
 	return 0;
 }
 

@@ -73,6 +73,11 @@ enum mft_ev_type {
 #define MFT_SIDE_SEND 1
 #define MFT_SIDE_RECV 2
 
+/* USDT attach cookie of multifd_{send,recv}_terminate_threads: MFT_SIDE_* in the low
+ * byte, and this bit where the probe carries its (bool error) argument (up to QEMU 8.2) */
+#define MFT_USDT_HAS_ERROR_ARG 0x100
+#define MFT_USDT_SIDE_MASK 0xff
+
 /* The multifd wire format (docs/qemu-multifd.md §1), as far as the BPF side peeks at it */
 #define MFT_MULTIFD_MAGIC 0x11223344u
 #define MFT_MULTIFD_VERSION 1u

@@ -217,59 +217,64 @@ size_t mft_collector_n_targets(const struct mft_collector *c)
 	return c->n_targets;
 }
 
-/* Attach one uprobe (or uretprobe) by symbol name, in pid only. */
-static bool uprobe_cookie(struct mft_collector *c, struct target *t, struct bpf_program *p, const char *path,
-			  const char *func, bool ret, bool required, __u64 cookie)
+/*
+ * Attach one uprobe (or uretprobe), in pid only, at the file offset of func in the file
+ * that e reads (path names the same file for the kernel: /proc/PID/exe or map_files/).
+ * The offset comes from our own reader, so libbpf never parses the target's file.
+ */
+static bool uprobe_cookie(struct mft_collector *c, struct target *t, struct bpf_program *p, struct mft_elf *e,
+			  const char *path, const char *func, bool ret, bool required, __u64 cookie)
 {
-	LIBBPF_OPTS(bpf_uprobe_opts, uo, .func_name = func, .retprobe = ret, .bpf_cookie = cookie);
+	LIBBPF_OPTS(bpf_uprobe_opts, uo, .retprobe = ret, .bpf_cookie = cookie);
+	const char *mech = ret ? "uretprobe" : "uprobe";
 	struct bpf_link *l;
+	uint64_t off;
 
 	if (t->n_links == MAX_LINKS_PER_TARGET)
 		return false;
-	l = bpf_program__attach_uprobe_opts(p, (pid_t)t->pid, path, 0, &uo);
+	if (mft_elf_symbol_offset(e, func, &off)) {
+		add_status(c, t->pid, func, mech, false, required, "%s: symbol not found", path);
+		errno = ENOENT;
+		return false;
+	}
+	l = bpf_program__attach_uprobe_opts(p, (pid_t)t->pid, path, (size_t)off, &uo);
 	if (!l) {
 		int err = errno;
 
-		add_status(c, t->pid, func, ret ? "uretprobe" : "uprobe", false, required, "%s: %s", path,
-			   err == ENOENT ? "symbol not found" : strerror(err));
+		add_status(c, t->pid, func, mech, false, required, "%s: %s", path, strerror(err));
 		errno = err;
 		return false;
 	}
 	t->links[t->n_links++] = l;
-	add_status(c, t->pid, func, ret ? "uretprobe" : "uprobe", true, required, "%s", path);
+	add_status(c, t->pid, func, mech, true, required, "%s", path);
 	return true;
 }
 
-static bool uprobe(struct mft_collector *c, struct target *t, struct bpf_program *p, const char *path,
-		   const char *func, bool ret, bool required)
+static bool uprobe(struct mft_collector *c, struct target *t, struct bpf_program *p, struct mft_elf *e,
+		   const char *path, const char *func, bool ret, bool required)
 {
-	return uprobe_cookie(c, t, p, path, func, ret, required, 0);
+	return uprobe_cookie(c, t, p, e, path, func, ret, required, 0);
 }
 
 static bool uprobe_pair(struct mft_collector *c, struct target *t, struct bpf_program *entry,
-			struct bpf_program *exit, const char *path, const char *func, bool required)
+			struct bpf_program *exit, struct mft_elf *e, const char *path, const char *func, bool required)
 {
-	if (!uprobe(c, t, entry, path, func, false, required))
+	if (!uprobe(c, t, entry, e, path, func, false, required))
 		return false;
-	if (exit && !uprobe(c, t, exit, path, func, true, required))
+	if (exit && !uprobe(c, t, exit, e, path, func, true, required))
 		return false;
 	return true;
 }
 
-static bool has_symbol(const char *path, const char *sym)
+/* The first of several names a QEMU version may use for the same step. */
+static void uprobe_first(struct mft_collector *c, struct target *t, struct bpf_program *p, struct mft_elf *e,
+			 const char *path, const char *const *names, size_t n, const char *what, __u64 cookie)
 {
 	uint64_t v;
 
-	return mft_elf_symbol(path, sym, &v) == 0;
-}
-
-/* The first of several names a QEMU version may use for the same step. */
-static void uprobe_first(struct mft_collector *c, struct target *t, struct bpf_program *p, const char *path,
-			 const char *const *names, size_t n, const char *what, __u64 cookie)
-{
 	for (size_t i = 0; i < n; i++)
-		if (has_symbol(path, names[i])) {
-			uprobe_cookie(c, t, p, path, names[i], false, false, cookie);
+		if (!mft_elf_symbol(e, names[i], &v)) {
+			uprobe_cookie(c, t, p, e, path, names[i], false, false, cookie);
 			return;
 		}
 	add_status(c, t->pid, what, "uprobe", false, false, "none of the expected QEMU functions is exported");
@@ -298,7 +303,7 @@ static bool usdt(struct mft_collector *c, struct target *t, struct bpf_program *
  * mftrace events) and the channel id. The flags argument moved between versions; its
  * index, found from the probe's argument count, travels as the attach cookie.
  */
-static bool attach_usdt(struct mft_collector *c, struct target *t, const struct mft_procinfo *pi)
+static bool attach_usdt(struct mft_collector *c, struct target *t, struct mft_elf *e, const char *path)
 {
 	static const struct { const char *name; int nargs, flags_idx; } packet[] = {
 		{ "multifd_send_fill", 4, 2 },   /* 9.2+: id, packet_num, flags, next_packet_size */
@@ -312,19 +317,18 @@ static bool attach_usdt(struct mft_collector *c, struct target *t, const struct 
 	char spec[256];
 	bool any = false;
 
-	if (mft_elf_usdt_count(pi->exe_open, "qemu") <= 0)
+	if (mft_elf_usdt_count(e, "qemu") <= 0)
 		return false;
 	for (size_t i = 0; i < sizeof(packet) / sizeof(packet[0]); i++) {
-		if (mft_elf_usdt_args(pi->exe_open, "qemu", packet[i].name, spec, sizeof(spec)) ||
+		if (mft_elf_usdt_args(e, "qemu", packet[i].name, spec, sizeof(spec)) ||
 		    mft_usdt_nargs(spec) != packet[i].nargs)
 			continue;
-		any |= usdt(c, t, s->progs.usdt_multifd_packet, pi->exe_open, packet[i].name,
-			    (__u64)packet[i].flags_idx);
+		any |= usdt(c, t, s->progs.usdt_multifd_packet, path, packet[i].name, (__u64)packet[i].flags_idx);
 	}
-	if (!mft_elf_usdt_args(pi->exe_open, "qemu", "multifd_recv_new_channel", spec, sizeof(spec)))
-		any |= usdt(c, t, s->progs.usdt_multifd_recv_new_channel, pi->exe_open, "multifd_recv_new_channel", 0);
-	if (!mft_elf_usdt_args(pi->exe_open, "qemu", "migrate_set_state", spec, sizeof(spec)))
-		usdt(c, t, s->progs.usdt_migrate_set_state, pi->exe_open, "migrate_set_state", 0);
+	if (!mft_elf_usdt_args(e, "qemu", "multifd_recv_new_channel", spec, sizeof(spec)))
+		any |= usdt(c, t, s->progs.usdt_multifd_recv_new_channel, path, "multifd_recv_new_channel", 0);
+	if (!mft_elf_usdt_args(e, "qemu", "migrate_set_state", spec, sizeof(spec)))
+		usdt(c, t, s->progs.usdt_migrate_set_state, path, "migrate_set_state", 0);
 	static const struct { const char *name; int side; bool end; } life[] = {
 		{ "multifd_send_terminate_threads", MFT_SIDE_SEND, false }, /* (bool error) up to 8.2, () after */
 		{ "multifd_recv_terminate_threads", MFT_SIDE_RECV, false },
@@ -333,17 +337,80 @@ static bool attach_usdt(struct mft_collector *c, struct target *t, const struct 
 	};
 
 	for (size_t i = 0; i < sizeof(life) / sizeof(life[0]); i++) {
-		if (mft_elf_usdt_args(pi->exe_open, "qemu", life[i].name, spec, sizeof(spec)))
+		if (mft_elf_usdt_args(e, "qemu", life[i].name, spec, sizeof(spec)))
 			continue;
 		if (life[i].end)
-			usdt(c, t, s->progs.usdt_multifd_thread_end, pi->exe_open, life[i].name, (__u64)life[i].side);
+			usdt(c, t, s->progs.usdt_multifd_thread_end, path, life[i].name, (__u64)life[i].side);
 		else
-			usdt(c, t, s->progs.usdt_multifd_terminate, pi->exe_open, life[i].name,
-			     (__u64)life[i].side | (mft_usdt_nargs(spec) >= 1 ? 0x100 : 0));
+			usdt(c, t, s->progs.usdt_multifd_terminate, path, life[i].name,
+			     (__u64)life[i].side | (mft_usdt_nargs(spec) >= 1 ? MFT_USDT_HAS_ERROR_ARG : 0));
 	}
 	if (any)
 		s->bss->track_threads = 1;
 	return any;
+}
+
+/* QEMU's own functions and USDT probes, in its binary. */
+static void attach_qemu(struct mft_collector *c, struct target *t, struct mft_elf *e, const char *path,
+			bool have_status_lookup)
+{
+	struct mftrace_bpf *s = c->skel;
+	static const char *const send_cleanup[] = { "multifd_send_shutdown", "multifd_save_cleanup" };
+	static const char *const recv_cleanup[] = { "multifd_recv_shutdown", "multifd_load_cleanup" };
+
+	uprobe_pair(c, t, s->progs.up_migrate_set_state, s->progs.ur_migrate_set_state, e, path, "migrate_set_state",
+		    false);
+	if (uprobe_pair(c, t, s->progs.up_multifd_recv_new_channel, s->progs.ur_multifd_recv_new_channel, e, path,
+			"multifd_recv_new_channel", false))
+		uprobe_pair(c, t, s->progs.up_qio_channel_read_all, s->progs.ur_qio_channel_read_all, e, path,
+			    "qio_channel_read_all", false);
+	uprobe_first(c, t, s->progs.up_multifd_cleanup, e, path, send_cleanup, 2, "multifd send cleanup",
+		     MFT_SIDE_SEND);
+	uprobe_first(c, t, s->progs.up_multifd_cleanup, e, path, recv_cleanup, 2, "multifd recv cleanup",
+		     MFT_SIDE_RECV);
+	uprobe_cookie(c, t, s->progs.up_multifd_sync_main, e, path, "multifd_send_sync_main", false, false,
+		      MFT_SIDE_SEND);
+	uprobe_cookie(c, t, s->progs.up_multifd_sync_main, e, path, "multifd_recv_sync_main", false, false,
+		      MFT_SIDE_RECV);
+	if (!have_status_lookup)
+		add_status(c, t->pid, "MigrationStatus_lookup", "symbol", false, false,
+			   "not exported: migration states are shown as numbers");
+	/* per-channel SYNC packets on a destination, where USDT does not give them */
+	if (!attach_usdt(c, t, e, path) &&
+	    uprobe_pair(c, t, s->progs.up_qio_channel_readv_full_all_eof, s->progs.ur_qio_channel_readv_full_all_eof,
+			e, path, "qio_channel_readv_full_all_eof", false))
+		s->bss->track_threads = 1;
+}
+
+/* GnuTLS: handshake, bye, deinit; per-record results only with --tls-records. */
+static int attach_gnutls(struct mft_collector *c, struct target *t, const struct mft_procinfo *pi, char *err,
+			 size_t errlen)
+{
+	struct mftrace_bpf *s = c->skel;
+	const char *path = pi->gnutls_open;
+	struct mft_elf *e = mft_elf_open(path, err, errlen);
+
+	if (!e)
+		return -1;
+	if (!uprobe_pair(c, t, s->progs.up_gnutls_handshake, s->progs.ur_gnutls_handshake, e, path,
+			 "gnutls_handshake", false)) {
+		/* without it every TLS channel would look plain: refuse rather than mislead */
+		if (errno == ENOENT)
+			snprintf(err, errlen, "refusing the target: the libgnutls it maps (%s) has no gnutls_handshake",
+				 pi->gnutls);
+		else
+			snprintf(err, errlen, "cannot attach uprobes to %s (%s)%s", pi->gnutls, strerror(errno),
+				 errno == EACCES || errno == EPERM ? ": uprobes need root or CAP_SYS_ADMIN" : "");
+		mft_elf_close(e);
+		return -1;
+	}
+	uprobe_pair(c, t, s->progs.up_gnutls_bye, s->progs.ur_gnutls_bye, e, path, "gnutls_bye", false);
+	uprobe_pair(c, t, s->progs.up_gnutls_deinit, NULL, e, path, "gnutls_deinit", false);
+	if (c->opts.tls_records)
+		uprobe_pair(c, t, s->progs.up_gnutls_record_recv, s->progs.ur_gnutls_record_recv, e, path,
+			    "gnutls_record_recv", true);
+	mft_elf_close(e);
+	return 0;
 }
 
 int mft_collector_add_target(struct mft_collector *c, const struct mft_procinfo *pi, char *err,
@@ -351,6 +418,7 @@ int mft_collector_add_target(struct mft_collector *c, const struct mft_procinfo 
 {
 	struct mftrace_bpf *s = c->skel;
 	struct mft_target tv = {};
+	struct mft_elf *e;
 	struct target *t;
 
 	if (target_get(c, pi->pid))
@@ -359,6 +427,9 @@ int mft_collector_add_target(struct mft_collector *c, const struct mft_procinfo 
 		snprintf(err, errlen, "too many targets (max %d)", MAX_TARGETS);
 		return -1;
 	}
+	e = mft_elf_open(pi->exe_open, err, errlen);
+	if (!e)
+		return -1;
 	t = &c->targets[c->n_targets++];
 	memset(t, 0, sizeof(*t));
 	t->pid = pi->pid;
@@ -366,53 +437,23 @@ int mft_collector_add_target(struct mft_collector *c, const struct mft_procinfo 
 	if (bpf_map__update_elem(s->maps.targets, &t->pid, sizeof(t->pid), &tv, sizeof(tv), BPF_ANY)) {
 		snprintf(err, errlen, "cannot add pid %u to the targets map: %s", pi->pid, strerror(errno));
 		c->n_targets--;
+		mft_elf_close(e);
 		return -1;
 	}
-	/* QEMU's own exported functions: rare landmarks */
-	uprobe_pair(c, t, s->progs.up_migrate_set_state, s->progs.ur_migrate_set_state, pi->exe_open,
-		    "migrate_set_state", false);
-	if (uprobe_pair(c, t, s->progs.up_multifd_recv_new_channel, s->progs.ur_multifd_recv_new_channel,
-			pi->exe_open, "multifd_recv_new_channel", false))
-		uprobe_pair(c, t, s->progs.up_qio_channel_read_all, s->progs.ur_qio_channel_read_all, pi->exe_open,
-			    "qio_channel_read_all", false);
-	static const char *const send_cleanup[] = { "multifd_send_shutdown", "multifd_save_cleanup" };
-	static const char *const recv_cleanup[] = { "multifd_recv_shutdown", "multifd_load_cleanup" };
-
-	uprobe_first(c, t, s->progs.up_multifd_cleanup, pi->exe_open, send_cleanup, 2, "multifd send cleanup",
-		     MFT_SIDE_SEND);
-	uprobe_first(c, t, s->progs.up_multifd_cleanup, pi->exe_open, recv_cleanup, 2, "multifd recv cleanup",
-		     MFT_SIDE_RECV);
-	uprobe_cookie(c, t, s->progs.up_multifd_sync_main, pi->exe_open, "multifd_send_sync_main", false, false,
-		      MFT_SIDE_SEND);
-	uprobe_cookie(c, t, s->progs.up_multifd_sync_main, pi->exe_open, "multifd_recv_sync_main", false, false,
-		      MFT_SIDE_RECV);
-	if (!tv.status_lookup)
-		add_status(c, t->pid, "MigrationStatus_lookup", "symbol", false, false,
-			   "not exported: migration states are shown as numbers");
-	/* per-channel SYNC packets on a destination, where USDT does not give them */
-	if (!attach_usdt(c, t, pi) &&
-	    uprobe_pair(c, t, s->progs.up_qio_channel_readv_full_all_eof, s->progs.ur_qio_channel_readv_full_all_eof,
-			pi->exe_open, "qio_channel_readv_full_all_eof", false))
-		s->bss->track_threads = 1;
-	/* GnuTLS: handshake, bye, deinit; per-record results only with --tls-records */
+	attach_qemu(c, t, e, pi->exe_open, tv.status_lookup != 0);
+	mft_elf_close(e);
 	if (!pi->gnutls[0]) {
 		add_status(c, t->pid, "gnutls", "uprobe", false, false,
 			   "libgnutls is not mapped in pid %u: channels are traced as plain TCP", pi->pid);
 		return 0;
 	}
-	if (!uprobe_pair(c, t, s->progs.up_gnutls_handshake, s->progs.ur_gnutls_handshake, pi->gnutls_open,
-			 "gnutls_handshake", false)) {
-		/* without it every TLS channel would look plain: refuse rather than mislead */
-		snprintf(err, errlen, "cannot attach uprobes to %s (%s)%s", pi->gnutls, strerror(errno),
-			 errno == EACCES || errno == EPERM ? ": uprobes need root or CAP_SYS_ADMIN" : "");
+	if (attach_gnutls(c, t, pi, err, errlen)) {
 		mft_collector_remove_target(c, pi->pid);
 		return -1;
 	}
-	uprobe_pair(c, t, s->progs.up_gnutls_bye, s->progs.ur_gnutls_bye, pi->gnutls_open, "gnutls_bye", false);
-	uprobe_pair(c, t, s->progs.up_gnutls_deinit, NULL, pi->gnutls_open, "gnutls_deinit", false);
-	if (c->opts.tls_records)
-		uprobe_pair(c, t, s->progs.up_gnutls_record_recv, s->progs.ur_gnutls_record_recv,
-			    pi->gnutls_open, "gnutls_record_recv", true);
+	if (pi->gnutls_replaced)
+		add_status(c, t->pid, "gnutls", "uprobe", true, false,
+			   "%s was replaced on disk: traced through the mapped file %s", pi->gnutls, pi->gnutls_open);
 	return 0;
 }
 

@@ -164,7 +164,7 @@ static void prove(const struct mft_collector_opts *co)
 static void report_target(uint32_t pid)
 {
 	struct mft_procinfo pi;
-	char err[512], real[PATH_MAX];
+	char err[512];
 	uint64_t v;
 	static const char *const syms[] = { "migrate_set_state", "MigrationStatus_lookup", "multifd_recv_new_channel",
 					    "multifd_send_shutdown", "multifd_save_cleanup", "multifd_recv_shutdown",
@@ -176,42 +176,52 @@ static void report_target(uint32_t pid)
 		return;
 	}
 	bool qemu = mft_procinfo_is_qemu(&pi);
+	struct mft_elf *e = mft_elf_open(pi.exe_open, err, sizeof(err));
 
-	char ver[128];
-
-	mft_qemu_version(pi.exe_open, ver, sizeof(ver));
+	mft_procinfo_versions(&pi);
 	line(qemu ? "[ok]" : "[FAIL]", "binary", "%s (%s)%s", pi.exe, pi.name, qemu ? "" : ": not a QEMU");
+	line("[info]", "owner", "uid %u", pi.uid);
 	if (qemu)
-		line("[info]", "QEMU version", "%s", ver[0] ? ver : "unknown (no version text in the binary)");
-	int usdt = mft_elf_usdt_count(pi.exe_open, "qemu");
+		line("[info]", "QEMU version", "%s", pi.qemu_version[0] ? pi.qemu_version
+								: "unknown (no version text in the binary)");
+	line("[info]", "target files", "read as data only (ELF symbols, notes, version text): nothing the "
+				       "process names is run or loaded");
+	if (!e)
+		line("[FAIL]", "binary readable", "%s", err);
+	int usdt = mft_elf_usdt_count(e, "qemu");
 
 	line("[info]", "USDT probes (qemu)", "%d%s", usdt,
 	     usdt > 0 ? " (built with the dtrace backend)" : " (none: uprobes on exported functions instead)");
 	for (size_t i = 0; i < sizeof(syms) / sizeof(syms[0]); i++) {
-		bool have = mft_elf_symbol(pi.exe_open, syms[i], &v) == 0;
+		bool have = mft_elf_symbol(e, syms[i], &v) == 0;
 
 		line(have ? "[ok]" : "[--]", syms[i], "%s", have ? "exported (uprobe-able)" : "not exported");
 	}
 	if (pi.gnutls[0]) {
-		if (!realpath(pi.gnutls_open, real))
-			snprintf(real, sizeof(real), "?");
-		mft_gnutls_version(pi.gnutls_open, ver, sizeof(ver));
-		line("[ok]", "libgnutls", "%s (%s, GnuTLS %s)", pi.gnutls, strrchr(real, '/') ? strrchr(real, '/') + 1 : real,
-		     ver[0] ? ver : "version unknown");
+		struct mft_elf *g = mft_elf_open(pi.gnutls_open, err, sizeof(err));
+		bool hs = mft_elf_symbol(g, "gnutls_handshake", &v) == 0;
+
+		line(hs ? "[ok]" : "[FAIL]", "libgnutls", "%s (GnuTLS %s)%s", pi.gnutls,
+		     pi.gnutls_version[0] ? pi.gnutls_version : "version unknown",
+		     hs ? "" : ": no gnutls_handshake in it: the target would be refused");
+		if (pi.gnutls_replaced)
+			line("[info]", "libgnutls on disk", "replaced since the process mapped it: traced through "
+							    "the mapped file (%s)", pi.gnutls_open);
 		line("[info]", "fidelity", "default: kernel events + gnutls_handshake/bye/deinit; "
 			     "--tls-records adds every gnutls_record_recv result (~10 us each)");
+		mft_elf_close(g);
 	} else {
 		line("[--]", "libgnutls", "not mapped: TLS probes absent, channels will be judged as plain TCP");
 	}
-	bool syncs = mft_elf_symbol(pi.exe_open, "multifd_recv_sync_main", &v) == 0;
-
-	bool init = mft_elf_symbol(pi.exe_open, "qio_channel_read_all", &v) == 0;
+	bool syncs = mft_elf_symbol(e, "multifd_recv_sync_main", &v) == 0;
+	bool init = mft_elf_symbol(e, "qio_channel_read_all", &v) == 0;
 
 	line("[info]", "SYNC landmarks", "%s%s%s%s",
 	     syncs ? "sync points of each migration (uprobes)" : "no sync points (sync_main not exported)",
 	     init ? "; destination channel ids and migration UUID from each MultiFDInit_t" : "",
 	     usdt > 0 ? "; per-channel SYNC packets and channel ids from USDT" : "",
 	     usdt > 0 ? "" : "; destination per-channel SYNC packets from the packet headers read");
+	mft_elf_close(e);
 }
 
 int mft_doctor(const uint32_t *pids, int n_pids, const struct mft_collector_opts *co)
@@ -262,7 +272,7 @@ int mft_doctor(const uint32_t *pids, int n_pids, const struct mft_collector_opts
 		report_target(pids[i]);
 	if (!n_pids) {
 		uint32_t found[64];
-		int n = mft_find_qemu_pids(found, 64);
+		int n = mft_find_qemu_pids(found, 64, NULL, NULL);
 
 		printf("\nQEMU processes on this host: ");
 		if (n <= 0)

@@ -180,10 +180,10 @@ static void on_target(void *ctx, const struct mft_session *s, const struct mft_p
 		t->incoming = pi->incoming;
 		snprintf(t->name, sizeof(t->name), "%s", pi->name);
 		snprintf(t->exe, sizeof(t->exe), "%.511s", pi->exe);
-		mft_qemu_version(pi->exe_open, t->qemu_version, sizeof(t->qemu_version));
+		snprintf(t->qemu_version, sizeof(t->qemu_version), "%s", pi->qemu_version);
 		if (pi->gnutls[0]) {
 			snprintf(t->gnutls, sizeof(t->gnutls), "%.511s", pi->gnutls);
-			mft_gnutls_version(pi->gnutls_open, t->gnutls_version, sizeof(t->gnutls_version));
+			snprintf(t->gnutls_version, sizeof(t->gnutls_version), "%s", pi->gnutls_version);
 		}
 		cmdline(pi->pid, t->cmdline, sizeof(t->cmdline));
 	}

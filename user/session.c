@@ -10,6 +10,7 @@
 
 #define MAX_TARGETS 256
 #define RESCAN_NS 1000000000ull     /* look for new QEMUs every second */
+#define MAX_REFUSED 256
 #define FORGET_AFTER_NS 3000000000ull /* keep an exited target's probes this long */
 
 struct mft_session {
@@ -18,6 +19,9 @@ struct mft_session {
 	struct mft_correlator *corr;
 	uint32_t pids[MAX_TARGETS];
 	int n_pids;
+	/* processes refused once (pid, start time): not asked again at every rescan */
+	struct { uint32_t pid; uint64_t start; } refused[MAX_REFUSED];
+	unsigned n_refused;
 };
 
 uint64_t mft_mono_now(void)
@@ -92,6 +96,16 @@ static bool known(const struct mft_session *s, uint32_t pid)
 	return false;
 }
 
+static bool needs_gnutls(const struct mft_procinfo *pi)
+{
+	char err[256];
+	struct mft_elf *e = mft_elf_open(pi->exe_open, err, sizeof(err));
+	bool yes = mft_elf_needs(e, "libgnutls.so");
+
+	mft_elf_close(e);
+	return yes;
+}
+
 /* Start tracing pid. -1 on failure (reason on stderr when chatter, or always if fatal). */
 static int add_target(struct mft_session *s, uint32_t pid, bool fatal)
 {
@@ -104,9 +118,13 @@ static int add_target(struct mft_session *s, uint32_t pid, bool fatal)
 		goto fail;
 	/* Found while its dynamic loader is still at work: come back at the next rescan,
 	 * or its TLS channels would look plain. */
-	if (!fatal && !pi.gnutls[0] && mft_elf_needs(pi.exe_open, "libgnutls.so"))
+	if (!fatal && !pi.gnutls[0] && needs_gnutls(&pi))
 		return 0;
+	mft_procinfo_versions(&pi);
 	if (mft_collector_add_target(s->col, &pi, err, sizeof(err))) {
+		s->refused[s->n_refused % MAX_REFUSED].pid = pid;
+		s->refused[s->n_refused % MAX_REFUSED].start = pi.start_time;
+		s->n_refused++;
 fail:
 		if (fatal || s->o->chatter)
 			fprintf(stderr, "mftrace: pid %u: %s\n", pid, err);
@@ -132,14 +150,27 @@ static void forget_target(struct mft_session *s, int idx)
 		s->o->target(s->o->ctx, s, &pi, false);
 }
 
+static bool skip_known(void *ctx, uint32_t pid)
+{
+	const struct mft_session *s = ctx;
+
+	if (known(s, pid))
+		return true;
+	uint64_t start = 0;
+
+	for (unsigned i = 0; i < s->n_refused && i < MAX_REFUSED; i++)
+		if (s->refused[i].pid == pid && s->refused[i].start == (start ? start : (start = mft_proc_start_time(pid))))
+			return true;
+	return false;
+}
+
 static void rescan(struct mft_session *s)
 {
 	uint32_t found[MAX_TARGETS];
-	int n = mft_find_qemu_pids(found, MAX_TARGETS);
+	int n = mft_find_qemu_pids(found, MAX_TARGETS, skip_known, s);
 
 	for (int i = 0; i < n; i++)
-		if (!known(s, found[i]))
-			add_target(s, found[i], false);
+		add_target(s, found[i], false);
 }
 
 int mft_session_run(const struct mft_session_opts *o, volatile sig_atomic_t *stop)

@@ -565,19 +565,6 @@ def bad_files(wd: str, good: str) -> None:
     check("report on bad files: one line each, what could be read, no crash", errs, wd)
 
 
-def fuzz(wd: str) -> None:
-    if not shutil.which("clang"):
-        report(None, "fuzz_recfile", "clang not installed")
-        return
-    build = os.path.join(wd, "fuzzbuild")
-    r = subprocess.run([os.path.join(ROOT, "fuzz", "run"), "5", build], capture_output=True, text=True, timeout=180)
-    lines = {l.split()[1]: l for l in r.stdout.splitlines() if l.startswith(("PASS", "FAIL")) and len(l.split()) > 1}
-    for target in ("fuzz_recfile", "fuzz_multifd_init"):
-        line = lines.get(target, "")
-        check(f"libFuzzer on {target}, 5 s ({line[5:] or 'no result'})",
-              [] if r.returncode == 0 and line.startswith("PASS") else [r.stdout[-400:] + r.stderr[-400:]], wd)
-
-
 def main() -> int:
     if os.geteuid() != 0:
         report(None, "record", "needs root (eBPF)")
@@ -601,9 +588,6 @@ def main() -> int:
                    + traceback.format_exc(limit=3).replace("\n", " | "))
         if results["fail"] == before:
             shutil.rmtree(wd, ignore_errors=True)
-    wd = tempfile.mkdtemp(prefix="mft-fuzz-")
-    fuzz(wd)
-    shutil.rmtree(wd, ignore_errors=True)
     return 1 if results["fail"] else 0
 
 
