@@ -1,5 +1,6 @@
-# mftrace: see README.md. `make` builds, `make check` runs the whole test suite,
-# `make demo` traces a real local TLS multifd migration.
+# mftrace: see README.md. `make` builds, `make test` runs the fast tests (no root),
+# `make check` runs the whole test suite, `make demo` traces a real local TLS multifd
+# migration. docs/architecture.md explains the folders.
 PREFIX ?= /usr/local
 DESTDIR ?=
 BUILD := build
@@ -12,26 +13,28 @@ CC ?= cc
 PKG_CONFIG ?= pkg-config
 
 CFLAGS ?= -O2 -g
-CFLAGS += -Wall -Wextra -Werror -std=gnu11 -D_GNU_SOURCE -Iinclude -Iuser -I$(BUILD)
-LDLIBS += $(shell $(PKG_CONFIG) --libs libbpf 2>/dev/null || echo -lbpf) -lelf -lz -ldl -lm -lmicrohttpd -lpthread
+CFLAGS += -Wall -Wextra -Werror -std=gnu11 -D_GNU_SOURCE -Iinclude -Iuser -I$(BUILD) -MMD -MP
+LDLIBS += $(shell $(PKG_CONFIG) --libs libbpf 2>/dev/null || echo -lbpf) -lelf -lz -lm -lmicrohttpd -lpthread
 MULTIARCH := $(shell $(CC) -print-multiarch 2>/dev/null)
 BPF_CFLAGS := -g -O2 -target bpf -D__TARGET_ARCH_$(ARCH) -Wall -Werror \
 	-Iinclude -Ivmlinux/$(ARCH) $(if $(MULTIARCH),-idirafter /usr/include/$(MULTIARCH))
 
-# Pure C modules (no libbpf): what the unit tests link.
-CORE_SRCS := user/correlator.c user/verdict.c user/probe_select.c user/output.c user/multifd_wire.c user/metrics.c user/recfile.c user/timeline.c user/timeline_chrome.c user/timeline_html.c
+# user/ by stage, in the order data flows (docs/architecture.md):
+#   collect -> correlate -> store / present -> commands, with base/ under all of them.
+STAGES := base collect correlate store present commands
+# Pure C modules (no libbpf, no kernel): what the unit tests and fuzzers link.
+CORE_SRCS := $(wildcard user/base/*.c user/correlate/*.c user/store/*.c user/present/*.c) \
+	user/collect/probe_select.c
 CORE_OBJS := $(CORE_SRCS:user/%.c=$(BUILD)/%.o)
-TOOL_SRCS := $(filter-out $(CORE_SRCS),$(wildcard user/*.c))
+TOOL_SRCS := $(filter-out $(CORE_SRCS),$(foreach s,$(STAGES),$(wildcard user/$(s)/*.c)))
 TOOL_OBJS := $(TOOL_SRCS:user/%.c=$(BUILD)/%.o)
 UNIT_TESTS := $(patsubst tests/unit/%.c,$(BUILD)/tests/%,$(wildcard tests/unit/test_*.c))
 
-.PHONY: all check unit demo bench clean install setup
-all: $(BUILD)/mftrace $(UNIT_TESTS)
+.PHONY: all test check unit demo bench clean install setup layers format format-check fuzz
+all: $(BUILD)/mftrace $(UNIT_TESTS) layers
 
-$(BUILD) $(BUILD)/tests:
-	@mkdir -p $@
-
-$(BUILD)/mftrace.bpf.o: bpf/mftrace.bpf.c include/mftrace.h $(VMLINUX) | $(BUILD)
+$(BUILD)/mftrace.bpf.o: bpf/mftrace.bpf.c include/mftrace.h $(VMLINUX)
+	@mkdir -p $(@D)
 	$(CLANG) $(BPF_CFLAGS) -c $< -o $@.tmp
 	$(BPFTOOL) gen object $@ $@.tmp
 	@rm -f $@.tmp
@@ -39,7 +42,8 @@ $(BUILD)/mftrace.bpf.o: bpf/mftrace.bpf.c include/mftrace.h $(VMLINUX) | $(BUILD
 $(BUILD)/mftrace.skel.h: $(BUILD)/mftrace.bpf.o
 	$(BPFTOOL) gen skeleton $< name mftrace_bpf > $@
 
-$(BUILD)/%.o: user/%.c $(wildcard user/*.h) include/mftrace.h | $(BUILD)
+$(BUILD)/%.o: user/%.c
+	@mkdir -p $(@D)
 	$(CC) $(CFLAGS) -c $< -o $@
 
 $(TOOL_OBJS): $(BUILD)/mftrace.skel.h
@@ -47,11 +51,22 @@ $(TOOL_OBJS): $(BUILD)/mftrace.skel.h
 $(BUILD)/mftrace: $(TOOL_OBJS) $(CORE_OBJS)
 	$(CC) $(CFLAGS) $^ -o $@ $(LDLIBS)
 
-$(BUILD)/tests/%: tests/unit/%.c $(CORE_OBJS) tests/unit/unit.h | $(BUILD)/tests
-	$(CC) $(CFLAGS) -Itests/unit $< $(CORE_OBJS) -o $@
+$(BUILD)/tests/%: tests/unit/%.c $(CORE_OBJS)
+	@mkdir -p $(@D)
+	$(CC) $(CFLAGS) -Itests/unit $< $(CORE_OBJS) -o $@ -lm
+
+-include $(shell find $(BUILD) -name '*.d' 2>/dev/null)
+
+# Includes only run down the stages: scripts/check-layers fails on one that runs back up.
+layers:
+	@scripts/check-layers
 
 unit: $(UNIT_TESTS)
 	@for t in $(UNIT_TESTS); do $$t || exit 1; done
+
+# The fast loop: unit tests and a few seconds of every fuzzer; no root, no kernel.
+test: $(UNIT_TESTS)
+	@tests/run fast
 
 setup:
 	@scripts/setup.sh
@@ -67,15 +82,20 @@ demo:
 bench: all
 	@python3 scripts/bench.py
 
+FORMAT_SRCS = $(shell git ls-files 'user/*.[ch]' 'bpf/*.c' 'include/*.h' 'tests/unit/*.[ch]' 'fuzz/*.c' 2>/dev/null)
+format:
+	@clang-format -i $(FORMAT_SRCS)
+format-check:
+	@scripts/format-check $(FORMAT_SRCS)
+
 install: $(BUILD)/mftrace
 	install -D -m 0755 $(BUILD)/mftrace $(DESTDIR)$(PREFIX)/sbin/mftrace
-	install -D -m 0644 doc/mftrace.8 $(DESTDIR)$(PREFIX)/share/man/man8/mftrace.8
+	install -D -m 0644 docs/mftrace.8 $(DESTDIR)$(PREFIX)/share/man/man8/mftrace.8
 
 clean:
 	rm -rf $(BUILD)
 
-# The recording reader under libFuzzer (clang, ASan, UBSan): FUZZ_SECONDS, default 60.
+# Every libFuzzer target (clang, ASan, UBSan), FUZZ_SECONDS each, default 60.
 FUZZ_SECONDS ?= 60
-.PHONY: fuzz
 fuzz:
 	@fuzz/run $(FUZZ_SECONDS) $(BUILD)

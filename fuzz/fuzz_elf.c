@@ -1,12 +1,12 @@
 // SPDX-License-Identifier: GPL-2.0
 /*
- * libFuzzer target for the reader of target-controlled files (user/elfsym.c): any bytes,
+ * libFuzzer target for the reader of target-controlled files (user/collect/elfsym.c): any bytes,
  * as a QEMU binary or a libgnutls, must be read without a crash or a read outside the
  * buffer, and whatever it finds must lie inside the file.
  */
 #include <stdlib.h>
 #include <string.h>
-#include "elfsym.h"
+#include "collect/elfsym.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 

@@ -5,7 +5,7 @@
  */
 #include <stdlib.h>
 #include <string.h>
-#include "multifd_wire.h"
+#include "correlate/multifd_wire.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 

@@ -1,11 +1,11 @@
 // SPDX-License-Identifier: GPL-2.0
 /*
- * libFuzzer target for the /proc/PID parsers (user/procinfo.c): a maps line, a stat
+ * libFuzzer target for the /proc/PID parsers (user/collect/procinfo.c): a maps line, a stat
  * line and a command line are all written by, or named after, the target process.
  */
 #include <stdlib.h>
 #include <string.h>
-#include "procinfo.h"
+#include "collect/procinfo.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 

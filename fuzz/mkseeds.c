@@ -2,7 +2,7 @@
 /* Seeds for the fuzzer: a plain recording and a wrapped flight recorder, made by the writer. */
 #include <stdio.h>
 #include <string.h>
-#include "recfile.h"
+#include "store/recfile.h"
 
 static void fill(struct mft_recw *w, int n)
 {

@@ -40,7 +40,7 @@ enum mft_ev_type {
 	MFT_EV_PROC_EXIT,        /* the target's last thread exited; ret = wait status */
 	MFT_EV_SYNC_MAIN,        /* multifd_{send,recv}_sync_main(): a sync point of the migration; ret = side */
 	MFT_EV_CHAN_SYNC,        /* a SYNC packet on this channel; ret = channel id or -1, arg = packet number */
-	MFT_EV_CHAN_INIT,        /* the MultiFDInit_t: its raw bytes 0-7 in arg, 8-31 in str (user/multifd_wire.h);
+	MFT_EV_CHAN_INIT,        /* the MultiFDInit_t: its raw bytes 0-7 in arg, 8-31 in str (user/correlate/multifd_wire.h);
 				  * or, from USDT, arg = 0 and the channel id in ret */
 	MFT_EV_TERMINATE,        /* USDT multifd_{send,recv}_terminate_threads: ret = side, arg = its error flag
 				  * (1: a channel thread hit an error), or -1 where the probe has no argument */

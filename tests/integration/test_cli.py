@@ -28,10 +28,10 @@ import time
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 MFTRACE = os.path.join(REPO, "build", "mftrace")
-MAIN_C = os.path.join(REPO, "user", "main.c")
+MAIN_C = os.path.join(REPO, "user", "commands", "main.c")
 VERDICT_C = os.path.join(REPO, "user", "verdict.c")
 VERSION_H = os.path.join(REPO, "include", "version.h")
-MANPAGE = os.path.join(REPO, "doc", "mftrace.8")
+MANPAGE = os.path.join(REPO, "docs", "mftrace.8")
 QEMU = "/usr/bin/qemu-system-x86_64"
 QEMU_ARGV = [QEMU, "-M", "none", "-nodefaults", "-display", "none", "-accel", "tcg", "-S"]
 NOBODY = ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", "--inh-caps=-all"]
@@ -225,9 +225,9 @@ def longopts() -> list[tuple[str, str]]:
     """(long name, short char or '') for every option main.c's getopt_long accepts."""
     src = read_source(MAIN_C)
     m = re.search(r"longopts\[\]\s*=\s*\{(.*?)\n\s*\};", src, re.S)
-    check(m is not None, "cannot find longopts[] in user/main.c")
+    check(m is not None, "cannot find longopts[] in user/commands/main.c")
     shorts = re.search(r'getopt_long\(argc, argv, "([^"]*)"', src)
-    check(shorts is not None, "cannot find the getopt_long optstring in user/main.c")
+    check(shorts is not None, "cannot find the getopt_long optstring in user/commands/main.c")
     optstring = shorts.group(1)
     opts = []
     for name, val in re.findall(r'\{\s*"([a-z0-9-]+)"\s*,\s*\w+\s*,\s*NULL\s*,\s*\'(.)\'\s*\}',
@@ -650,16 +650,16 @@ def test_doctor_not_qemu() -> None:
 
 def test_manpage() -> None:
     if not os.path.exists(MANPAGE):
-        raise Fail("doc/mftrace.8 is missing")
+        raise Fail("docs/mftrace.8 is missing")
     text = read_source(MANPAGE)
     plain = text.replace("\\-", "-").replace("\\fB", "").replace("\\fI", "").replace("\\fR", "")
     for name, s in longopts():
-        check(f"--{name}" in plain, f"doc/mftrace.8 does not document --{name}")
+        check(f"--{name}" in plain, f"docs/mftrace.8 does not document --{name}")
         if s:
-            check(re.search(rf"-{re.escape(s)}\b", plain) is not None, f"doc/mftrace.8 does not document -{s}")
+            check(re.search(rf"-{re.escape(s)}\b", plain) is not None, f"docs/mftrace.8 does not document -{s}")
     for v in VERDICTS:
         check(re.search(rf"^\.TP\n\.B {v}$", text, re.M) is not None,
-              f"doc/mftrace.8 has no VERDICTS entry for '{v}'")
+              f"docs/mftrace.8 has no VERDICTS entry for '{v}'")
     if not shutil.which("groff"):
         raise Skip("groff is not installed: rendering not checked")
     g = subprocess.run(["groff", "-man", "-ww", "-z", MANPAGE], capture_output=True, text=True, timeout=30)

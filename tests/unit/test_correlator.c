@@ -1,7 +1,7 @@
 /* The correlator driven by hand-made event sequences: grouping, kinds, outcomes, joins. */
 #include <stdlib.h>
 #include "unit.h"
-#include "correlator.h"
+#include "correlate/correlator.h"
 
 #define MS 1000000ull
 #define DST 100

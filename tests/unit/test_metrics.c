@@ -2,7 +2,7 @@
  * two renderings (text 0.0.4 and OpenMetrics 1.0.0), read back line by line. */
 #include <stdlib.h>
 #include "unit.h"
-#include "metrics.h"
+#include "present/metrics.h"
 
 #define MS 1000000ll
 

@@ -1,6 +1,6 @@
 /* The MultiFDInit_t decoder, with good, short and corrupt headers. */
 #include "unit.h"
-#include "multifd_wire.h"
+#include "correlate/multifd_wire.h"
 
 /* A MultiFDInit_t as QEMU sends it (docs/qemu-multifd.md §1.2), 64 bytes. */
 static void init_packet(uint8_t *p, uint8_t id)

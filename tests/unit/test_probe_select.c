@@ -1,6 +1,6 @@
 /* fentry -> kprobe -> tracepoint choice, with injected probe results. */
 #include "unit.h"
-#include "probe_select.h"
+#include "collect/probe_select.h"
 
 static struct mft_probe_results results(bool f, bool k, bool t)
 {

@@ -6,7 +6,7 @@
 #include <time.h>
 #include <unistd.h>
 #include "unit.h"
-#include "recfile.h"
+#include "store/recfile.h"
 
 static char dir[64];
 

@@ -3,7 +3,7 @@
 #include <stdlib.h>
 #include <unistd.h>
 #include "unit.h"
-#include "timeline.h"
+#include "store/timeline.h"
 
 #define US 1000ll
 #define MS 1000000ll

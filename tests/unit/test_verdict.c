@@ -1,7 +1,7 @@
 /* Verdict policy, driven by evidence tables: every verdict and its edges. */
 #include "unit.h"
 #include "mftrace.h"
-#include "verdict.h"
+#include "correlate/verdict.h"
 
 #define MS 1000000ull
 

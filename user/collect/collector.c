@@ -1,0 +1,523 @@
+// SPDX-License-Identifier: GPL-2.0
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include <bpf/bpf.h>
+#include <bpf/libbpf.h>
+#include "collect/collector.h"
+#include "collect/elfsym.h"
+#include "collect/host.h"
+#include "mftrace.skel.h"
+
+#define MAX_TARGETS 256
+#define MAX_STATUS 512
+#define MAX_LINKS_PER_TARGET 32
+
+struct target {
+	uint32_t pid;
+	struct bpf_link *links[MAX_LINKS_PER_TARGET];
+	int n_links;
+};
+
+struct mft_collector {
+	struct mftrace_bpf *skel;
+	struct ring_buffer *rb;
+	struct mft_collector_opts opts;
+	mft_event_fn fn;
+	void *ctx;
+	struct bpf_link *klinks[32];
+	int n_klinks;
+	struct target targets[MAX_TARGETS];
+	size_t n_targets;
+	struct mft_attach_status status[MAX_STATUS];
+	size_t n_status;
+	uint64_t bad_events;
+};
+
+static bool g_verbose;
+
+static int libbpf_log(enum libbpf_print_level level, const char *fmt, va_list args)
+{
+	(void)level;
+	if (!g_verbose)
+		return 0; /* failures become attach statuses; -v shows libbpf's own words */
+	return vfprintf(stderr, fmt, args);
+}
+
+void mft_libbpf_log(bool verbose)
+{
+	g_verbose = verbose;
+	libbpf_set_print(libbpf_log);
+}
+
+static struct mft_attach_status *add_status(struct mft_collector *c, uint32_t pid, const char *what,
+					    const char *mech, bool ok, bool required, const char *fmt, ...)
+{
+	struct mft_attach_status *s;
+	va_list ap;
+
+	if (c->n_status == MAX_STATUS)
+		return NULL;
+	s = &c->status[c->n_status++];
+	memset(s, 0, sizeof(*s));
+	s->pid = pid;
+	snprintf(s->what, sizeof(s->what), "%s", what);
+	snprintf(s->mech, sizeof(s->mech), "%s", mech);
+	s->ok = ok;
+	s->required = required;
+	va_start(ap, fmt);
+	vsnprintf(s->why, sizeof(s->why), fmt, ap);
+	va_end(ap);
+	return s;
+}
+
+static int on_sample(void *ctx, void *data, size_t size)
+{
+	struct mft_collector *c = ctx;
+
+	if (size < sizeof(struct mft_event)) {
+		c->bad_events++;
+		return 0;
+	}
+	c->fn(c->ctx, data);
+	return 0;
+}
+
+/* A kernel probe with three possible mechanisms: pick one, disable the others. */
+struct kprobe_set {
+	const char *what, *func, *tracepoint;
+	struct bpf_program *fentry, *kprobe, *tp;
+	int mech;
+};
+
+static void choose(struct mft_collector *c, struct kprobe_set *k)
+{
+	struct mft_probe_results r;
+	struct mft_choice ch;
+
+	mft_probe_kernel_func(k->func, k->tracepoint, &r);
+	mft_choose_mech(k->what, &r, c->opts.forced_mech, &ch);
+	k->mech = ch.mech;
+	bpf_program__set_autoload(k->fentry, ch.mech == MFT_MECH_FENTRY);
+	bpf_program__set_autoload(k->kprobe, ch.mech == MFT_MECH_KPROBE);
+	bpf_program__set_autoload(k->tp, ch.mech == MFT_MECH_TRACEPOINT);
+	add_status(c, 0, k->what, mft_mech_name(ch.mech), ch.mech != MFT_MECH_NONE, true, "%s", ch.why);
+}
+
+static void attach_kernel(struct mft_collector *c, struct bpf_program *p, const char *what, bool required)
+{
+	struct bpf_link *l;
+	const char *sec = bpf_program__section_name(p);
+	const char *mech = !strncmp(sec, "fentry", 6) ? "fentry" : !strncmp(sec, "kprobe", 6) ? "kprobe" : "tracepoint";
+
+	if (!bpf_program__autoload(p))
+		return;
+	l = bpf_program__attach(p);
+	if (!l) {
+		add_status(c, 0, what, mech, false, required, "%s: attach failed: %s", sec, strerror(errno));
+		return;
+	}
+	c->klinks[c->n_klinks++] = l;
+	add_status(c, 0, what, mech, true, required, "%s", sec);
+}
+
+struct mft_collector *mft_collector_open(const struct mft_collector_opts *o, mft_event_fn fn,
+					 void *ctx, char *err, size_t errlen)
+{
+	struct mft_collector *c = calloc(1, sizeof(*c));
+	struct mftrace_bpf *s;
+	int rc;
+
+	if (!c) {
+		snprintf(err, errlen, "out of memory");
+		return NULL;
+	}
+	c->opts = *o;
+	c->fn = fn;
+	c->ctx = ctx;
+	mft_libbpf_log(o->verbose);
+	s = c->skel = mftrace_bpf__open();
+	if (!s) {
+		snprintf(err, errlen, "cannot open the BPF object: %s", strerror(errno));
+		goto fail;
+	}
+	struct kprobe_set sets[] = {
+		{ "shutdown", "inet_shutdown", "syscalls/sys_enter_shutdown", s->progs.fentry_inet_shutdown,
+		  s->progs.kprobe_inet_shutdown, s->progs.tp_sys_enter_shutdown, 0 },
+		{ "close", "tcp_close", "syscalls/sys_enter_close", s->progs.fentry_tcp_close,
+		  s->progs.kprobe_tcp_close, s->progs.tp_sys_enter_close, 0 },
+	};
+	for (size_t i = 0; i < sizeof(sets) / sizeof(sets[0]); i++)
+		choose(c, &sets[i]);
+	rc = mftrace_bpf__load(s);
+	if (rc) {
+		snprintf(err, errlen, "cannot load the BPF programs: %s%s", strerror(-rc),
+			 rc == -EPERM ? " (not enough privileges?)" : " (run with -v for the verifier log)");
+		goto fail;
+	}
+	struct { struct bpf_program *p; const char *what; bool required; } tps[] = {
+		{ s->progs.tp_sock_recv_length, "recv results", true },
+		{ s->progs.tp_sock_send_length, "send bytes", false },
+		{ s->progs.tp_inet_sock_set_state, "tcp state (connect, FIN)", true },
+		{ s->progs.tp_tcp_receive_reset, "rst received", false },
+		{ s->progs.tp_tcp_send_reset, "rst sent", false },
+		{ s->progs.tp_tcp_destroy_sock, "socket destroyed", true },
+		{ s->progs.tp_sys_exit_accept4, "accept4", true },
+		{ s->progs.tp_sys_exit_accept, "accept", false },
+		{ s->progs.tp_sched_process_exit, "process exit", false },
+	};
+	for (size_t i = 0; i < sizeof(tps) / sizeof(tps[0]); i++)
+		attach_kernel(c, tps[i].p, tps[i].what, tps[i].required);
+	for (size_t i = 0; i < sizeof(sets) / sizeof(sets[0]); i++) {
+		attach_kernel(c, sets[i].fentry, sets[i].what, true);
+		attach_kernel(c, sets[i].kprobe, sets[i].what, true);
+		attach_kernel(c, sets[i].tp, sets[i].what, true);
+	}
+	for (size_t i = 0; i < c->n_status; i++) {
+		struct mft_attach_status *st = &c->status[i];
+
+		if (st->required && !st->ok && st->mech[0] != 'n') {
+			snprintf(err, errlen, "cannot attach %s (%s): %s", st->what, st->mech, st->why);
+			goto fail;
+		}
+		if (st->required && !st->ok) {
+			snprintf(err, errlen, "no way to probe %s: %s", st->what, st->why);
+			goto fail;
+		}
+	}
+	c->rb = ring_buffer__new(bpf_map__fd(s->maps.events), on_sample, c, NULL);
+	if (!c->rb) {
+		snprintf(err, errlen, "cannot create the ring buffer: %s", strerror(errno));
+		goto fail;
+	}
+	return c;
+fail:
+	mft_collector_close(c);
+	return NULL;
+}
+
+static struct target *target_get(struct mft_collector *c, uint32_t pid)
+{
+	for (size_t i = 0; i < c->n_targets; i++)
+		if (c->targets[i].pid == pid)
+			return &c->targets[i];
+	return NULL;
+}
+
+bool mft_collector_has_target(const struct mft_collector *c, uint32_t pid)
+{
+	return target_get((struct mft_collector *)c, pid) != NULL;
+}
+
+size_t mft_collector_n_targets(const struct mft_collector *c)
+{
+	return c->n_targets;
+}
+
+/*
+ * Attach one uprobe (or uretprobe), in pid only, at the file offset of func in the file
+ * that e reads (path names the same file for the kernel: /proc/PID/exe or map_files/).
+ * The offset comes from our own reader, so libbpf never parses the target's file.
+ */
+static bool uprobe_cookie(struct mft_collector *c, struct target *t, struct bpf_program *p, struct mft_elf *e,
+			  const char *path, const char *func, bool ret, bool required, __u64 cookie)
+{
+	LIBBPF_OPTS(bpf_uprobe_opts, uo, .retprobe = ret, .bpf_cookie = cookie);
+	const char *mech = ret ? "uretprobe" : "uprobe";
+	struct bpf_link *l;
+	uint64_t off;
+
+	if (t->n_links == MAX_LINKS_PER_TARGET)
+		return false;
+	if (mft_elf_symbol_offset(e, func, &off)) {
+		add_status(c, t->pid, func, mech, false, required, "%s: symbol not found", path);
+		errno = ENOENT;
+		return false;
+	}
+	l = bpf_program__attach_uprobe_opts(p, (pid_t)t->pid, path, (size_t)off, &uo);
+	if (!l) {
+		int err = errno;
+
+		add_status(c, t->pid, func, mech, false, required, "%s: %s", path, strerror(err));
+		errno = err;
+		return false;
+	}
+	t->links[t->n_links++] = l;
+	add_status(c, t->pid, func, mech, true, required, "%s", path);
+	return true;
+}
+
+static bool uprobe(struct mft_collector *c, struct target *t, struct bpf_program *p, struct mft_elf *e,
+		   const char *path, const char *func, bool ret, bool required)
+{
+	return uprobe_cookie(c, t, p, e, path, func, ret, required, 0);
+}
+
+static bool uprobe_pair(struct mft_collector *c, struct target *t, struct bpf_program *entry,
+			struct bpf_program *exit, struct mft_elf *e, const char *path, const char *func, bool required)
+{
+	if (!uprobe(c, t, entry, e, path, func, false, required))
+		return false;
+	if (exit && !uprobe(c, t, exit, e, path, func, true, required))
+		return false;
+	return true;
+}
+
+/* The first of several names a QEMU version may use for the same step. */
+static void uprobe_first(struct mft_collector *c, struct target *t, struct bpf_program *p, struct mft_elf *e,
+			 const char *path, const char *const *names, size_t n, const char *what, __u64 cookie)
+{
+	uint64_t v;
+
+	for (size_t i = 0; i < n; i++)
+		if (!mft_elf_symbol(e, names[i], &v)) {
+			uprobe_cookie(c, t, p, e, path, names[i], false, false, cookie);
+			return;
+		}
+	add_status(c, t->pid, what, "uprobe", false, false, "none of the expected QEMU functions is exported");
+}
+
+static bool usdt(struct mft_collector *c, struct target *t, struct bpf_program *p, const char *path,
+		 const char *name, __u64 cookie)
+{
+	LIBBPF_OPTS(bpf_usdt_opts, uo, .usdt_cookie = cookie);
+	struct bpf_link *l;
+
+	if (t->n_links == MAX_LINKS_PER_TARGET)
+		return false;
+	l = bpf_program__attach_usdt(p, (pid_t)t->pid, path, "qemu", name, &uo);
+	if (!l) {
+		add_status(c, t->pid, name, "usdt", false, false, "%s: %s", path, strerror(errno));
+		return false;
+	}
+	t->links[t->n_links++] = l;
+	add_status(c, t->pid, name, "usdt", true, false, "%s", path);
+	return true;
+}
+
+/*
+ * A QEMU built with the dtrace trace backend: per-packet events (only SYNC packets become
+ * mftrace events) and the channel id. The flags argument moved between versions; its
+ * index, found from the probe's argument count, travels as the attach cookie.
+ */
+static bool attach_usdt(struct mft_collector *c, struct target *t, struct mft_elf *e, const char *path)
+{
+	static const struct { const char *name; int nargs, flags_idx; } packet[] = {
+		{ "multifd_send_fill", 4, 2 },   /* 9.2+: id, packet_num, flags, next_packet_size */
+		{ "multifd_recv_unfill", 4, 2 },
+		{ "multifd_send", 5, 3 },        /* 7.2-8.2: id, packet_num, normal, flags, next */
+		{ "multifd_recv", 5, 3 },
+		{ "multifd_send", 6, 4 },        /* 9.0-9.1: id, packet_num, normal, zero, flags, next */
+		{ "multifd_recv", 6, 4 },
+	};
+	struct mftrace_bpf *s = c->skel;
+	char spec[256];
+	bool any = false;
+
+	if (mft_elf_usdt_count(e, "qemu") <= 0)
+		return false;
+	for (size_t i = 0; i < sizeof(packet) / sizeof(packet[0]); i++) {
+		if (mft_elf_usdt_args(e, "qemu", packet[i].name, spec, sizeof(spec)) ||
+		    mft_usdt_nargs(spec) != packet[i].nargs)
+			continue;
+		any |= usdt(c, t, s->progs.usdt_multifd_packet, path, packet[i].name, (__u64)packet[i].flags_idx);
+	}
+	if (!mft_elf_usdt_args(e, "qemu", "multifd_recv_new_channel", spec, sizeof(spec)))
+		any |= usdt(c, t, s->progs.usdt_multifd_recv_new_channel, path, "multifd_recv_new_channel", 0);
+	if (!mft_elf_usdt_args(e, "qemu", "migrate_set_state", spec, sizeof(spec)))
+		usdt(c, t, s->progs.usdt_migrate_set_state, path, "migrate_set_state", 0);
+	static const struct { const char *name; int side; bool end; } life[] = {
+		{ "multifd_send_terminate_threads", MFT_SIDE_SEND, false }, /* (bool error) up to 8.2, () after */
+		{ "multifd_recv_terminate_threads", MFT_SIDE_RECV, false },
+		{ "multifd_send_thread_end", MFT_SIDE_SEND, true },
+		{ "multifd_recv_thread_end", MFT_SIDE_RECV, true },
+	};
+
+	for (size_t i = 0; i < sizeof(life) / sizeof(life[0]); i++) {
+		if (mft_elf_usdt_args(e, "qemu", life[i].name, spec, sizeof(spec)))
+			continue;
+		if (life[i].end)
+			usdt(c, t, s->progs.usdt_multifd_thread_end, path, life[i].name, (__u64)life[i].side);
+		else
+			usdt(c, t, s->progs.usdt_multifd_terminate, path, life[i].name,
+			     (__u64)life[i].side | (mft_usdt_nargs(spec) >= 1 ? MFT_USDT_HAS_ERROR_ARG : 0));
+	}
+	if (any)
+		s->bss->track_threads = 1;
+	return any;
+}
+
+/* QEMU's own functions and USDT probes, in its binary. */
+static void attach_qemu(struct mft_collector *c, struct target *t, struct mft_elf *e, const char *path,
+			bool have_status_lookup)
+{
+	struct mftrace_bpf *s = c->skel;
+	static const char *const send_cleanup[] = { "multifd_send_shutdown", "multifd_save_cleanup" };
+	static const char *const recv_cleanup[] = { "multifd_recv_shutdown", "multifd_load_cleanup" };
+
+	uprobe_pair(c, t, s->progs.up_migrate_set_state, s->progs.ur_migrate_set_state, e, path, "migrate_set_state",
+		    false);
+	if (uprobe_pair(c, t, s->progs.up_multifd_recv_new_channel, s->progs.ur_multifd_recv_new_channel, e, path,
+			"multifd_recv_new_channel", false))
+		uprobe_pair(c, t, s->progs.up_qio_channel_read_all, s->progs.ur_qio_channel_read_all, e, path,
+			    "qio_channel_read_all", false);
+	uprobe_first(c, t, s->progs.up_multifd_cleanup, e, path, send_cleanup, 2, "multifd send cleanup",
+		     MFT_SIDE_SEND);
+	uprobe_first(c, t, s->progs.up_multifd_cleanup, e, path, recv_cleanup, 2, "multifd recv cleanup",
+		     MFT_SIDE_RECV);
+	uprobe_cookie(c, t, s->progs.up_multifd_sync_main, e, path, "multifd_send_sync_main", false, false,
+		      MFT_SIDE_SEND);
+	uprobe_cookie(c, t, s->progs.up_multifd_sync_main, e, path, "multifd_recv_sync_main", false, false,
+		      MFT_SIDE_RECV);
+	if (!have_status_lookup)
+		add_status(c, t->pid, "MigrationStatus_lookup", "symbol", false, false,
+			   "not exported: migration states are shown as numbers");
+	/* per-channel SYNC packets on a destination, where USDT does not give them */
+	if (!attach_usdt(c, t, e, path) &&
+	    uprobe_pair(c, t, s->progs.up_qio_channel_readv_full_all_eof, s->progs.ur_qio_channel_readv_full_all_eof,
+			e, path, "qio_channel_readv_full_all_eof", false))
+		s->bss->track_threads = 1;
+}
+
+/* GnuTLS: handshake, bye, deinit; per-record results only with --tls-records. */
+static int attach_gnutls(struct mft_collector *c, struct target *t, const struct mft_procinfo *pi, char *err,
+			 size_t errlen)
+{
+	struct mftrace_bpf *s = c->skel;
+	const char *path = pi->gnutls_open;
+	struct mft_elf *e = mft_elf_open(path, err, errlen);
+
+	if (!e)
+		return -1;
+	if (!uprobe_pair(c, t, s->progs.up_gnutls_handshake, s->progs.ur_gnutls_handshake, e, path,
+			 "gnutls_handshake", false)) {
+		/* without it every TLS channel would look plain: refuse rather than mislead */
+		if (errno == ENOENT)
+			snprintf(err, errlen, "refusing the target: the libgnutls it maps (%s) has no gnutls_handshake",
+				 pi->gnutls);
+		else
+			snprintf(err, errlen, "cannot attach uprobes to %s (%s)%s", pi->gnutls, strerror(errno),
+				 errno == EACCES || errno == EPERM ? ": uprobes need root or CAP_SYS_ADMIN" : "");
+		mft_elf_close(e);
+		return -1;
+	}
+	uprobe_pair(c, t, s->progs.up_gnutls_bye, s->progs.ur_gnutls_bye, e, path, "gnutls_bye", false);
+	uprobe_pair(c, t, s->progs.up_gnutls_deinit, NULL, e, path, "gnutls_deinit", false);
+	if (c->opts.tls_records)
+		uprobe_pair(c, t, s->progs.up_gnutls_record_recv, s->progs.ur_gnutls_record_recv, e, path,
+			    "gnutls_record_recv", true);
+	mft_elf_close(e);
+	return 0;
+}
+
+int mft_collector_add_target(struct mft_collector *c, const struct mft_procinfo *pi, char *err,
+			     size_t errlen)
+{
+	struct mftrace_bpf *s = c->skel;
+	struct mft_target tv = {};
+	struct mft_elf *e;
+	struct target *t;
+
+	if (target_get(c, pi->pid))
+		return 0;
+	if (c->n_targets == MAX_TARGETS) {
+		snprintf(err, errlen, "too many targets (max %d)", MAX_TARGETS);
+		return -1;
+	}
+	e = mft_elf_open(pi->exe_open, err, errlen);
+	if (!e)
+		return -1;
+	t = &c->targets[c->n_targets++];
+	memset(t, 0, sizeof(*t));
+	t->pid = pi->pid;
+	tv.status_lookup = mft_proc_symbol_addr(pi, "MigrationStatus_lookup");
+	if (bpf_map__update_elem(s->maps.targets, &t->pid, sizeof(t->pid), &tv, sizeof(tv), BPF_ANY)) {
+		snprintf(err, errlen, "cannot add pid %u to the targets map: %s", pi->pid, strerror(errno));
+		c->n_targets--;
+		mft_elf_close(e);
+		return -1;
+	}
+	attach_qemu(c, t, e, pi->exe_open, tv.status_lookup != 0);
+	mft_elf_close(e);
+	if (!pi->gnutls[0]) {
+		add_status(c, t->pid, "gnutls", "uprobe", false, false,
+			   "libgnutls is not mapped in pid %u: channels are traced as plain TCP", pi->pid);
+		return 0;
+	}
+	if (attach_gnutls(c, t, pi, err, errlen)) {
+		mft_collector_remove_target(c, pi->pid);
+		return -1;
+	}
+	if (pi->gnutls_replaced)
+		add_status(c, t->pid, "gnutls", "uprobe", true, false,
+			   "%s was replaced on disk: traced through the mapped file %s", pi->gnutls, pi->gnutls_open);
+	return 0;
+}
+
+void mft_collector_remove_target(struct mft_collector *c, uint32_t pid)
+{
+	struct target *t = target_get(c, pid);
+
+	if (!t)
+		return;
+	bpf_map__delete_elem(c->skel->maps.targets, &pid, sizeof(pid), 0);
+	for (int i = 0; i < t->n_links; i++)
+		bpf_link__destroy(t->links[i]);
+	*t = c->targets[--c->n_targets];
+	/* forget its attach statuses, so that a long-running session never fills up */
+	size_t keep = 0;
+
+	for (size_t i = 0; i < c->n_status; i++)
+		if (c->status[i].pid != pid)
+			c->status[keep++] = c->status[i];
+	c->n_status = keep;
+}
+
+int mft_collector_poll(struct mft_collector *c, int timeout_ms)
+{
+	return ring_buffer__poll(c->rb, timeout_ms);
+}
+
+uint64_t mft_collector_counter(const struct mft_collector *c, int idx)
+{
+	int ncpu = libbpf_num_possible_cpus();
+	uint64_t sum = 0;
+	__u32 key = (__u32)idx;
+
+	if (ncpu <= 0)
+		return 0;
+	uint64_t vals[ncpu];
+
+	if (bpf_map__lookup_elem(c->skel->maps.counters, &key, sizeof(key), vals, sizeof(vals), 0))
+		return 0;
+	for (int i = 0; i < ncpu; i++)
+		sum += vals[i];
+	return sum;
+}
+
+uint64_t mft_collector_bad_events(const struct mft_collector *c)
+{
+	return c->bad_events;
+}
+
+const struct mft_attach_status *mft_collector_status(const struct mft_collector *c, size_t *n)
+{
+	*n = c->n_status;
+	return c->status;
+}
+
+void mft_collector_close(struct mft_collector *c)
+{
+	if (!c)
+		return;
+	while (c->n_targets)
+		mft_collector_remove_target(c, c->targets[0].pid);
+	for (int i = 0; i < c->n_klinks; i++)
+		bpf_link__destroy(c->klinks[i]);
+	ring_buffer__free(c->rb);
+	mftrace_bpf__destroy(c->skel);
+	free(c);
+}

@@ -1,0 +1,289 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * doctor: report what this host allows and prove that the chosen probes fire, the way
+ * retsnoop calibrates: attach to ourselves, make a loopback TCP connection and a few
+ * GnuTLS calls, and check that each expected event arrived.
+ */
+#include <arpa/inet.h>
+#include <dlfcn.h>
+#include <stdarg.h>
+#include <limits.h>
+#include <netinet/in.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/utsname.h>
+#include <time.h>
+#include <unistd.h>
+#include "commands/doctor.h"
+#include "collect/elfsym.h"
+#include "collect/host.h"
+#include "collect/procinfo.h"
+
+static int failures;
+
+static void line(const char *tag, const char *what, const char *fmt, ...)
+{
+	va_list ap;
+
+	printf("  %-6s %-24s ", tag, what);
+	fflush(stdout);
+	va_start(ap, fmt);
+	vprintf(fmt, ap);
+	va_end(ap);
+	putchar('\n');
+	if (!strcmp(tag, "[FAIL]"))
+		failures++;
+}
+
+struct seen {
+	unsigned types; /* bit per event type */
+	uint32_t pid;
+};
+
+static void on_ev(void *ctx, const struct mft_event *ev)
+{
+	struct seen *s = ctx;
+
+	if (ev->pid == s->pid && ev->type < 32)
+		s->types |= 1u << ev->type;
+}
+
+/* A loopback TCP exchange that crosses every socket boundary mftrace watches. */
+static int tcp_exercise(void)
+{
+	struct sockaddr_in a = { .sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
+	socklen_t al = sizeof(a);
+	int ls = socket(AF_INET, SOCK_STREAM, 0), cs = -1, as = -1, rc = -1;
+	char buf[16];
+
+	if (ls < 0 || bind(ls, (struct sockaddr *)&a, sizeof(a)) || listen(ls, 1) ||
+	    getsockname(ls, (struct sockaddr *)&a, &al))
+		goto out;
+	cs = socket(AF_INET, SOCK_STREAM, 0);
+	if (cs < 0 || connect(cs, (struct sockaddr *)&a, sizeof(a)))
+		goto out;
+	as = accept(ls, NULL, NULL);
+	if (as < 0 || send(cs, "mftrace", 7, 0) != 7 || recv(as, buf, sizeof(buf), 0) <= 0)
+		goto out;
+	shutdown(cs, SHUT_RDWR);
+	usleep(20000);
+	if (recv(as, buf, sizeof(buf), 0) != 0)
+		goto out;
+	rc = 0;
+out:
+	if (cs >= 0)
+		close(cs);
+	if (as >= 0)
+		close(as);
+	if (ls >= 0)
+		close(ls);
+	return rc;
+}
+
+/*
+ * A few GnuTLS calls in our own process on a dummy session: two handshakes and a
+ * deinit. (gnutls_bye cannot be called on a session without keys: GnuTLS crashes.)
+ */
+static int gnutls_exercise(void)
+{
+	void *h = dlopen("libgnutls.so.30", RTLD_NOW | RTLD_LOCAL);
+	int (*init)(void **, unsigned), (*hs)(void *);
+	void (*deinit)(void *);
+	void *s = NULL;
+
+	if (!h)
+		return -1;
+	init = (int (*)(void **, unsigned))dlsym(h, "gnutls_init");
+	hs = (int (*)(void *))dlsym(h, "gnutls_handshake");
+	deinit = (void (*)(void *))dlsym(h, "gnutls_deinit");
+	if (!init || !hs || !deinit || init(&s, 2 /* GNUTLS_CLIENT */))
+		return -1;
+	hs(s); /* fails at once: no credentials, no transport */
+	hs(s);
+	deinit(s);
+	return 0; /* keep the library mapped: uprobes are attached to it */
+}
+
+static void wait_events(struct mft_collector *c)
+{
+	for (int i = 0; i < 10; i++)
+		mft_collector_poll(c, 50);
+}
+
+static void prove(const struct mft_collector_opts *co)
+{
+	struct seen s = { .pid = (uint32_t)getpid() };
+	struct mft_procinfo self;
+	char err[512];
+	struct mft_collector *c = mft_collector_open(co, on_ev, &s, err, sizeof(err));
+	static const struct { int type; const char *name; } want[] = {
+		{ MFT_EV_SOCK_CONNECT, "connect (tcp state)" }, { MFT_EV_SOCK_ACCEPT, "accept" },
+		{ MFT_EV_FIRST_READ, "recv result" },           { MFT_EV_SHUTDOWN, "shutdown" },
+		{ MFT_EV_FIN_RCVD, "FIN received" },            { MFT_EV_READ_EOF, "EOF read" },
+		{ MFT_EV_CLOSE, "close" },                      { MFT_EV_DESTROY, "socket destroyed" },
+	};
+
+	printf("\nproof that the probes fire (a loopback TCP exchange and GnuTLS calls in this process):\n");
+	if (!c) {
+		line("[FAIL]", "load and attach", "%s", err);
+		return;
+	}
+	bool tls = dlopen("libgnutls.so.30", RTLD_NOW | RTLD_LOCAL) != NULL;
+
+	if (mft_procinfo_read(s.pid, &self, err, sizeof(err)) || mft_collector_add_target(c, &self, err, sizeof(err))) {
+		line("[FAIL]", "self as target", "%s", err);
+		mft_collector_close(c);
+		return;
+	}
+	if (tcp_exercise())
+		line("[FAIL]", "loopback exercise", "the loopback TCP exchange itself failed");
+	wait_events(c);
+	for (size_t i = 0; i < sizeof(want) / sizeof(want[0]); i++)
+		line(s.types & (1u << want[i].type) ? "[ok]" : "[FAIL]", want[i].name, "%s",
+		     s.types & (1u << want[i].type) ? "event seen" : "expected event did not arrive");
+	if (tls && self.gnutls[0]) {
+		uint64_t before = mft_collector_counter(c, MFT_CNT_UPROBE_HITS);
+
+		gnutls_exercise();
+		wait_events(c);
+		uint64_t hits = mft_collector_counter(c, MFT_CNT_UPROBE_HITS) - before;
+
+		line(hits >= 3 ? "[ok]" : "[FAIL]", "GnuTLS uprobes", "%llu of 3 calls seen (handshake x2, deinit)",
+		     (unsigned long long)hits);
+	} else {
+		line("[--]", "GnuTLS uprobes", "libgnutls.so.30 not loadable here: not proven");
+	}
+	uint64_t lost = mft_collector_counter(c, MFT_CNT_RB_DROPPED);
+
+	line(lost ? "[FAIL]" : "[ok]", "events lost", "%llu", (unsigned long long)lost);
+	mft_collector_close(c);
+}
+
+static void report_target(uint32_t pid)
+{
+	struct mft_procinfo pi;
+	char err[512];
+	uint64_t v;
+	static const char *const syms[] = { "migrate_set_state", "MigrationStatus_lookup", "multifd_recv_new_channel",
+					    "multifd_send_shutdown", "multifd_save_cleanup", "multifd_recv_shutdown",
+					    "multifd_load_cleanup", "multifd_send_sync_main", "multifd_recv_sync_main" };
+
+	printf("\ntarget pid %u:\n", pid);
+	if (mft_procinfo_read(pid, &pi, err, sizeof(err))) {
+		line("[FAIL]", "process", "%s", err);
+		return;
+	}
+	bool qemu = mft_procinfo_is_qemu(&pi);
+	struct mft_elf *e = mft_elf_open(pi.exe_open, err, sizeof(err));
+
+	mft_procinfo_versions(&pi);
+	line(qemu ? "[ok]" : "[FAIL]", "binary", "%s (%s)%s", pi.exe, pi.name, qemu ? "" : ": not a QEMU");
+	line("[info]", "owner", "uid %u", pi.uid);
+	if (qemu)
+		line("[info]", "QEMU version", "%s", pi.qemu_version[0] ? pi.qemu_version
+								: "unknown (no version text in the binary)");
+	line("[info]", "target files", "read as data only (ELF symbols, notes, version text): nothing the "
+				       "process names is run or loaded");
+	if (!e)
+		line("[FAIL]", "binary readable", "%s", err);
+	int usdt = mft_elf_usdt_count(e, "qemu");
+
+	line("[info]", "USDT probes (qemu)", "%d%s", usdt,
+	     usdt > 0 ? " (built with the dtrace backend)" : " (none: uprobes on exported functions instead)");
+	for (size_t i = 0; i < sizeof(syms) / sizeof(syms[0]); i++) {
+		bool have = mft_elf_symbol(e, syms[i], &v) == 0;
+
+		line(have ? "[ok]" : "[--]", syms[i], "%s", have ? "exported (uprobe-able)" : "not exported");
+	}
+	if (pi.gnutls[0]) {
+		struct mft_elf *g = mft_elf_open(pi.gnutls_open, err, sizeof(err));
+		bool hs = mft_elf_symbol(g, "gnutls_handshake", &v) == 0;
+
+		line(hs ? "[ok]" : "[FAIL]", "libgnutls", "%s (GnuTLS %s)%s", pi.gnutls,
+		     pi.gnutls_version[0] ? pi.gnutls_version : "version unknown",
+		     hs ? "" : ": no gnutls_handshake in it: the target would be refused");
+		if (pi.gnutls_replaced)
+			line("[info]", "libgnutls on disk", "replaced since the process mapped it: traced through "
+							    "the mapped file (%s)", pi.gnutls_open);
+		line("[info]", "fidelity", "default: kernel events + gnutls_handshake/bye/deinit; "
+			     "--tls-records adds every gnutls_record_recv result (~10 us each)");
+		mft_elf_close(g);
+	} else {
+		line("[--]", "libgnutls", "not mapped: TLS probes absent, channels will be judged as plain TCP");
+	}
+	bool syncs = mft_elf_symbol(e, "multifd_recv_sync_main", &v) == 0;
+	bool init = mft_elf_symbol(e, "qio_channel_read_all", &v) == 0;
+
+	line("[info]", "SYNC landmarks", "%s%s%s%s",
+	     syncs ? "sync points of each migration (uprobes)" : "no sync points (sync_main not exported)",
+	     init ? "; destination channel ids and migration UUID from each MultiFDInit_t" : "",
+	     usdt > 0 ? "; per-channel SYNC packets and channel ids from USDT" : "",
+	     usdt > 0 ? "" : "; destination per-channel SYNC packets from the packet headers read");
+	mft_elf_close(e);
+}
+
+int mft_doctor(const uint32_t *pids, int n_pids, const struct mft_collector_opts *co)
+{
+	struct mft_probe_results r;
+	struct mft_choice ch;
+	struct utsname u;
+	char why[512];
+	bool mounted = false;
+	static const struct { const char *what, *func, *tp; } kp[] = {
+		{ "shutdown", "inet_shutdown", "syscalls/sys_enter_shutdown" },
+		{ "close", "tcp_close", "syscalls/sys_enter_close" },
+	};
+	static const char *const tps[] = { "sock/sock_recv_length", "sock/sock_send_length", "sock/inet_sock_set_state",
+					   "tcp/tcp_destroy_sock", "tcp/tcp_receive_reset", "tcp/tcp_send_reset",
+					   "syscalls/sys_exit_accept4", "sched/sched_process_exit" };
+
+	failures = 0;
+	uname(&u);
+	printf("mftrace doctor: %s %s %s\n\nhost:\n", u.sysname, u.release, u.machine);
+	if (mft_check_privileges(why, sizeof(why))) {
+		line("[FAIL]", "privileges", "%s", why);
+		return 1;
+	}
+	line("[ok]", "privileges", "%s", geteuid() == 0 ? "root" : "CAP_BPF + CAP_PERFMON");
+	bool btf = mft_check_btf(why, sizeof(why)) == 0;
+
+	if (!btf)
+		line("[FAIL]", "BTF", "%s", why);
+	else
+		line("[ok]", "BTF", "/sys/kernel/btf/vmlinux");
+	if (mft_ensure_tracefs(&mounted, why, sizeof(why)))
+		line("[FAIL]", "tracefs", "%s", why);
+	else
+		line("[ok]", "tracefs", "%s%s", MFT_TRACEFS, mounted ? " (mounted it now)" : "");
+	for (size_t i = 0; i < sizeof(kp) / sizeof(kp[0]); i++) {
+		mft_probe_kernel_func(kp[i].func, kp[i].tp, &r);
+		mft_choose_mech(kp[i].what, &r, co->forced_mech, &ch);
+		line(ch.mech ? "[ok]" : "[FAIL]", kp[i].what, "%s <- %s", mft_mech_name(ch.mech), ch.why);
+	}
+	for (size_t i = 0; i < sizeof(tps) / sizeof(tps[0]); i++) {
+		char p[256];
+
+		snprintf(p, sizeof(p), MFT_TRACEFS "/events/%s/id", tps[i]);
+		line(access(p, R_OK) ? "[FAIL]" : "[ok]", tps[i], "%s", access(p, R_OK) ? "missing" : "tracepoint");
+	}
+	for (int i = 0; i < n_pids; i++)
+		report_target(pids[i]);
+	if (!n_pids) {
+		uint32_t found[64];
+		int n = mft_find_qemu_pids(found, 64, NULL, NULL);
+
+		printf("\nQEMU processes on this host: ");
+		if (n <= 0)
+			printf("none\n");
+		for (int k = 0; k < n; k++)
+			printf("%u%s", found[k], k + 1 < n ? " " : " (use: mftrace doctor -p PID)\n");
+	}
+	if (btf)
+		prove(co);
+	else
+		printf("\nproof that the probes fire: skipped: without kernel BTF nothing can load\n");
+	printf("\n%s\n", failures ? "doctor: some checks FAILED" : "doctor: all checks passed");
+	return failures ? 1 : 0;
+}

@@ -1,0 +1,458 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * `mftrace exporter`: trace every QEMU on this host (a session with all_qemus) and
+ * serve what the correlator concludes as Prometheus metrics over HTTP.
+ *
+ * Two threads. The main thread runs the session: ring buffer, correlator, and the
+ * metric updates from its callbacks. libmicrohttpd's internal polling thread serves
+ * HTTP: a scrape takes the registry's mutex only to render a snapshot into memory,
+ * so it never holds up event collection for longer than that.
+ */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <getopt.h>
+#include <netinet/in.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+#include <bpf/libbpf.h>
+#include <microhttpd.h>
+#include "commands/commands.h"
+#include "collect/host.h"
+#include "present/metrics.h"
+#include "commands/session.h"
+
+#include "commands/cli.h"
+#include "version.h"
+
+/* Outside 9100-9999 (the Prometheus wiki's exporter port allocations, all taken), below
+ * the Linux ephemeral range (32768-60999), and not in /etc/services. */
+#define DEFAULT_PORT 19353
+#define DEFAULT_TIMEOUT 10     /* seconds a connection may stay idle */
+#define DEFAULT_MAX_CONN 32
+#define MAX_CONN_LIMIT 1024
+#define MAX_TIMEOUT 3600
+#define REQUEST_MEMORY 16384   /* per connection: the request line and headers must fit */
+#define LISTEN_BACKLOG 64
+
+static const char usage[] =
+"Usage: mftrace exporter [--listen ADDR:PORT] [options]\n"
+"\n"
+"Trace every QEMU process on this host, including those that start later (forgetting\n"
+"those that exit), and serve the verdicts of their multifd migrations as Prometheus\n"
+"metrics on http://ADDR:PORT/metrics. Prometheus does the cross-host work: the\n"
+"source and the destination of a migration are usually two exporters.\n"
+"\n"
+"Options:\n"
+"  -l, --listen ADDR:PORT  where to serve (default 127.0.0.1:19353). ADDR is an IPv4\n"
+"                          address or [IPv6]; port 0 picks a free one (printed)\n"
+"      --max-connections N at most N connections at once (default 32; per client\n"
+"                          address, half of it)\n"
+"      --timeout SECS      close a connection idle this long (default 10)\n"
+"      --tls-records       full fidelity: probe every gnutls_record_recv() result.\n"
+"                          Costs ~10 us per TLS record; off by default\n"
+"      --mechanism M       kernel probes for shutdown/close: auto, fentry, kprobe or\n"
+"                          tracepoint (see mftrace --help)\n"
+"  -v, --verbose           libbpf's and libmicrohttpd's logs, every attach point\n"
+"  -h, --help              this help\n"
+"\n"
+"HTTP: GET and HEAD on /metrics (text format 0.0.4, or OpenMetrics 1.0.0 when the\n"
+"Accept header asks for it) and on / (an index page); 405 for other methods, 404\n"
+"elsewhere. Requests larger than 16 KiB are refused.\n"
+"\n"
+"Metrics (labels: role, verdict, severity, outcome, VM name; never a pid, a port or\n"
+"a UUID on a counter):\n"
+"  mftrace_migrations_total, mftrace_channels_total          by role, verdict, vm\n"
+"  mftrace_premature_terminations_total                      by role, severity, vm\n"
+"  mftrace_flagged_migrations_total, mftrace_migration_outcomes_total, ...\n"
+"  mftrace_channel_{fin_to_final_read,fin_to_local_shutdown,bye_to_shutdown,\n"
+"    last_sync_to_shutdown,last_sync_to_fin}_seconds         histograms of margins\n"
+"  mftrace_channel_received_bytes                            histogram per channel\n"
+"  mftrace_last_migration_info{vm,role,endpoint,uuid,...}    joins source and destination\n"
+"  mftrace_events_lost_total, mftrace_probe_attached, mftrace_targets, mftrace_build_info,\n"
+"  mftrace_exporter_scrape_duration_seconds                  the exporter's own health\n"
+"Each has a # HELP line; deploy/ has alert rules, a Grafana dashboard and a systemd unit.\n"
+"\n"
+"Binds to loopback by default: the metrics are not authenticated. Needs root, or\n"
+"CAP_BPF, CAP_PERFMON, CAP_SYS_ADMIN (uprobes) and CAP_SYS_PTRACE. Stops on SIGINT\n"
+"or SIGTERM; exit status 0, or 1 on a usage or set-up error.\n";
+
+struct exporter {
+	struct mft_metrics *m;
+	bool verbose;
+	bool probes_known;
+};
+
+/* ---- the session side ---- */
+
+static void on_migration(void *ctx, const struct mft_correlator *c, const struct mft_migration *mig)
+{
+	struct exporter *x = ctx;
+	const struct mft_process *p = mft_corr_process(c, mig->pid);
+	struct timespec now;
+
+	clock_gettime(CLOCK_REALTIME, &now);
+	mft_metrics_migration(x->m, p ? p->name : NULL, mig, (double)now.tv_sec + now.tv_nsec / 1e9);
+}
+
+static void update_probes(struct exporter *x, const struct mft_session *s)
+{
+	size_t n;
+	const struct mft_attach_status *st = mft_session_status(s, &n);
+
+	mft_metrics_set_probes(x->m, st, n);
+}
+
+/* A target's probes are attached before this is called: its statuses are complete. */
+static void on_target(void *ctx, const struct mft_session *s, const struct mft_procinfo *pi, bool added)
+{
+	struct exporter *x = ctx;
+
+	mft_metrics_target(x->m, pi->pid, pi->name, added);
+	update_probes(x, s);
+}
+
+static void on_tick(void *ctx, const struct mft_session *s, uint64_t now_ns)
+{
+	struct exporter *x = ctx;
+	struct mft_metrics_self self = {
+		.events = mft_session_counter(s, MFT_CNT_EVENTS),
+		.lost = mft_session_counter(s, MFT_CNT_RB_DROPPED),
+		.untracked = mft_session_counter(s, MFT_CNT_SOCK_MAP_FULL),
+		.malformed = mft_session_bad_events(s),
+	};
+
+	(void)now_ns;
+	mft_metrics_set_self(x->m, &self);
+	if (!x->probes_known) { /* the kernel-wide probes, before any target */
+		update_probes(x, s);
+		x->probes_known = true;
+	}
+}
+
+/* ---- the HTTP side ---- */
+
+static const char index_html[] =
+"<!DOCTYPE html>\n<html><head><title>mftrace exporter</title></head><body>\n"
+"<h1>mftrace exporter</h1>\n"
+"<p>Who closed first on each multifd channel of the QEMU live migrations on this host.</p>\n"
+"<p><a href=\"/metrics\">/metrics</a></p>\n</body></html>\n";
+
+static enum MHD_Result reply(struct exporter *x, struct MHD_Connection *conn, unsigned int code,
+			     const char *type, const char *body)
+{
+	struct MHD_Response *r = MHD_create_response_from_buffer(strlen(body), (void *)body,
+								 MHD_RESPMEM_PERSISTENT);
+	enum MHD_Result ret;
+
+	if (!r)
+		return MHD_NO;
+	MHD_add_response_header(r, MHD_HTTP_HEADER_CONTENT_TYPE, type);
+	if (code == MHD_HTTP_METHOD_NOT_ALLOWED)
+		MHD_add_response_header(r, MHD_HTTP_HEADER_ALLOW, "GET, HEAD");
+	ret = MHD_queue_response(conn, code, r);
+	MHD_destroy_response(r);
+	mft_metrics_http_response(x->m, code);
+	return ret;
+}
+
+static double mono_s(void)
+{
+	return (double)mft_mono_now() / 1e9;
+}
+
+static enum MHD_Result serve_metrics(struct exporter *x, struct MHD_Connection *conn)
+{
+	const char *accept = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_ACCEPT);
+	bool om = mft_metrics_wants_openmetrics(accept);
+	double t0 = mono_s();
+	struct MHD_Response *r;
+	enum MHD_Result ret;
+	size_t len;
+	char *buf;
+
+	if (mft_metrics_render(x->m, om, &buf, &len))
+		return reply(x, conn, MHD_HTTP_SERVICE_UNAVAILABLE, "text/plain; charset=utf-8", "out of memory\n");
+	r = MHD_create_response_from_buffer(len, buf, MHD_RESPMEM_MUST_FREE);
+	if (!r) {
+		free(buf);
+		return MHD_NO;
+	}
+	MHD_add_response_header(r, MHD_HTTP_HEADER_CONTENT_TYPE, mft_metrics_content_type(om));
+	MHD_add_response_header(r, MHD_HTTP_HEADER_VARY, MHD_HTTP_HEADER_ACCEPT);
+	ret = MHD_queue_response(conn, MHD_HTTP_OK, r);
+	MHD_destroy_response(r);
+	mft_metrics_scrape_done(x->m, om, mono_s() - t0);
+	mft_metrics_http_response(x->m, MHD_HTTP_OK);
+	return ret;
+}
+
+static bool has_body(struct MHD_Connection *conn)
+{
+	const char *cl = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_LENGTH);
+
+	return (cl && strcmp(cl, "0")) ||
+	       MHD_lookup_connection_value(conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_TRANSFER_ENCODING);
+}
+
+static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const char *url, const char *method,
+				  const char *version, const char *upload_data, size_t *upload_size, void **req_cls)
+{
+	static char seen;
+	struct exporter *x = cls;
+
+	(void)version;
+	(void)upload_data;
+	/* First call, with the headers. A refusal is sent now, without reading a body:
+	 * libmicrohttpd then closes the connection. An accepted request is answered on
+	 * the second call, so that the connection can be kept alive. */
+	if (!*req_cls) {
+		*req_cls = &seen;
+		if (strcmp(method, MHD_HTTP_METHOD_GET) && strcmp(method, MHD_HTTP_METHOD_HEAD))
+			return reply(x, conn, MHD_HTTP_METHOD_NOT_ALLOWED, "text/plain; charset=utf-8",
+				     "only GET and HEAD are served\n");
+		if (has_body(conn))
+			return reply(x, conn, MHD_HTTP_BAD_REQUEST, "text/plain; charset=utf-8",
+				     "a GET or HEAD request has no body\n");
+		return MHD_YES;
+	}
+	if (*upload_size)
+		return MHD_NO; /* a body after all: drop the connection */
+	if (!strcmp(url, "/metrics"))
+		return serve_metrics(x, conn);
+	if (!strcmp(url, "/"))
+		return reply(x, conn, MHD_HTTP_OK, "text/html; charset=utf-8", index_html);
+	return reply(x, conn, MHD_HTTP_NOT_FOUND, "text/plain; charset=utf-8", "not found: try /metrics\n");
+}
+
+static void mhd_log(void *cls, const char *fmt, va_list ap)
+{
+	(void)cls;
+	fputs("mftrace: http: ", stderr);
+	vfprintf(stderr, fmt, ap);
+}
+
+/* ---- set-up ---- */
+
+/* "127.0.0.1:19353", "[::1]:19353". -1 with a one-line reason. */
+static int parse_listen(const char *s, struct sockaddr_storage *ss, socklen_t *sl, char *err, size_t errlen)
+{
+	const char *colon = strrchr(s, ':');
+	char host[INET6_ADDRSTRLEN + 2], *end;
+	long port;
+	size_t hl;
+
+	memset(ss, 0, sizeof(*ss));
+	if (!colon || colon == s) {
+		snprintf(err, errlen, "invalid --listen '%s' (ADDR:PORT, e.g. 127.0.0.1:%d or [::1]:%d)", s,
+			 DEFAULT_PORT, DEFAULT_PORT);
+		return -1;
+	}
+	errno = 0;
+	port = strtol(colon + 1, &end, 10);
+	if (!colon[1] || *end || errno || port < 0 || port > 65535) {
+		snprintf(err, errlen, "invalid port in --listen '%s' (0 to 65535)", s);
+		return -1;
+	}
+	hl = (size_t)(colon - s);
+	if (s[0] == '[' && hl >= 2 && s[hl - 1] == ']') {
+		struct sockaddr_in6 *a = (struct sockaddr_in6 *)ss;
+
+		snprintf(host, sizeof(host), "%.*s", (int)(hl - 2), s + 1);
+		if (hl - 2 >= sizeof(host) || inet_pton(AF_INET6, host, &a->sin6_addr) != 1)
+			goto bad_addr;
+		a->sin6_family = AF_INET6;
+		a->sin6_port = htons((uint16_t)port);
+		*sl = sizeof(*a);
+		return 0;
+	}
+	struct sockaddr_in *a = (struct sockaddr_in *)ss;
+
+	snprintf(host, sizeof(host), "%.*s", (int)hl, s);
+	if (hl >= sizeof(host) || inet_pton(AF_INET, host, &a->sin_addr) != 1)
+		goto bad_addr;
+	a->sin_family = AF_INET;
+	a->sin_port = htons((uint16_t)port);
+	*sl = sizeof(*a);
+	return 0;
+bad_addr:
+	snprintf(err, errlen, "invalid address in --listen '%s' (a numeric IPv4 address, or [IPv6])", s);
+	return -1;
+}
+
+static bool is_loopback(const struct sockaddr_storage *ss)
+{
+	if (ss->ss_family == AF_INET)
+		return (ntohl(((const struct sockaddr_in *)ss)->sin_addr.s_addr) >> 24) == 127;
+	return IN6_IS_ADDR_LOOPBACK(&((const struct sockaddr_in6 *)ss)->sin6_addr);
+}
+
+static void fmt_sockaddr(const struct sockaddr_storage *ss, char *buf, size_t len)
+{
+	char a[INET6_ADDRSTRLEN];
+
+	if (ss->ss_family == AF_INET6) {
+		const struct sockaddr_in6 *s6 = (const struct sockaddr_in6 *)ss;
+
+		inet_ntop(AF_INET6, &s6->sin6_addr, a, sizeof(a));
+		snprintf(buf, len, "[%s]:%u", a, ntohs(s6->sin6_port));
+	} else {
+		const struct sockaddr_in *s4 = (const struct sockaddr_in *)ss;
+
+		inet_ntop(AF_INET, &s4->sin_addr, a, sizeof(a));
+		snprintf(buf, len, "%s:%u", a, ntohs(s4->sin_port));
+	}
+}
+
+/* A listening socket of our own, so that a busy port gets its own one-line error. */
+static int open_listener(struct sockaddr_storage *ss, socklen_t sl, char *err, size_t errlen)
+{
+	char where[INET6_ADDRSTRLEN + 16];
+	int one = 1, fd;
+
+	fmt_sockaddr(ss, where, sizeof(where));
+	fd = socket(ss->ss_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (fd < 0) {
+		snprintf(err, errlen, "cannot create a socket for %s: %s", where, strerror(errno));
+		return -1;
+	}
+	setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+	if (ss->ss_family == AF_INET6)
+		setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof(one));
+	if (bind(fd, (struct sockaddr *)ss, sl) || listen(fd, LISTEN_BACKLOG)) {
+		snprintf(err, errlen, "cannot listen on %s: %s", where, strerror(errno));
+		close(fd);
+		return -1;
+	}
+	getsockname(fd, (struct sockaddr *)ss, &sl);
+	return fd;
+}
+
+static int parse_uint(const char *s, long lo, long hi, long *v)
+{
+	char *end;
+
+	errno = 0;
+	*v = strtol(s, &end, 10);
+	return (end == s || *end || errno || *v < lo || *v > hi) ? -1 : 0;
+}
+
+int mft_cmd_exporter(int argc, char **argv)
+{
+	static const struct option longopts[] = {
+		{ "listen", required_argument, NULL, 'l' },
+		{ "max-connections", required_argument, NULL, 'C' },
+		{ "timeout", required_argument, NULL, 't' },
+		{ "tls-records", no_argument, NULL, 'T' },
+		{ "mechanism", required_argument, NULL, 'M' },
+		{ "verbose", no_argument, NULL, 'v' },
+		{ "help", no_argument, NULL, 'h' },
+		{ 0 },
+	};
+	struct mft_collector_opts co = { 0 };
+	struct exporter x = { 0 };
+	struct sockaddr_storage ss;
+	socklen_t sl;
+	long max_conn = DEFAULT_MAX_CONN, timeout = DEFAULT_TIMEOUT;
+	const char *listen_at = NULL;
+	char err[512], where[INET6_ADDRSTRLEN + 16], libbpf_v[32], default_listen[32];
+	struct MHD_Daemon *d;
+	int opt, fd, rc;
+
+	opterr = 0;
+	optind = 1;
+	while ((opt = getopt_long(argc, argv, ":l:vh", longopts, NULL)) != -1) {
+		switch (opt) {
+		case 'l': listen_at = optarg; break;
+		case 'C':
+			if (parse_uint(optarg, 1, MAX_CONN_LIMIT, &max_conn)) {
+				fprintf(stderr, "mftrace: invalid --max-connections '%s' (1 to %d)\n", optarg,
+					MAX_CONN_LIMIT);
+				return 1;
+			}
+			break;
+		case 't':
+			if (parse_uint(optarg, 1, MAX_TIMEOUT, &timeout)) {
+				fprintf(stderr, "mftrace: invalid --timeout '%s' (seconds, 1 to %d)\n", optarg, MAX_TIMEOUT);
+				return 1;
+			}
+			break;
+		case 'T': co.tls_records = true; break;
+		case 'M':
+			if (mft_cli_mechanism(optarg, &co.forced_mech))
+				return 1;
+			break;
+		case 'v': co.verbose = x.verbose = true; break;
+		case 'h': fputs(usage, stdout); return 0;
+		default:
+			return mft_cli_option_error("exporter", opt, argv);
+		}
+	}
+	if (optind < argc)
+		return mft_cli_unexpected("exporter", argv);
+	snprintf(default_listen, sizeof(default_listen), "127.0.0.1:%d", DEFAULT_PORT);
+	if (parse_listen(listen_at ? listen_at : default_listen, &ss, &sl, err, sizeof(err))) {
+		fprintf(stderr, "mftrace: %s\n", err);
+		return 1;
+	}
+	if (mft_check_privileges(err, sizeof(err))) {
+		fprintf(stderr, "mftrace: %s\n", err);
+		return 1;
+	}
+	fd = open_listener(&ss, sl, err, sizeof(err));
+	if (fd < 0) {
+		fprintf(stderr, "mftrace: %s\n", err);
+		return 1;
+	}
+	snprintf(libbpf_v, sizeof(libbpf_v), "%s", libbpf_version_string());
+	struct mft_metrics_build b = { MFT_VERSION, libbpf_v, MHD_get_version() };
+
+	x.m = mft_metrics_new(&b);
+	if (!x.m) {
+		fprintf(stderr, "mftrace: out of memory\n");
+		close(fd);
+		return 1;
+	}
+	signal(SIGPIPE, SIG_IGN);
+	d = MHD_start_daemon(MHD_USE_AUTO_INTERNAL_THREAD | (x.verbose ? MHD_USE_ERROR_LOG : 0), 0, NULL, NULL,
+			     on_request, &x,
+			     MHD_OPTION_LISTEN_SOCKET, fd,
+			     MHD_OPTION_CONNECTION_LIMIT, (unsigned int)max_conn,
+			     MHD_OPTION_PER_IP_CONNECTION_LIMIT, (unsigned int)(max_conn > 1 ? max_conn / 2 : 1),
+			     MHD_OPTION_CONNECTION_TIMEOUT, (unsigned int)timeout,
+			     MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)REQUEST_MEMORY,
+			     MHD_OPTION_EXTERNAL_LOGGER, mhd_log, NULL,
+			     MHD_OPTION_END);
+	if (!d) {
+		fprintf(stderr, "mftrace: cannot start the HTTP server (libmicrohttpd %s)\n", MHD_get_version());
+		close(fd);
+		mft_metrics_free(x.m);
+		return 1;
+	}
+	fmt_sockaddr(&ss, where, sizeof(where));
+	fprintf(stderr, "mftrace: serving metrics on http://%s/metrics\n", where);
+	if (!is_loopback(&ss))
+		fprintf(stderr, "mftrace: note: %s is not a loopback address; the metrics are not authenticated\n",
+			where);
+
+	struct mft_session_opts so = {
+		.co = co,
+		.all_qemus = true,
+		.chatter = true,
+		.sink = { .ctx = &x, .migration = on_migration },
+		.ctx = &x,
+		.target = on_target,
+		.tick = on_tick,
+	};
+
+	mft_cli_catch_signals();
+	rc = mft_session_run(&so, &mft_cli_stop);
+	MHD_stop_daemon(d); /* closes fd too */
+	mft_metrics_free(x.m);
+	return rc ? 1 : 0;
+}

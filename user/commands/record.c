@@ -1,0 +1,392 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * `mftrace record`: a tracing session whose every raw event goes to a recording
+ * (recfile.c), with the host, the targets, the probes and the lost-event counters, for
+ * `mftrace report` to analyse later on any machine. With --max-size it is a flight
+ * recorder: a file of bounded size that keeps the newest events.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <getopt.h>
+#include <math.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/utsname.h>
+#include <time.h>
+#include <unistd.h>
+#include "commands/commands.h"
+#include "collect/host.h"
+#include "present/output.h"
+#include "collect/procinfo.h"
+#include "store/recfile.h"
+#include "commands/session.h"
+
+#include "commands/cli.h"
+#include "version.h"
+#define RECORD_TOOL_VERSION MFT_VERSION
+#define MAX_PIDS 64
+#define MIN_MAX_SIZE (512ull << 10)   /* 8 segments of 64 KiB: room for the metadata each repeats */
+#define COUNTERS_EVERY_NS 1000000000ull
+#define CLOCK_EVERY_NS (60ull * 1000000000ull)
+
+static const char usage[] =
+"Usage: mftrace record [-p PID ...] -o FILE [options]\n"
+"\n"
+"Write every event of a tracing session to FILE, for `mftrace report` to analyse later,\n"
+"on any machine: the host, kernel, QEMU and GnuTLS versions and command lines of the\n"
+"targets, a clock snapshot, the probes attached and how, the events, and the count of\n"
+"lost events. Without -p, every QEMU on this host, including those that start later.\n"
+"The file reads back up to its last complete record after a kill -9 or a cut at any byte.\n"
+"\n"
+"Options:\n"
+"  -p, --pid PID        record this QEMU process (repeat for several)\n"
+"  -o, --output FILE    the recording (created or truncated)\n"
+"      --max-size SIZE  flight recorder: keep the newest events in a file of at most SIZE\n"
+"                       bytes (K, M, G suffixes; at least 512K), a ring of 8 segments\n"
+"  -d, --duration SECS  stop after SECS seconds (default: Ctrl-C, or when every -p target\n"
+"                       has exited)\n"
+"      --tls-records    full fidelity: probe every gnutls_record_recv() result (costly)\n"
+"      --mechanism M    kernel probes for shutdown/close: auto, fentry, kprobe, tracepoint\n"
+"      --show           also print what live mode prints: the verdict tables as\n"
+"                       migrations end (with -q), and event lines (without)\n"
+"  -j, --json           with --show: JSON lines, as `mftrace --json`\n"
+"  -q, --quiet          with --show: verdict tables only\n"
+"  -v, --verbose        libbpf's log and every attach point\n"
+"  -h, --help           this help\n"
+"\n"
+"Examples:\n"
+"  mftrace record -p 4242 -o dst.mftrec            # one QEMU, until it exits\n"
+"  mftrace record -o /var/lib/mftrace/host.mftrec --max-size 64M   # always on\n"
+"  mftrace report src.mftrec dst.mftrec            # later: one timeline, two hosts\n";
+
+struct recorder {
+	struct mft_recw *w;
+	const char *path;
+	struct mft_output out;
+	bool show;
+	size_t n_status;               /* attach statuses written */
+	struct mft_rec_counters last;
+	uint64_t t_counters, t_clock;
+	bool warned;
+};
+
+static void take_clock(struct mft_rec_clock *c)
+{
+	struct timespec m1, r, m2;
+
+	clock_gettime(CLOCK_MONOTONIC, &m1);
+	clock_gettime(CLOCK_REALTIME, &r);
+	clock_gettime(CLOCK_MONOTONIC, &m2);
+	uint64_t a = (uint64_t)m1.tv_sec * 1000000000ull + (uint64_t)m1.tv_nsec;
+	uint64_t b = (uint64_t)m2.tv_sec * 1000000000ull + (uint64_t)m2.tv_nsec;
+
+	c->mono_ns = a + (b - a) / 2;
+	c->real_ns = (int64_t)r.tv_sec * 1000000000ll + r.tv_nsec;
+	c->err_ns = (b - a) / 2 + 1;
+}
+
+static void read_line(const char *path, char *buf, size_t len)
+{
+	FILE *f = fopen(path, "re");
+
+	buf[0] = '\0';
+	if (!f)
+		return;
+	if (fgets(buf, (int)len, f))
+		buf[strcspn(buf, "\n")] = '\0';
+	fclose(f);
+}
+
+static void host_info(struct mft_rec_host *h, const struct mft_collector_opts *co, bool all)
+{
+	struct utsname u;
+
+	memset(h, 0, sizeof(*h));
+	if (!uname(&u)) {
+		snprintf(h->hostname, sizeof(h->hostname), "%s", u.nodename);
+		snprintf(h->kernel, sizeof(h->kernel), "%s %s", u.release, u.version);
+		snprintf(h->machine, sizeof(h->machine), "%.31s", u.machine);
+	}
+	read_line("/proc/sys/kernel/random/boot_id", h->boot_id, sizeof(h->boot_id));
+	snprintf(h->tool_version, sizeof(h->tool_version), "%s", RECORD_TOOL_VERSION);
+	if (co->forced_mech != MFT_MECH_NONE)
+		snprintf(h->mechanism, sizeof(h->mechanism), "%s", mft_mech_name(co->forced_mech));
+	h->tls_records = co->tls_records;
+	h->all_qemus = all;
+}
+
+static void cmdline(uint32_t pid, char *buf, size_t len)
+{
+	char path[64];
+	int fd;
+	ssize_t n;
+
+	buf[0] = '\0';
+	snprintf(path, sizeof(path), "/proc/%u/cmdline", pid);
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return;
+	n = read(fd, buf, len - 1);
+	close(fd);
+	if (n <= 0) {
+		buf[0] = '\0';
+		return;
+	}
+	buf[n] = '\0';
+	for (ssize_t i = 0; i < n; i++)
+		if (buf[i] == '\0')
+			buf[i] = ' ';
+	while (n > 0 && buf[n - 1] == ' ')
+		buf[--n] = '\0';
+}
+
+/* Attach statuses not yet written: the kernel's at start, each target's as it is added. */
+static void write_statuses(struct recorder *r, const struct mft_session *s)
+{
+	size_t n;
+	const struct mft_attach_status *st = mft_session_status(s, &n);
+
+	for (; r->n_status < n; r->n_status++) {
+		const struct mft_attach_status *a = &st[r->n_status];
+		struct mft_rec_probe p = { .pid = a->pid, .ok = a->ok, .required = a->required };
+
+		snprintf(p.what, sizeof(p.what), "%s", a->what);
+		snprintf(p.mech, sizeof(p.mech), "%s", a->mech);
+		snprintf(p.why, sizeof(p.why), "%s", a->why);
+		mft_recw_probe(r->w, &p);
+	}
+}
+
+static void on_raw(void *ctx, const struct mft_event *ev)
+{
+	struct recorder *r = ctx;
+
+	mft_recw_event(r->w, ev);
+}
+
+static void on_target(void *ctx, const struct mft_session *s, const struct mft_procinfo *pi, bool added)
+{
+	struct recorder *r = ctx;
+	struct mft_rec_target *t = calloc(1, sizeof(*t));
+
+	if (!t)
+		return;
+	t->pid = pi->pid;
+	t->t_mono = mft_mono_now();
+	t->removed = !added;
+	if (added) {
+		t->incoming = pi->incoming;
+		snprintf(t->name, sizeof(t->name), "%s", pi->name);
+		snprintf(t->exe, sizeof(t->exe), "%.511s", pi->exe);
+		snprintf(t->qemu_version, sizeof(t->qemu_version), "%s", pi->qemu_version);
+		if (pi->gnutls[0]) {
+			snprintf(t->gnutls, sizeof(t->gnutls), "%.511s", pi->gnutls);
+			snprintf(t->gnutls_version, sizeof(t->gnutls_version), "%s", pi->gnutls_version);
+		}
+		cmdline(pi->pid, t->cmdline, sizeof(t->cmdline));
+	}
+	mft_recw_target(r->w, t);
+	free(t);
+	write_statuses(r, s);
+	mft_recw_flush(r->w);
+}
+
+static struct mft_rec_counters read_counters(const struct mft_session *s, uint64_t now)
+{
+	struct mft_rec_counters c = {
+		.mono_ns = now,
+		.kernel_events = mft_session_counter(s, MFT_CNT_EVENTS),
+		.rb_dropped = mft_session_counter(s, MFT_CNT_RB_DROPPED),
+		.sockmap_full = mft_session_counter(s, MFT_CNT_SOCK_MAP_FULL),
+		.bad_events = mft_session_bad_events(s),
+	};
+
+	return c;
+}
+
+static void counters(struct recorder *r, const struct mft_session *s, uint64_t now)
+{
+	r->last = read_counters(s, now);
+	mft_recw_counters(r->w, &r->last);
+}
+
+/* The trailer's counters: read after the final drain, not at the last tick. */
+static void on_done(void *ctx, const struct mft_session *s, uint64_t now)
+{
+	((struct recorder *)ctx)->last = read_counters(s, now);
+}
+
+static void on_tick(void *ctx, const struct mft_session *s, uint64_t now)
+{
+	struct recorder *r = ctx;
+	const struct mft_recw_stats *st = mft_recw_stats(r->w);
+
+	write_statuses(r, s);
+	if (now >= r->t_counters + COUNTERS_EVERY_NS) {
+		counters(r, s, now);
+		r->t_counters = now;
+	}
+	if (now >= r->t_clock + CLOCK_EVERY_NS) { /* for drift between the two clocks */
+		struct mft_rec_clock c;
+
+		take_clock(&c);
+		mft_recw_clock(r->w, &c);
+		r->t_clock = now;
+	}
+	mft_recw_flush(r->w); /* from here a kill -9 loses nothing the ring buffer gave us */
+	if (st->last_errno && !r->warned) {
+		fprintf(stderr, "mftrace: warning: cannot write %s: %s; events are being lost (counted)\n", r->path,
+			strerror(st->last_errno));
+		r->warned = true;
+	}
+}
+
+static int parse_size(const char *s, uint64_t *out)
+{
+	char *end;
+	double v;
+
+	errno = 0;
+	v = strtod(s, &end);
+	if (end == s || errno || !isfinite(v) || v <= 0)
+		return -1;
+	switch (*end) {
+	case 'k': case 'K': v *= 1024; end++; break;
+	case 'm': case 'M': v *= 1024 * 1024; end++; break;
+	case 'g': case 'G': v *= 1024.0 * 1024 * 1024; end++; break;
+	default: break;
+	}
+	if (*end == 'B' || *end == 'b')
+		end++;
+	if (*end || v > (double)(1ull << 50))
+		return -1;
+	*out = (uint64_t)v;
+	return 0;
+}
+
+int mft_cmd_record(int argc, char **argv)
+{
+	static const struct option longopts[] = {
+		{ "pid", required_argument, NULL, 'p' },
+		{ "output", required_argument, NULL, 'o' },
+		{ "max-size", required_argument, NULL, 'S' },
+		{ "duration", required_argument, NULL, 'd' },
+		{ "tls-records", no_argument, NULL, 'T' },
+		{ "mechanism", required_argument, NULL, 'M' },
+		{ "show", no_argument, NULL, 's' },
+		{ "json", no_argument, NULL, 'j' },
+		{ "quiet", no_argument, NULL, 'q' },
+		{ "verbose", no_argument, NULL, 'v' },
+		{ "help", no_argument, NULL, 'h' },
+		{ 0 },
+	};
+	struct mft_collector_opts co = { 0 };
+	struct mft_recw_opts wo = { 0 };
+	struct recorder r = { 0 };
+	struct mft_rec_host host;
+	struct mft_rec_clock clk;
+	uint32_t pids[MAX_PIDS];
+	int n_pids = 0, opt, rc;
+	bool json = false, quiet = false;
+	double duration = 0;
+	char err[512];
+
+	opterr = 0;
+	optind = 1;
+	while ((opt = getopt_long(argc, argv, ":p:o:d:jqvh", longopts, NULL)) != -1) {
+		switch (opt) {
+		case 'p':
+			if (mft_cli_add_pid(optarg, pids, &n_pids, MAX_PIDS))
+				return 1;
+			break;
+		case 'o': r.path = optarg; break;
+		case 'S':
+			if (parse_size(optarg, &wo.max_size) || wo.max_size < MIN_MAX_SIZE) {
+				fprintf(stderr, "mftrace: invalid --max-size '%s' (bytes with K, M or G; at least 512K)\n", optarg);
+				return 1;
+			}
+			break;
+		case 'd':
+			if (mft_cli_duration(optarg, &duration))
+				return 1;
+			break;
+		case 'T': co.tls_records = true; break;
+		case 'M':
+			if (mft_cli_mechanism(optarg, &co.forced_mech))
+				return 1;
+			break;
+		case 's': r.show = true; break;
+		case 'j': json = true; break;
+		case 'q': quiet = true; break;
+		case 'v': co.verbose = true; break;
+		case 'h': fputs(usage, stdout); return 0;
+		default:
+			return mft_cli_option_error("record", opt, argv);
+		}
+	}
+	if (optind < argc)
+		return mft_cli_unexpected("record", argv);
+	if (!r.path) {
+		fprintf(stderr, "mftrace: record needs -o FILE. Try 'mftrace record --help'.\n");
+		return 1;
+	}
+	if (mft_cli_check_targets(pids, n_pids))
+		return 1;
+	r.w = mft_recw_open(r.path, &wo, err, sizeof(err));
+	if (!r.w) {
+		fprintf(stderr, "mftrace: %s\n", err);
+		return 1;
+	}
+	host_info(&host, &co, n_pids == 0);
+	mft_recw_host(r.w, &host);
+	take_clock(&clk);
+	mft_recw_clock(r.w, &clk);
+	mft_recw_flush(r.w);
+	r.t_clock = r.t_counters = clk.mono_ns;
+	/* what --show prints is what a report of this file prints: the same clock offset */
+	r.out.out = stdout;
+	r.out.json = json;
+	r.out.events = !quiet;
+	r.out.mono_to_real = clk.real_ns - (int64_t)clk.mono_ns;
+
+	struct mft_session_opts so = {
+		.co = co,
+		.pids = pids,
+		.n_pids = n_pids,
+		.all_qemus = n_pids == 0,
+		.duration = duration,
+		.chatter = true,
+		.ctx = &r,
+		.raw = on_raw,
+		.target = on_target,
+		.tick = on_tick,
+		.done = on_done,
+	};
+
+	if (r.show)
+		so.sink = (struct mft_sink){ .ctx = &r.out, .event = mft_out_event, .migration = mft_out_migration };
+	mft_cli_catch_signals();
+	setvbuf(stdout, NULL, _IOLBF, 0);
+	fprintf(stderr, "mftrace: recording to %s%s\n", r.path, wo.max_size ? " (flight recorder)" : "");
+	rc = mft_session_run(&so, &mft_cli_stop);
+	{
+		struct mft_recw_stats st;
+		int crc = mft_recw_close(r.w, &r.last, &st);
+
+		if (crc) {
+			fprintf(stderr, "mftrace: error: finishing %s: %s\n", r.path, strerror(-crc));
+			return 1;
+		}
+		fprintf(stderr, "mftrace: %s: %llu events recorded (%llu bytes written)\n", r.path,
+			(unsigned long long)st.events_written, (unsigned long long)st.bytes_written);
+		if (st.events_overwritten)
+			fprintf(stderr, "mftrace: %s: the flight recorder overwrote its %llu oldest events\n", r.path,
+				(unsigned long long)st.events_overwritten);
+		if (st.events_unwritten)
+			fprintf(stderr, "mftrace: %s: warning: %llu events could not be written\n", r.path,
+				(unsigned long long)st.events_unwritten);
+	}
+	return rc;
+}

@@ -1,0 +1,327 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * `mftrace report FILE...`: recordings replayed through the correlator live mode runs,
+ * printed by the sinks live mode uses (text or JSON lines), or rendered as Chrome Trace
+ * Event JSON or a self-contained HTML timeline. Several recordings (a source host's and a
+ * destination host's) become one timeline on one clock (timeline.c).
+ */
+#include <errno.h>
+#include <getopt.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include "base/util.h"
+#include "commands/cli.h"
+#include "commands/commands.h"
+#include "present/output.h"
+#include "store/recfile.h"
+#include "store/timeline.h"
+
+enum format { F_TEXT, F_JSON, F_CHROME, F_HTML };
+
+static const char usage[] =
+"Usage: mftrace report FILE... [--format text|json|chrome|html] [-o OUT] [-q]\n"
+"\n"
+"Analyse recordings made by `mftrace record`, on any machine: the same correlator and\n"
+"the same verdicts as live mode. Given a source host's and a destination host's\n"
+"recordings of one migration, join them into one timeline: channels are matched by\n"
+"their TCP 4-tuple, the clocks aligned from the recorded CLOCK_REALTIME snapshots and\n"
+"then by cause and effect (a FIN is received after it was sent); the remaining\n"
+"uncertainty is stated. Damaged or cut files are read up to what is intact.\n"
+"\n"
+"Options:\n"
+"  -f, --format F   text (default: what live mode prints), json (JSON lines, as\n"
+"                   `mftrace --json`), chrome (Chrome Trace Event JSON: open it in\n"
+"                   ui.perfetto.dev), html (a self-contained page with an SVG timeline)\n"
+"  -o, --output OUT write there instead of standard output\n"
+"  -q, --quiet      text and json: no event lines, only the verdicts\n"
+"  -h, --help       this help\n"
+"\n"
+"Exit status: 0, 1 if a file could not be read at all (the others are still reported),\n"
+"2 if a migration was flagged (a shutdown beat a final read).\n";
+
+struct report {
+	struct mft_output out; /* first: a struct report is also the output sinks' ctx */
+	int flagged;
+};
+
+static void on_migration(void *ctx, const struct mft_correlator *c, const struct mft_migration *m)
+{
+	struct report *r = ctx;
+
+	if (m->verdict.flagged)
+		r->flagged++;
+	mft_out_migration(&r->out, c, m);
+}
+
+static void lost_text(const struct mft_recording *rec, char *buf, size_t len)
+{
+	const struct mft_rec_counters *c = &rec->counters;
+
+	snprintf(buf, len, "%" PRIu64 " lost in the kernel (ring buffer full), %" PRIu64 " sockets untracked, %" PRIu64
+		 " malformed, %" PRIu64 " overwritten by the flight recorder, %" PRIu64 " not written (I/O errors), %" PRIu64
+		 " damaged records skipped", c->rb_dropped, c->sockmap_full, c->bad_events, c->events_overwritten,
+		 c->events_unwritten, rec->corrupt_regions + rec->bad_records);
+}
+
+static bool lost_any(const struct mft_recording *rec)
+{
+	const struct mft_rec_counters *c = &rec->counters;
+
+	return c->rb_dropped || c->sockmap_full || c->bad_events || c->events_overwritten || c->events_unwritten ||
+	       rec->corrupt_regions || rec->bad_records;
+}
+
+/* "probes: 31 attached (kernel: shutdown tracepoint, close tracepoint); unavailable: ..." */
+static void probes_text(FILE *f, const struct mft_recording *r)
+{
+	size_t ok = 0;
+	bool first = true;
+
+	for (size_t k = 0; k < r->n_probes; k++)
+		ok += r->probes[k].ok;
+	fprintf(f, "    probes: %zu attached", ok);
+	for (size_t k = 0; k < r->n_probes; k++)
+		if (!r->probes[k].pid && r->probes[k].ok && (!strcmp(r->probes[k].what, "shutdown") ||
+							     !strcmp(r->probes[k].what, "close")))
+			fprintf(f, ", %s by %s", r->probes[k].what, r->probes[k].mech);
+	for (size_t k = 0; k < r->n_probes; k++)
+		if (!r->probes[k].ok) {
+			fprintf(f, "%s%s (%s)", first ? "; unavailable: " : ", ", r->probes[k].what, r->probes[k].mech);
+			first = false;
+		}
+	fputc('\n', f);
+}
+
+static void summary_text(FILE *f, const struct mft_timeline *tl)
+{
+	struct mft_output o = { .mono_to_real = tl->mono_to_real };
+
+	fprintf(f, "mftrace report: %d recording%s\n", tl->n_hosts, tl->n_hosts == 1 ? "" : "s");
+	for (int i = 0; i < tl->n_hosts; i++) {
+		const struct mft_tl_host *h = &tl->hosts[i];
+		const struct mft_recording *r = &h->rec;
+		char lost[512], from[32] = "?", to[32] = "?";
+
+		if (r->n_events) {
+			mft_fmt_clock(&o, (uint64_t)((int64_t)r->events[0].ts_ns + h->align.offset), from, sizeof(from));
+			mft_fmt_clock(&o, (uint64_t)((int64_t)r->events[r->n_events - 1].ts_ns + h->align.offset), to, sizeof(to));
+		}
+		fprintf(f, "  %s: host %s, kernel %s, format %u.%u%s, %s mode\n", h->path, h->label, r->host.kernel, r->major,
+			r->minor, r->ring ? ", flight recorder" : "", r->host.tls_records ? "--tls-records" : "default");
+		for (size_t k = 0; k < r->n_targets; k++)
+			fprintf(f, "    pid %u%s %s: QEMU %s, GnuTLS %s%s\n", r->targets[k].pid + h->pid_add,
+				r->targets[k].incoming ? " (incoming)" : "", r->targets[k].name,
+				r->targets[k].qemu_version[0] ? r->targets[k].qemu_version : "?",
+				r->targets[k].gnutls_version[0] ? r->targets[k].gnutls_version : "not mapped",
+				r->targets[k].removed ? ", tracing ended" : "");
+		probes_text(f, r);
+		lost_text(r, lost, sizeof(lost));
+		fprintf(f, "    %zu events from %s to %s%s; %s\n", r->n_events, from, to,
+			r->n_carried ? " (openings carried over included)" : "", lost);
+		fprintf(f, "    %s\n", r->stopped);
+		for (int k = 0; k < r->n_problems; k++)
+			fprintf(f, "    problem: %s\n", r->problems[k]);
+		fprintf(f, "    clock: %s\n", h->align.text);
+	}
+	for (int i = 0; i < tl->n_notes; i++)
+		fprintf(f, "  note: %s\n", tl->notes[i]);
+	fflush(f);
+}
+
+static void json_num_or_null(FILE *f, const char *name, bool have, int64_t v)
+{
+	if (have)
+		fprintf(f, ",\"%s\":%" PRId64, name, v);
+	else
+		fprintf(f, ",\"%s\":null", name);
+}
+
+static void summary_json(FILE *f, const struct mft_timeline *tl)
+{
+	for (int i = 0; i < tl->n_hosts; i++) {
+		const struct mft_tl_host *h = &tl->hosts[i];
+		const struct mft_recording *r = &h->rec;
+		const struct mft_rec_counters *c = &r->counters;
+		const struct mft_tl_align *a = &h->align;
+
+		fputs("{\"type\":\"recording\",\"file\":", f);
+		mft_json_str(f, h->path);
+		fputs(",\"host\":", f);
+		mft_json_str(f, h->label);
+		fputs(",\"kernel\":", f);
+		mft_json_str(f, r->host.kernel);
+		fputs(",\"boot_id\":", f);
+		mft_json_str(f, r->host.boot_id);
+		fprintf(f, ",\"format\":\"%u.%u\",\"flight_recorder\":%s,\"tls_records\":%s,\"events\":%zu,\"carried\":%zu",
+			r->major, r->minor, r->ring ? "true" : "false", r->host.tls_records ? "true" : "false", r->n_events,
+			r->n_carried);
+		fprintf(f, ",\"lost\":{\"ring_buffer\":%" PRIu64 ",\"untracked_sockets\":%" PRIu64 ",\"malformed\":%" PRIu64
+			   ",\"overwritten\":%" PRIu64 ",\"unwritten\":%" PRIu64 ",\"damaged_records\":%" PRIu64 "}",
+			c->rb_dropped, c->sockmap_full, c->bad_events, c->events_overwritten, c->events_unwritten,
+			r->corrupt_regions + r->bad_records);
+		fprintf(f, ",\"clean_end\":%s,\"end_offset\":%" PRIu64 ",\"file_size\":%" PRIu64 ",\"stopped\":",
+			r->clean_end ? "true" : "false", r->end_offset, r->file_size);
+		mft_json_str(f, r->stopped);
+		fputs(",\"problems\":[", f);
+		for (int k = 0; k < r->n_problems; k++) {
+			fputs(k ? "," : "", f);
+			mft_json_str(f, r->problems[k]);
+		}
+		fputs("],\"targets\":[", f);
+		for (size_t k = 0; k < r->n_targets; k++) {
+			fprintf(f, "%s{\"pid\":%u,\"name\":", k ? "," : "", r->targets[k].pid + h->pid_add);
+			mft_json_str(f, r->targets[k].name);
+			fputs(",\"qemu_version\":", f);
+			mft_json_str(f, r->targets[k].qemu_version);
+			fputs(",\"gnutls_version\":", f);
+			mft_json_str(f, r->targets[k].gnutls_version);
+			fputs(",\"cmdline\":", f);
+			mft_json_str(f, r->targets[k].cmdline);
+			fputc('}', f);
+		}
+		fputs("],\"probes\":[", f);
+		for (size_t k = 0; k < r->n_probes; k++) {
+			const struct mft_rec_probe *p = &r->probes[k];
+
+			fprintf(f, "%s{\"pid\":%u,\"what\":", k ? "," : "", p->pid ? p->pid + h->pid_add : 0);
+			mft_json_str(f, p->what);
+			fputs(",\"mechanism\":", f);
+			mft_json_str(f, p->mech);
+			fprintf(f, ",\"attached\":%s,\"required\":%s,\"why\":", p->ok ? "true" : "false",
+				p->required ? "true" : "false");
+			mft_json_str(f, p->why);
+			fputc('}', f);
+		}
+		fprintf(f, "],\"clock\":{\"method\":\"%s\",\"offset_ns\":%" PRId64 ",\"against\":%d,\"same_clock\":%s",
+			a->method ? a->method : "", a->offset, a->against, a->same_clock ? "true" : "false");
+		json_num_or_null(f, "realtime_offset_ns", a->have_realtime, a->realtime_offset);
+		json_num_or_null(f, "bound_lo_ns", a->have_lo, a->lo);
+		json_num_or_null(f, "bound_hi_ns", a->have_hi, a->hi);
+		fputs(",\"bound_lo_by\":", f);
+		mft_json_str(f, a->lo_why);
+		fputs(",\"bound_hi_by\":", f);
+		mft_json_str(f, a->hi_why);
+		fprintf(f, ",\"connections\":%d,\"constraints\":%d,\"text\":", a->n_pairs, a->n_constraints);
+		mft_json_str(f, a->text);
+		fputs("}}\n", f);
+	}
+	for (int i = 0; i < tl->n_notes; i++) {
+		fputs("{\"type\":\"note\",\"text\":", f);
+		mft_json_str(f, tl->notes[i]);
+		fputs("}\n", f);
+	}
+	fflush(f);
+}
+
+int mft_cmd_report(int argc, char **argv)
+{
+	static const struct option longopts[] = {
+		{ "format", required_argument, NULL, 'f' },
+		{ "output", required_argument, NULL, 'o' },
+		{ "quiet", no_argument, NULL, 'q' },
+		{ "help", no_argument, NULL, 'h' },
+		{ 0 },
+	};
+	static struct mft_timeline tl;
+	struct report rep = { 0 };
+	enum format fmt = F_TEXT;
+	const char *out_path = NULL;
+	bool quiet = false;
+	int opt, unreadable = 0, rc = 0;
+	FILE *out = stdout;
+
+	opterr = 0;
+	optind = 1;
+	while ((opt = getopt_long(argc, argv, ":f:o:qh", longopts, NULL)) != -1) {
+		switch (opt) {
+		case 'f':
+			if (!strcmp(optarg, "text"))
+				fmt = F_TEXT;
+			else if (!strcmp(optarg, "json"))
+				fmt = F_JSON;
+			else if (!strcmp(optarg, "chrome") || !strcmp(optarg, "perfetto"))
+				fmt = F_CHROME;
+			else if (!strcmp(optarg, "html"))
+				fmt = F_HTML;
+			else {
+				fprintf(stderr, "mftrace: invalid format '%s' (text, json, chrome, html)\n", optarg);
+				return 1;
+			}
+			break;
+		case 'o': out_path = optarg; break;
+		case 'q': quiet = true; break;
+		case 'h': fputs(usage, stdout); return 0;
+		default:
+			return mft_cli_option_error("report", opt, argv);
+		}
+	}
+	if (optind == argc) {
+		fprintf(stderr, "mftrace: report needs at least one recording. Try 'mftrace report --help'.\n");
+		return 1;
+	}
+	mft_tl_init(&tl);
+	for (int i = optind; i < argc; i++) {
+		struct mft_recording rec;
+		char lost[512];
+
+		if (mft_rec_load(argv[i], &rec)) {
+			fprintf(stderr, "mftrace: %s: %s\n", argv[i], rec.n_problems ? rec.problems[0] : "unreadable");
+			mft_rec_free(&rec);
+			unreadable++;
+			continue;
+		}
+		for (int k = 0; k < rec.n_problems; k++)
+			fprintf(stderr, "mftrace: %s: %s\n", argv[i], rec.problems[k]);
+		if (!rec.clean_end)
+			fprintf(stderr, "mftrace: %s: %s\n", argv[i], rec.stopped);
+		if (lost_any(&rec)) {
+			lost_text(&rec, lost, sizeof(lost));
+			fprintf(stderr, "mftrace: %s: events: %s\n", argv[i], lost);
+		}
+		if (mft_tl_add(&tl, argv[i], &rec)) {
+			fprintf(stderr, "mftrace: %s: at most %d recordings at once; skipped\n", argv[i], MFT_TL_MAX_HOSTS);
+			mft_rec_free(&rec);
+			unreadable++;
+		}
+	}
+	if (!tl.n_hosts) {
+		fprintf(stderr, "mftrace: no readable recording\n");
+		return 1;
+	}
+	if (out_path && !(out = fopen(out_path, "we"))) {
+		fprintf(stderr, "mftrace: cannot create %s: %s\n", out_path, strerror(errno));
+		mft_tl_free(&tl);
+		return 1;
+	}
+	mft_tl_align(&tl);
+	for (int i = 0; i < tl.n_notes; i++)
+		fprintf(stderr, "mftrace: note: %s\n", tl.notes[i]);
+	rep.out.out = out;
+	rep.out.json = fmt == F_JSON;
+	rep.out.events = !quiet;
+	rep.out.mono_to_real = tl.mono_to_real;
+	if (fmt == F_TEXT || fmt == F_JSON) {
+		/* rep.out comes first in struct report: the output sinks and ours share the ctx */
+		struct mft_sink sink = { .ctx = &rep, .event = mft_out_event, .migration = on_migration };
+
+		if (fmt == F_TEXT)
+			summary_text(out, &tl);
+		else
+			summary_json(out, &tl);
+		mft_tl_run(&tl, &sink);
+	} else {
+		mft_tl_run(&tl, NULL);
+		for (size_t i = 0; i < tl.n_migs; i++)
+			rep.flagged += tl.migs[i].m.verdict.flagged;
+		rc = fmt == F_CHROME ? mft_tl_chrome(&tl, out) : mft_tl_html(&tl, out);
+	}
+	if (fflush(out) || rc || (out != stdout && fclose(out))) {
+		fprintf(stderr, "mftrace: writing %s failed: %s\n", out_path ? out_path : "the output", strerror(errno));
+		mft_tl_free(&tl);
+		return 1;
+	}
+	mft_tl_free(&tl);
+	return unreadable ? 1 : rep.flagged ? 2 : 0;
+}

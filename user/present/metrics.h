@@ -1,0 +1,61 @@
+/* SPDX-License-Identifier: GPL-2.0 */
+/*
+ * The exporter's metric registry: plain C, no HTTP, no kernel. The session thread
+ * updates it from the correlator's callbacks and the collector's counters; the HTTP
+ * thread renders it, as Prometheus text 0.0.4 or OpenMetrics 1.0.0. One mutex guards
+ * it, held only to update or to render a snapshot into memory.
+ *
+ * Labels stay bounded: role, verdict, severity, outcome, probe, mechanism, and the VM
+ * name (at most MFT_METRICS_MAX_VMS of them; when the table is full, the least recently
+ * active VM that is no longer traced is forgotten, with its series). Never a pid, a
+ * port or a UUID on a counter: those appear only on mftrace_last_migration_info.
+ */
+#ifndef MFT_METRICS_H
+#define MFT_METRICS_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include "collect/collector.h"
+#include "correlate/correlator.h"
+
+#define MFT_METRICS_MAX_VMS 256
+#define MFT_METRICS_MAX_SERIES 4096 /* per metric family */
+#define MFT_METRICS_OVERFLOW_VM "_overflow"
+
+struct mft_metrics;
+
+struct mft_metrics_build {
+	const char *version;
+	const char *libbpf;
+	const char *libmicrohttpd;
+};
+
+/* What the collector counts (enum mft_counter), as read by the session thread. */
+struct mft_metrics_self {
+	uint64_t events, lost, untracked, malformed;
+};
+
+struct mft_metrics *mft_metrics_new(const struct mft_metrics_build *b);
+void mft_metrics_free(struct mft_metrics *m);
+
+/* A migration ended (the sink's callback). vm: the process name the correlator knows.
+ * now_s: wall-clock time, for mftrace_last_migration_timestamp_seconds. */
+void mft_metrics_migration(struct mft_metrics *m, const char *vm, const struct mft_migration *mig, double now_s);
+/* A QEMU process is traced from now on (added) or forgotten. */
+void mft_metrics_target(struct mft_metrics *m, uint32_t pid, const char *vm, bool added);
+void mft_metrics_set_self(struct mft_metrics *m, const struct mft_metrics_self *s);
+/* The collector's attach statuses. Entries of pids that are not traced now are ignored. */
+void mft_metrics_set_probes(struct mft_metrics *m, const struct mft_attach_status *st, size_t n);
+
+/* HTTP side */
+/* Does this Accept header ask for OpenMetrics (over text 0.0.4)? NULL: no. */
+bool mft_metrics_wants_openmetrics(const char *accept);
+const char *mft_metrics_content_type(bool openmetrics);
+/* The exposition, malloc()ed into *buf (*len bytes, NUL-terminated). 0, or -1 when
+ * out of memory. */
+int mft_metrics_render(struct mft_metrics *m, bool openmetrics, char **buf, size_t *len);
+void mft_metrics_scrape_done(struct mft_metrics *m, bool openmetrics, double seconds);
+void mft_metrics_http_response(struct mft_metrics *m, unsigned int code);
+
+#endif

@@ -1,0 +1,1242 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * The recording file format: writer and reader. See docs/recording-format.md for the
+ * layout and for why a file cut at any byte still reads up to its last complete record.
+ *
+ * A file is a 64-byte preamble and then segments of records. Without --max-size there is
+ * one segment that grows. With it, the file holds a ring of n segments of equal size;
+ * each segment starts with its sequence number and repeats the metadata (host, clock,
+ * targets, probes, counters) and the opening events of the channels still open, so that
+ * the oldest surviving segment is self-contained. Every record carries a CRC-32 seeded
+ * with its segment's sequence number: stale records of an older lap fail it.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+#include "store/recfile.h"
+
+static const uint8_t rec_magic[8] = { 0x89, 'M', 'F', 'T', '\r', '\n', 0x1a, '\n' };
+static const uint8_t rec_sync[4] = { 'M', 'F', 'R', 0xa5 };
+
+/* The v1 event payload is the struct as x86-64 lays it out; a change to struct
+ * mft_event or to the event numbering is a change of the file format. */
+_Static_assert(sizeof(struct mft_event) == MFT_REC_EVENT_LEN, "struct mft_event changed: review the recording format");
+_Static_assert(MFT_EV_PROC_EXIT == 23, "event types renumbered: the recording format numbers them");
+
+#define CARRY_MAX_EVENTS 8
+#define CARRY_KEEP_NS (10ull * 1000000000ull) /* keep a destroyed socket's opening this long */
+
+/* ------------------------------------------------------------------ CRC-32 (zlib's) */
+
+static uint32_t crc_table[8][256];
+static bool crc_ready;
+
+static void crc_init(void)
+{
+	for (uint32_t i = 0; i < 256; i++) {
+		uint32_t c = i;
+
+		for (int k = 0; k < 8; k++)
+			c = c & 1 ? 0xedb88320u ^ (c >> 1) : c >> 1;
+		crc_table[0][i] = c;
+	}
+	for (uint32_t i = 0; i < 256; i++)
+		for (int t = 1; t < 8; t++)
+			crc_table[t][i] = (crc_table[t - 1][i] >> 8) ^ crc_table[0][crc_table[t - 1][i] & 0xff];
+	crc_ready = true;
+}
+
+uint32_t mft_crc32(uint32_t crc, const void *buf, size_t len)
+{
+	const uint8_t *p = buf;
+
+	if (!crc_ready)
+		crc_init();
+	crc = ~crc;
+	while (len >= 8) { /* slice-by-8 */
+		uint32_t a = crc ^ ((uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24);
+
+		crc = crc_table[7][a & 0xff] ^ crc_table[6][(a >> 8) & 0xff] ^ crc_table[5][(a >> 16) & 0xff] ^
+		      crc_table[4][a >> 24] ^ crc_table[3][p[4]] ^ crc_table[2][p[5]] ^ crc_table[1][p[6]] ^
+		      crc_table[0][p[7]];
+		p += 8;
+		len -= 8;
+	}
+	while (len--)
+		crc = crc_table[0][(crc ^ *p++) & 0xff] ^ (crc >> 8);
+	return ~crc;
+}
+
+/* ------------------------------------------------------------------ little-endian codec */
+
+static void put16(uint8_t *p, uint16_t v) { p[0] = (uint8_t)v; p[1] = (uint8_t)(v >> 8); }
+static void put32(uint8_t *p, uint32_t v) { put16(p, (uint16_t)v); put16(p + 2, (uint16_t)(v >> 16)); }
+static void put64(uint8_t *p, uint64_t v) { put32(p, (uint32_t)v); put32(p + 4, (uint32_t)(v >> 32)); }
+static uint16_t get16(const uint8_t *p) { return (uint16_t)(p[0] | p[1] << 8); }
+static uint32_t get32(const uint8_t *p) { return (uint32_t)get16(p) | (uint32_t)get16(p + 2) << 16; }
+static uint64_t get64(const uint8_t *p) { return (uint64_t)get32(p) | (uint64_t)get32(p + 4) << 32; }
+
+void mft_rec_encode_event(uint8_t out[MFT_REC_EVENT_LEN], const struct mft_event *ev)
+{
+	const struct mft_sock_snap *s = &ev->snap;
+
+	memset(out, 0, MFT_REC_EVENT_LEN);
+	put64(out + 0, ev->ts_ns);
+	put64(out + 8, ev->sk);
+	put64(out + 16, ev->arg);
+	put64(out + 24, (uint64_t)ev->ret);
+	put32(out + 32, ev->pid);
+	put32(out + 36, ev->tid);
+	put16(out + 40, ev->type);
+	put16(out + 42, ev->family);
+	put16(out + 44, ev->lport);
+	put16(out + 46, ev->rport);
+	memcpy(out + 48, ev->laddr, 16);
+	memcpy(out + 64, ev->raddr, 16);
+	out[80] = ev->role;
+	put64(out + 88, s->rx_bytes);
+	put64(out + 96, s->tx_bytes);
+	put64(out + 104, s->rx_calls);
+	put64(out + 112, s->last_rx_ns);
+	put32(out + 120, (uint32_t)s->last_rx_len);
+	put32(out + 124, (uint32_t)s->prev_rx_len);
+	put32(out + 128, s->last_rx_tid);
+	put32(out + 132, s->late_reads);
+	put32(out + 136, s->tls_records);
+	put32(out + 140, s->flags);
+	memcpy(out + 144, ev->str, MFT_STR_LEN);
+}
+
+void mft_rec_decode_event(const uint8_t in[MFT_REC_EVENT_LEN], struct mft_event *ev)
+{
+	struct mft_sock_snap *s = &ev->snap;
+
+	memset(ev, 0, sizeof(*ev));
+	ev->ts_ns = get64(in + 0);
+	ev->sk = get64(in + 8);
+	ev->arg = get64(in + 16);
+	ev->ret = (int64_t)get64(in + 24);
+	ev->pid = get32(in + 32);
+	ev->tid = get32(in + 36);
+	ev->type = get16(in + 40);
+	ev->family = get16(in + 42);
+	ev->lport = get16(in + 44);
+	ev->rport = get16(in + 46);
+	memcpy(ev->laddr, in + 48, 16);
+	memcpy(ev->raddr, in + 64, 16);
+	ev->role = in[80];
+	s->rx_bytes = get64(in + 88);
+	s->tx_bytes = get64(in + 96);
+	s->rx_calls = get64(in + 104);
+	s->last_rx_ns = get64(in + 112);
+	s->last_rx_len = (int32_t)get32(in + 120);
+	s->prev_rx_len = (int32_t)get32(in + 124);
+	s->last_rx_tid = get32(in + 128);
+	s->late_reads = get32(in + 132);
+	s->tls_records = get32(in + 136);
+	s->flags = get32(in + 140);
+	memcpy(ev->str, in + 144, MFT_STR_LEN);
+}
+
+/* Tag-length-value payloads (HOST, TARGET, PROBE): u16 tag, u16 length, bytes. */
+struct tlv {
+	uint8_t buf[12288];
+	size_t len;
+};
+
+static void tlv_str(struct tlv *t, uint16_t tag, const char *s)
+{
+	size_t n = strnlen(s, 65535);
+
+	if (!n || t->len + 4 + n > sizeof(t->buf))
+		return;
+	put16(t->buf + t->len, tag);
+	put16(t->buf + t->len + 2, (uint16_t)n);
+	memcpy(t->buf + t->len + 4, s, n);
+	t->len += 4 + n;
+}
+
+static void tlv_u64(struct tlv *t, uint16_t tag, uint64_t v)
+{
+	if (t->len + 12 > sizeof(t->buf))
+		return;
+	put16(t->buf + t->len, tag);
+	put16(t->buf + t->len + 2, 8);
+	put64(t->buf + t->len + 4, v);
+	t->len += 12;
+}
+
+/* TLV tags */
+enum { H_HOSTNAME = 1, H_KERNEL, H_MACHINE, H_BOOT_ID, H_TOOL_VERSION, H_TLS_RECORDS, H_MECHANISM, H_ALL_QEMUS };
+enum { T_PID = 1, T_NAME, T_EXE, T_QEMU_VERSION, T_GNUTLS, T_GNUTLS_VERSION, T_CMDLINE, T_INCOMING, T_REMOVED,
+       T_TIME };
+enum { P_PID = 1, P_WHAT, P_MECH, P_OK, P_REQUIRED, P_WHY };
+
+static void encode_host(struct tlv *t, const struct mft_rec_host *h)
+{
+	t->len = 0;
+	tlv_str(t, H_HOSTNAME, h->hostname);
+	tlv_str(t, H_KERNEL, h->kernel);
+	tlv_str(t, H_MACHINE, h->machine);
+	tlv_str(t, H_BOOT_ID, h->boot_id);
+	tlv_str(t, H_TOOL_VERSION, h->tool_version);
+	tlv_u64(t, H_TLS_RECORDS, h->tls_records);
+	tlv_str(t, H_MECHANISM, h->mechanism);
+	tlv_u64(t, H_ALL_QEMUS, h->all_qemus);
+}
+
+static void encode_target(struct tlv *t, const struct mft_rec_target *x)
+{
+	t->len = 0;
+	tlv_u64(t, T_PID, x->pid);
+	tlv_str(t, T_NAME, x->name);
+	tlv_str(t, T_EXE, x->exe);
+	tlv_str(t, T_QEMU_VERSION, x->qemu_version);
+	tlv_str(t, T_GNUTLS, x->gnutls);
+	tlv_str(t, T_GNUTLS_VERSION, x->gnutls_version);
+	tlv_u64(t, T_INCOMING, x->incoming);
+	tlv_u64(t, T_REMOVED, x->removed);
+	tlv_u64(t, T_TIME, x->t_mono);
+	tlv_str(t, T_CMDLINE, x->cmdline);
+}
+
+static void encode_probe(struct tlv *t, const struct mft_rec_probe *p)
+{
+	t->len = 0;
+	tlv_u64(t, P_PID, p->pid);
+	tlv_str(t, P_WHAT, p->what);
+	tlv_str(t, P_MECH, p->mech);
+	tlv_u64(t, P_OK, p->ok);
+	tlv_u64(t, P_REQUIRED, p->required);
+	tlv_str(t, P_WHY, p->why);
+}
+
+/* Walk a TLV payload; fn gets each field. false if the payload is malformed. */
+static bool tlv_walk(const uint8_t *p, size_t len, void (*fn)(void *ctx, unsigned tag, const uint8_t *v, size_t n),
+		     void *ctx)
+{
+	size_t off = 0;
+
+	while (off < len) {
+		if (len - off < 4)
+			return false;
+		size_t n = get16(p + off + 2);
+
+		if (len - off - 4 < n)
+			return false;
+		fn(ctx, get16(p + off), p + off + 4, n);
+		off += 4 + n;
+	}
+	return true;
+}
+
+static void tlv_copy(char *dst, size_t cap, const uint8_t *v, size_t n)
+{
+	if (n >= cap)
+		n = cap - 1;
+	memcpy(dst, v, n);
+	dst[n] = '\0';
+	for (size_t i = 0; i < n; i++) /* keep output one line per field */
+		if ((unsigned char)dst[i] < 0x20)
+			dst[i] = ' ';
+}
+
+static uint64_t tlv_num(const uint8_t *v, size_t n)
+{
+	return n == 8 ? get64(v) : 0;
+}
+
+static void host_field(void *ctx, unsigned tag, const uint8_t *v, size_t n)
+{
+	struct mft_rec_host *h = ctx;
+
+	switch (tag) {
+	case H_HOSTNAME: tlv_copy(h->hostname, sizeof(h->hostname), v, n); break;
+	case H_KERNEL: tlv_copy(h->kernel, sizeof(h->kernel), v, n); break;
+	case H_MACHINE: tlv_copy(h->machine, sizeof(h->machine), v, n); break;
+	case H_BOOT_ID: tlv_copy(h->boot_id, sizeof(h->boot_id), v, n); break;
+	case H_TOOL_VERSION: tlv_copy(h->tool_version, sizeof(h->tool_version), v, n); break;
+	case H_TLS_RECORDS: h->tls_records = tlv_num(v, n) != 0; break;
+	case H_MECHANISM: tlv_copy(h->mechanism, sizeof(h->mechanism), v, n); break;
+	case H_ALL_QEMUS: h->all_qemus = tlv_num(v, n) != 0; break;
+	default: break; /* a newer minor's field */
+	}
+}
+
+static void target_field(void *ctx, unsigned tag, const uint8_t *v, size_t n)
+{
+	struct mft_rec_target *t = ctx;
+
+	switch (tag) {
+	case T_PID: t->pid = (uint32_t)tlv_num(v, n); break;
+	case T_NAME: tlv_copy(t->name, sizeof(t->name), v, n); break;
+	case T_EXE: tlv_copy(t->exe, sizeof(t->exe), v, n); break;
+	case T_QEMU_VERSION: tlv_copy(t->qemu_version, sizeof(t->qemu_version), v, n); break;
+	case T_GNUTLS: tlv_copy(t->gnutls, sizeof(t->gnutls), v, n); break;
+	case T_GNUTLS_VERSION: tlv_copy(t->gnutls_version, sizeof(t->gnutls_version), v, n); break;
+	case T_CMDLINE: tlv_copy(t->cmdline, sizeof(t->cmdline), v, n); break;
+	case T_INCOMING: t->incoming = tlv_num(v, n) != 0; break;
+	case T_REMOVED: t->removed = tlv_num(v, n) != 0; break;
+	case T_TIME: t->t_mono = tlv_num(v, n); break;
+	default: break;
+	}
+}
+
+static void probe_field(void *ctx, unsigned tag, const uint8_t *v, size_t n)
+{
+	struct mft_rec_probe *p = ctx;
+
+	switch (tag) {
+	case P_PID: p->pid = (uint32_t)tlv_num(v, n); break;
+	case P_WHAT: tlv_copy(p->what, sizeof(p->what), v, n); break;
+	case P_MECH: tlv_copy(p->mech, sizeof(p->mech), v, n); break;
+	case P_OK: p->ok = tlv_num(v, n) != 0; break;
+	case P_REQUIRED: p->required = tlv_num(v, n) != 0; break;
+	case P_WHY: tlv_copy(p->why, sizeof(p->why), v, n); break;
+	default: break;
+	}
+}
+
+/* The CRC of a record binds it to its segment's sequence number. */
+static uint32_t record_crc(uint64_t seq, const uint8_t *hdr, const uint8_t *payload, size_t len)
+{
+	uint8_t s[8];
+	uint32_t crc;
+
+	put64(s, seq);
+	crc = mft_crc32(0, s, 8);
+	crc = mft_crc32(crc, hdr + 4, 8);
+	return mft_crc32(crc, payload, len);
+}
+
+/* ------------------------------------------------------------------ writer */
+
+struct carry {
+	uint32_t pid;
+	uint64_t sk;
+	bool state;            /* a migration state machine (sk is its pointer) */
+	uint64_t t_destroy;
+	int n;
+	struct mft_event ev[CARRY_MAX_EVENTS];
+	uint64_t order[CARRY_MAX_EVENTS];
+};
+
+struct mft_recw {
+	int fd;
+	bool ring;
+	uint64_t seg_size;
+	unsigned n_segs, cur;
+	uint64_t seq;
+	uint64_t seg_pos;      /* bytes of the current segment, buffered ones included */
+	uint64_t buf_pos;      /* where in the segment buf begins */
+	uint8_t *buf;
+	size_t buf_len, buf_cap;
+	uint64_t buf_events;
+	uint64_t *seg_events;  /* events flushed into each segment */
+	bool switching;        /* writing a new segment's opening */
+	uint64_t limit;        /* while switching: how much of the segment the opening may use */
+	bool has_host, has_clock, has_counters;
+	struct mft_rec_host host;
+	struct mft_rec_clock clock;
+	struct mft_rec_counters counters;
+	struct mft_rec_target *targets;
+	size_t n_targets, cap_targets;
+	struct mft_rec_probe *probes;
+	size_t n_probes, cap_probes;
+	struct carry *carry;
+	size_t n_carry, cap_carry;
+	uint64_t n_seen;       /* events offered, for carry order */
+	uint64_t now;
+	struct mft_recw_stats st;
+	struct tlv tlv;
+};
+
+static void *grow(void *p, size_t *cap, size_t need, size_t elem)
+{
+	size_t ncap;
+	void *np;
+
+	if (need <= *cap)
+		return p;
+	ncap = *cap ? *cap * 2 : 16;
+	while (ncap < need)
+		ncap *= 2;
+	np = realloc(p, ncap * elem);
+	if (!np)
+		return NULL;
+	*cap = ncap;
+	return np;
+}
+
+static uint64_t file_off(const struct mft_recw *w, uint64_t seg_pos)
+{
+	return MFT_REC_PREAMBLE_LEN + (uint64_t)w->cur * w->seg_size + seg_pos;
+}
+
+int mft_recw_flush(struct mft_recw *w)
+{
+	size_t done = 0;
+
+	while (done < w->buf_len) {
+		ssize_t n = pwrite(w->fd, w->buf + done, w->buf_len - done, (off_t)file_off(w, w->buf_pos + done));
+
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0) {
+			/* the events in the buffer are lost; the next records take their place */
+			w->st.last_errno = n < 0 ? errno : EIO;
+			w->st.events_unwritten += w->buf_events;
+			w->seg_pos = w->buf_pos;
+			w->buf_len = 0;
+			w->buf_events = 0;
+			return -w->st.last_errno;
+		}
+		done += (size_t)n;
+	}
+	w->st.bytes_written += w->buf_len;
+	w->st.events_written += w->buf_events;
+	w->seg_events[w->cur] += w->buf_events;
+	w->buf_pos = w->seg_pos;
+	w->buf_len = 0;
+	w->buf_events = 0;
+	return 0;
+}
+
+static void start_segment(struct mft_recw *w);
+
+/* Append one record. false if it was dropped (it cannot fit a segment). */
+static bool put_record(struct mft_recw *w, unsigned type, unsigned flags, const uint8_t *payload, size_t len)
+{
+	size_t need = MFT_REC_HDR_LEN + len;
+	uint8_t *h;
+
+	if (w->ring && w->switching && w->seg_pos + need > w->limit)
+		return false;
+	if (w->ring && w->seg_pos + need > w->seg_size) {
+		if (need + 256 > w->seg_size || (start_segment(w), w->seg_pos + need > w->seg_size)) {
+			if (type == MFT_REC_EVENT)
+				w->st.events_unwritten++;
+			return false;
+		}
+	}
+	if (w->buf_len + need > w->buf_cap) {
+		mft_recw_flush(w);
+		if (need > w->buf_cap) {
+			uint8_t *nb = realloc(w->buf, need);
+
+			if (!nb)
+				return false;
+			w->buf = nb;
+			w->buf_cap = need;
+		}
+	}
+	h = w->buf + w->buf_len;
+	memcpy(h, rec_sync, 4);
+	put16(h + 4, (uint16_t)type);
+	put16(h + 6, (uint16_t)flags);
+	put32(h + 8, (uint32_t)len);
+	if (len)
+		memcpy(h + MFT_REC_HDR_LEN, payload, len);
+	put32(h + 12, record_crc(w->seq, h, h + MFT_REC_HDR_LEN, len));
+	w->buf_len += need;
+	w->seg_pos += need;
+	if (type == MFT_REC_EVENT)
+		w->buf_events++;
+	return true;
+}
+
+static void put_host(struct mft_recw *w)
+{
+	encode_host(&w->tlv, &w->host);
+	put_record(w, MFT_REC_HOST, 0, w->tlv.buf, w->tlv.len);
+}
+
+static void put_clock(struct mft_recw *w, const struct mft_rec_clock *c)
+{
+	uint8_t p[24];
+
+	put64(p, c->mono_ns);
+	put64(p + 8, (uint64_t)c->real_ns);
+	put64(p + 16, c->err_ns);
+	put_record(w, MFT_REC_CLOCK, 0, p, sizeof(p));
+}
+
+static void put_counters(struct mft_recw *w, const struct mft_rec_counters *c)
+{
+	uint8_t p[64];
+
+	put64(p, c->mono_ns);
+	put64(p + 8, c->kernel_events);
+	put64(p + 16, c->rb_dropped);
+	put64(p + 24, c->sockmap_full);
+	put64(p + 32, c->bad_events);
+	put64(p + 40, w->st.events_written + w->buf_events);
+	put64(p + 48, w->st.events_overwritten);
+	put64(p + 56, w->st.events_unwritten);
+	put_record(w, MFT_REC_COUNTERS, c->final ? MFT_RECF_FINAL : 0, p, sizeof(p));
+}
+
+struct carried {
+	uint64_t order;
+	const struct mft_event *ev;
+};
+
+static int carried_cmp(const void *a, const void *b)
+{
+	const struct carried *x = a, *y = b;
+
+	return x->order < y->order ? -1 : x->order > y->order;
+}
+
+static void put_carry(struct mft_recw *w)
+{
+	size_t n = 0, k = 0;
+	struct carried *all;
+	uint8_t p[MFT_REC_EVENT_LEN];
+
+	for (size_t i = 0; i < w->n_carry; i++)
+		n += (size_t)w->carry[i].n;
+	if (!n || !(all = calloc(n, sizeof(*all))))
+		return;
+	for (size_t i = 0; i < w->n_carry; i++)
+		for (int j = 0; j < w->carry[i].n; j++)
+			all[k++] = (struct carried){ w->carry[i].order[j], &w->carry[i].ev[j] };
+	qsort(all, n, sizeof(*all), carried_cmp); /* the order the correlator first saw them in */
+	for (size_t i = 0; i < n; i++) {
+		mft_rec_encode_event(p, all[i].ev);
+		if (!put_record(w, MFT_REC_EVENT, MFT_RECF_CARRIED, p, sizeof(p)))
+			break;
+		w->buf_events--; /* not new events: not counted as written */
+		w->st.carried++;
+	}
+	free(all);
+}
+
+static void prune_carry(struct mft_recw *w)
+{
+	for (size_t i = 0; i < w->n_carry;)
+		if (w->carry[i].t_destroy && w->now > w->carry[i].t_destroy + CARRY_KEEP_NS)
+			w->carry[i] = w->carry[--w->n_carry];
+		else
+			i++;
+}
+
+/* A segment's opening: sequence number, metadata, and the carried events. */
+static void start_segment(struct mft_recw *w)
+{
+	uint8_t p[16];
+
+	if (w->st.segments_started) {
+		mft_recw_flush(w);
+		w->cur = (w->cur + 1) % w->n_segs;
+		w->seq++;
+		w->st.events_overwritten += w->seg_events[w->cur];
+		w->seg_events[w->cur] = 0;
+		w->seg_pos = w->buf_pos = 0;
+	}
+	w->st.segments_started++;
+	w->switching = true;
+	w->limit = w->ring ? w->seg_size / 4 * 3 : UINT64_MAX;
+	put64(p, w->seq);
+	put64(p + 8, w->now);
+	put_record(w, MFT_REC_SEGMENT, 0, p, sizeof(p));
+	if (w->has_host)
+		put_host(w);
+	if (w->has_clock)
+		put_clock(w, &w->clock);
+	if (w->has_counters)
+		put_counters(w, &w->counters);
+	for (size_t i = 0; i < w->n_targets; i++) {
+		encode_target(&w->tlv, &w->targets[i]);
+		put_record(w, MFT_REC_TARGET, 0, w->tlv.buf, w->tlv.len);
+	}
+	prune_carry(w);
+	put_carry(w);
+	for (size_t i = 0; i < w->n_probes; i++) {
+		encode_probe(&w->tlv, &w->probes[i]);
+		put_record(w, MFT_REC_PROBE, 0, w->tlv.buf, w->tlv.len);
+	}
+	w->switching = false;
+}
+
+struct mft_recw *mft_recw_open(const char *path, const struct mft_recw_opts *o, char *err, size_t errlen)
+{
+	struct mft_recw *w = calloc(1, sizeof(*w));
+	uint8_t pre[MFT_REC_PREAMBLE_LEN] = { 0 };
+	unsigned n = o && o->n_segments ? o->n_segments : 8;
+
+	if (!w) {
+		snprintf(err, errlen, "out of memory");
+		return NULL;
+	}
+	w->fd = -1;
+	if (o && o->max_size) {
+		w->ring = true;
+		w->n_segs = n;
+		w->seg_size = (o->max_size - MFT_REC_PREAMBLE_LEN) / n;
+		if (o->max_size <= MFT_REC_PREAMBLE_LEN || w->seg_size < MFT_REC_MIN_SEGMENT) {
+			snprintf(err, errlen, "size %llu is too small for %u segments of at least %u bytes",
+				 (unsigned long long)o->max_size, n, MFT_REC_MIN_SEGMENT);
+			goto fail;
+		}
+	} else {
+		w->n_segs = 1;
+	}
+	w->seg_events = calloc(w->n_segs, sizeof(*w->seg_events));
+	w->buf_cap = 64 * 1024;
+	w->buf = malloc(w->buf_cap);
+	if (!w->seg_events || !w->buf) {
+		snprintf(err, errlen, "out of memory");
+		goto fail;
+	}
+	w->fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0640);
+	if (w->fd < 0) {
+		snprintf(err, errlen, "cannot create %s: %s", path, strerror(errno));
+		goto fail;
+	}
+	memcpy(pre, rec_magic, 8);
+	put16(pre + 8, MFT_REC_MAJOR);
+	put16(pre + 10, MFT_REC_MINOR);
+	put32(pre + 12, w->ring ? MFT_RECP_RING : 0);
+	put64(pre + 16, w->ring ? w->seg_size : 0);
+	put32(pre + 24, w->n_segs);
+	put32(pre + 28, MFT_REC_PREAMBLE_LEN);
+	put32(pre + 60, mft_crc32(0, pre, 60));
+	if (pwrite(w->fd, pre, sizeof(pre), 0) != (ssize_t)sizeof(pre)) {
+		snprintf(err, errlen, "cannot write %s: %s", path, strerror(errno));
+		goto fail;
+	}
+	start_segment(w);
+	return w;
+fail:
+	if (w->fd >= 0)
+		close(w->fd);
+	free(w->seg_events);
+	free(w->buf);
+	free(w);
+	return NULL;
+}
+
+void mft_recw_host(struct mft_recw *w, const struct mft_rec_host *h)
+{
+	w->host = *h;
+	w->has_host = true;
+	put_host(w);
+}
+
+void mft_recw_clock(struct mft_recw *w, const struct mft_rec_clock *c)
+{
+	w->clock = *c;
+	w->has_clock = true;
+	if (c->mono_ns > w->now)
+		w->now = c->mono_ns;
+	put_clock(w, c);
+}
+
+void mft_recw_target(struct mft_recw *w, const struct mft_rec_target *t)
+{
+	size_t i;
+
+	encode_target(&w->tlv, t);
+	put_record(w, MFT_REC_TARGET, 0, w->tlv.buf, w->tlv.len);
+	for (i = 0; i < w->n_targets && w->targets[i].pid != t->pid; i++)
+		;
+	if (t->removed) { /* no longer repeated; its probes neither */
+		if (i < w->n_targets)
+			w->targets[i] = w->targets[--w->n_targets];
+		for (size_t k = 0; k < w->n_probes;)
+			if (w->probes[k].pid == t->pid)
+				w->probes[k] = w->probes[--w->n_probes];
+			else
+				k++;
+		return;
+	}
+	if (i == w->n_targets) {
+		struct mft_rec_target *nt = grow(w->targets, &w->cap_targets, w->n_targets + 1, sizeof(*nt));
+
+		if (!nt)
+			return;
+		w->targets = nt;
+		w->n_targets++;
+	}
+	w->targets[i] = *t;
+}
+
+void mft_recw_probe(struct mft_recw *w, const struct mft_rec_probe *p)
+{
+	struct mft_rec_probe *np;
+
+	encode_probe(&w->tlv, p);
+	put_record(w, MFT_REC_PROBE, 0, w->tlv.buf, w->tlv.len);
+	np = grow(w->probes, &w->cap_probes, w->n_probes + 1, sizeof(*np));
+	if (!np)
+		return;
+	w->probes = np;
+	w->probes[w->n_probes++] = *p;
+}
+
+void mft_recw_counters(struct mft_recw *w, const struct mft_rec_counters *c)
+{
+	w->counters = *c;
+	w->counters.final = false;
+	w->has_counters = true;
+	if (c->mono_ns > w->now)
+		w->now = c->mono_ns;
+	put_counters(w, c);
+}
+
+static struct carry *carry_find(struct mft_recw *w, uint32_t pid, uint64_t sk, bool state)
+{
+	for (size_t i = 0; i < w->n_carry; i++)
+		if (w->carry[i].pid == pid && w->carry[i].sk == sk && w->carry[i].state == state)
+			return &w->carry[i];
+	return NULL;
+}
+
+static struct carry *carry_new(struct mft_recw *w, uint32_t pid, uint64_t sk, bool state)
+{
+	struct carry *c = carry_find(w, pid, sk, state), *nc;
+
+	if (!c) {
+		nc = grow(w->carry, &w->cap_carry, w->n_carry + 1, sizeof(*nc));
+		if (!nc)
+			return NULL;
+		w->carry = nc;
+		c = &w->carry[w->n_carry++];
+	}
+	memset(c, 0, sizeof(*c));
+	c->pid = pid;
+	c->sk = sk;
+	c->state = state;
+	return c;
+}
+
+static void carry_add(struct carry *c, const struct mft_event *ev, uint64_t order)
+{
+	if (c->n == CARRY_MAX_EVENTS)
+		return;
+	c->ev[c->n] = *ev;
+	c->order[c->n++] = order;
+}
+
+/*
+ * What a correlator needs of a channel's past to judge it like live mode does: its first
+ * event (created, mid-life or not), and the set-once openings (established, TLS, multifd
+ * identity). Plus each migration state machine's latest state.
+ */
+static void carry_track(struct mft_recw *w, const struct mft_event *ev)
+{
+	struct carry *c;
+	uint64_t order = w->n_seen;
+
+	switch (ev->type) {
+	case MFT_EV_MIG_STATE:
+		if ((c = carry_new(w, ev->pid, ev->sk, true)))
+			carry_add(c, ev, order);
+		return;
+	case MFT_EV_PROC_EXIT:
+		for (size_t i = 0; i < w->n_carry;)
+			if (w->carry[i].pid == ev->pid)
+				w->carry[i] = w->carry[--w->n_carry];
+			else
+				i++;
+		return;
+	case MFT_EV_MULTIFD_CLEANUP:
+	case MFT_EV_SYNC_MAIN:
+		return;
+	default:
+		break;
+	}
+	if (!ev->sk)
+		return;
+	c = carry_find(w, ev->pid, ev->sk, false);
+	if (ev->type == MFT_EV_SOCK_CONNECT || ev->type == MFT_EV_SOCK_ACCEPT || !c ||
+	    (c->t_destroy && ev->type == MFT_EV_SOCK_FOUND)) {
+		if ((c = carry_new(w, ev->pid, ev->sk, false)))
+			carry_add(c, ev, order);
+		return;
+	}
+	switch (ev->type) {
+	case MFT_EV_ESTABLISHED:
+	case MFT_EV_FIRST_READ:
+	case MFT_EV_TLS_HANDSHAKE:
+	case MFT_EV_MULTIFD_CHANNEL:
+	case MFT_EV_CHAN_INIT:
+		for (int i = 0; i < c->n; i++)
+			if (c->ev[i].type == ev->type)
+				return;
+		carry_add(c, ev, order);
+		break;
+	case MFT_EV_DESTROY:
+		c->t_destroy = ev->ts_ns ? ev->ts_ns : 1;
+		break;
+	default:
+		break;
+	}
+}
+
+void mft_recw_event(struct mft_recw *w, const struct mft_event *ev)
+{
+	uint8_t p[MFT_REC_EVENT_LEN];
+
+	if (ev->ts_ns > w->now)
+		w->now = ev->ts_ns;
+	mft_rec_encode_event(p, ev);
+	put_record(w, MFT_REC_EVENT, 0, p, sizeof(p));
+	if (w->ring)
+		carry_track(w, ev);
+	w->n_seen++;
+}
+
+int mft_recw_close(struct mft_recw *w, const struct mft_rec_counters *final, struct mft_recw_stats *st)
+{
+	int rc;
+
+	if (final) {
+		struct mft_rec_counters c = *final;
+
+		c.final = true;
+		if (c.mono_ns > w->now)
+			w->now = c.mono_ns;
+		put_counters(w, &c);
+	}
+	rc = mft_recw_flush(w);
+	if (fsync(w->fd) && !rc)
+		rc = -errno;
+	if (close(w->fd) && !rc)
+		rc = -errno;
+	if (st)
+		*st = w->st;
+	free(w->buf);
+	free(w->seg_events);
+	free(w->targets);
+	free(w->probes);
+	free(w->carry);
+	free(w);
+	return rc;
+}
+
+const struct mft_recw_stats *mft_recw_stats(const struct mft_recw *w)
+{
+	return &w->st;
+}
+
+/* ------------------------------------------------------------------ reader */
+
+static void problem(struct mft_recording *r, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+static void problem(struct mft_recording *r, const char *fmt, ...)
+{
+	va_list ap;
+
+	if (r->n_problems == MFT_REC_MAX_PROBLEMS)
+		return;
+	va_start(ap, fmt);
+	vsnprintf(r->problems[r->n_problems++], sizeof(r->problems[0]), fmt, ap);
+	va_end(ap);
+}
+
+/*
+ * Is there a valid record at buf[pos..end)? Its total length, or 0. seq < 0: accept a
+ * SEGMENT record with the sequence number in its own payload (*seq_out).
+ */
+static size_t valid_at(const uint8_t *buf, size_t pos, size_t end, int64_t seq, uint64_t *seq_out)
+{
+	const uint8_t *h = buf + pos;
+	uint32_t len;
+
+	if (pos > end || end - pos < MFT_REC_HDR_LEN || memcmp(h, rec_sync, 4))
+		return 0;
+	len = get32(h + 8);
+	if (len > MFT_REC_MAX_PAYLOAD || end - pos - MFT_REC_HDR_LEN < len)
+		return 0;
+	if (seq < 0) {
+		if (get16(h + 4) != MFT_REC_SEGMENT || len < 16)
+			return 0;
+		seq = (int64_t)get64(h + MFT_REC_HDR_LEN);
+		if (seq < 0)
+			return 0;
+		if (seq_out)
+			*seq_out = (uint64_t)seq;
+	}
+	if (record_crc((uint64_t)seq, h, h + MFT_REC_HDR_LEN, len) != get32(h + 12))
+		return 0;
+	return MFT_REC_HDR_LEN + len;
+}
+
+struct seg {
+	size_t start, end;
+	uint64_t seq;
+};
+
+static int seg_cmp(const void *a, const void *b)
+{
+	const struct seg *x = a, *y = b;
+
+	return x->seq < y->seq ? -1 : x->seq > y->seq;
+}
+
+static bool push(void **arr, size_t *n, size_t *cap, const void *item, size_t elem)
+{
+	void *na = grow(*arr, cap, *n + 1, elem);
+
+	if (!na)
+		return false;
+	*arr = na;
+	memcpy((char *)na + *n * elem, item, elem);
+	(*n)++;
+	return true;
+}
+
+struct rd {
+	struct mft_recording *r;
+	size_t cap_events, cap_clocks, cap_targets, cap_probes;
+	bool use_carried;
+};
+
+static void rd_target(struct rd *d, const struct mft_rec_target *t)
+{
+	struct mft_recording *r = d->r;
+
+	for (size_t i = 0; i < r->n_targets; i++)
+		if (r->targets[i].pid == t->pid) {
+			if (t->removed) /* says only that tracing of it ended */
+				r->targets[i].removed = true;
+			else
+				r->targets[i] = *t;
+			return;
+		}
+	push((void **)&r->targets, &r->n_targets, &d->cap_targets, t, sizeof(*t));
+}
+
+static void rd_probe(struct rd *d, const struct mft_rec_probe *p)
+{
+	struct mft_recording *r = d->r;
+
+	for (size_t i = 0; i < r->n_probes; i++)
+		if (r->probes[i].pid == p->pid && !strcmp(r->probes[i].what, p->what) &&
+		    !strcmp(r->probes[i].mech, p->mech)) {
+			r->probes[i] = *p;
+			return;
+		}
+	push((void **)&r->probes, &r->n_probes, &d->cap_probes, p, sizeof(*p));
+}
+
+static void rd_record(struct rd *d, unsigned type, unsigned flags, const uint8_t *p, size_t len, size_t off)
+{
+	struct mft_recording *r = d->r;
+	bool ok = true;
+
+	switch (type) {
+	case MFT_REC_SEGMENT:
+		ok = false; /* only at a segment's start */
+		break;
+	case MFT_REC_HOST: {
+		struct mft_rec_host h = { 0 };
+
+		if ((ok = tlv_walk(p, len, host_field, &h))) {
+			r->host = h;
+			r->has_host = true;
+		}
+		break;
+	}
+	case MFT_REC_CLOCK: {
+		struct mft_rec_clock c;
+
+		if (!(ok = len >= 24))
+			break;
+		c.mono_ns = get64(p);
+		c.real_ns = (int64_t)get64(p + 8);
+		c.err_ns = get64(p + 16);
+		for (size_t i = 0; i < r->n_clocks; i++)
+			if (r->clocks[i].mono_ns == c.mono_ns)
+				return;
+		push((void **)&r->clocks, &r->n_clocks, &d->cap_clocks, &c, sizeof(c));
+		break;
+	}
+	case MFT_REC_TARGET: {
+		struct mft_rec_target *t = calloc(1, sizeof(*t));
+
+		if (!t)
+			return;
+		if ((ok = tlv_walk(p, len, target_field, t) && t->pid))
+			rd_target(d, t);
+		free(t);
+		break;
+	}
+	case MFT_REC_PROBE: {
+		struct mft_rec_probe pr = { 0 };
+
+		if ((ok = tlv_walk(p, len, probe_field, &pr)))
+			rd_probe(d, &pr);
+		break;
+	}
+	case MFT_REC_COUNTERS: {
+		struct mft_rec_counters c;
+
+		if (!(ok = len >= 64))
+			break;
+		c.mono_ns = get64(p);
+		c.kernel_events = get64(p + 8);
+		c.rb_dropped = get64(p + 16);
+		c.sockmap_full = get64(p + 24);
+		c.bad_events = get64(p + 32);
+		c.events_written = get64(p + 40);
+		c.events_overwritten = get64(p + 48);
+		c.events_unwritten = get64(p + 56);
+		c.final = flags & MFT_RECF_FINAL;
+		if (!r->has_counters || c.mono_ns >= r->counters.mono_ns || c.final) {
+			r->counters = c;
+			r->has_counters = true;
+		}
+		if (c.final)
+			r->clean_end = true;
+		break;
+	}
+	case MFT_REC_EVENT: {
+		struct mft_event ev;
+
+		if (!(ok = len >= MFT_REC_EVENT_LEN))
+			break;
+		if ((flags & MFT_RECF_CARRIED) && !d->use_carried)
+			return;
+		mft_rec_decode_event(p, &ev);
+		if (push((void **)&r->events, &r->n_events, &d->cap_events, &ev, sizeof(ev)) &&
+		    (flags & MFT_RECF_CARRIED))
+			r->n_carried++;
+		break;
+	}
+	default:
+		r->unknown_records++;
+		return;
+	}
+	if (!ok) {
+		if (!r->bad_records)
+			problem(r, "malformed %s record at byte %zu (checksum valid): skipped",
+				type == MFT_REC_SEGMENT ? "segment" : "metadata", off);
+		r->bad_records++;
+	}
+}
+
+/* Read one segment's records; returns where they stop. */
+static size_t rd_segment(struct rd *d, const uint8_t *buf, const struct seg *s)
+{
+	struct mft_recording *r = d->r;
+	uint64_t seq;
+	size_t pos = s->start + valid_at(buf, s->start, s->end, -1, &seq);
+
+	while (pos < s->end) {
+		size_t n = valid_at(buf, pos, s->end, (int64_t)s->seq, NULL), q;
+
+		if (n) {
+			const uint8_t *h = buf + pos;
+
+			rd_record(d, get16(h + 4), get16(h + 6), h + MFT_REC_HDR_LEN, get32(h + 8), pos);
+			pos += n;
+			continue;
+		}
+		/* damage, or the end: look for a later valid record of this segment */
+		for (q = pos + 1; q < s->end; q++) {
+			const uint8_t *m = memchr(buf + q, rec_sync[0], s->end - q);
+
+			if (!m)
+				break;
+			q = (size_t)(m - buf);
+			if (valid_at(buf, q, s->end, (int64_t)s->seq, NULL))
+				break;
+		}
+		if (q >= s->end || !valid_at(buf, q, s->end, (int64_t)s->seq, NULL))
+			return pos;
+		problem(r, "damaged data at bytes %zu-%zu (%zu bytes) skipped", pos, q - 1, q - pos);
+		r->corrupt_regions++;
+		r->corrupt_bytes += q - pos;
+		pos = q;
+	}
+	return pos;
+}
+
+int mft_rec_parse(const uint8_t *buf, size_t len, struct mft_recording *r)
+{
+	struct rd d = { .r = r };
+	struct seg *segs = NULL;
+	size_t n_segs = 0, stop = 0, newest_end = 0;
+	uint32_t flags;
+
+	memset(r, 0, sizeof(*r));
+	r->file_size = len;
+	if (len < 8 || memcmp(buf, rec_magic, 8)) {
+		if (len >= 4 && !memcmp(buf, rec_magic, len < 8 ? len : 8))
+			problem(r, "truncated inside its preamble (%zu of %d bytes)", len, MFT_REC_PREAMBLE_LEN);
+		else
+			problem(r, "not an mftrace recording (wrong magic)");
+		return -1;
+	}
+	if (len < 12) {
+		problem(r, "truncated inside its preamble (%zu of %d bytes)", len, MFT_REC_PREAMBLE_LEN);
+		return -1;
+	}
+	r->major = get16(buf + 8);
+	r->minor = get16(buf + 10);
+	if (r->major > MFT_REC_MAJOR) {
+		problem(r, "recording format %u.%u is newer than this mftrace reads (%u.x): use a newer mftrace",
+			r->major, r->minor, MFT_REC_MAJOR);
+		return -1;
+	}
+	if (len < MFT_REC_PREAMBLE_LEN) {
+		problem(r, "truncated inside its preamble (%zu of %d bytes)", len, MFT_REC_PREAMBLE_LEN);
+		return -1;
+	}
+	if (mft_crc32(0, buf, 60) != get32(buf + 60) || r->major == 0) {
+		problem(r, "damaged preamble (checksum mismatch)");
+		return -1;
+	}
+	flags = get32(buf + 12);
+	r->ring = flags & MFT_RECP_RING;
+	r->segment_size = get64(buf + 16);
+	r->n_segments = get32(buf + 24);
+	if (r->ring && (r->segment_size < MFT_REC_MIN_SEGMENT || r->n_segments == 0 || r->n_segments > 1u << 20)) {
+		problem(r, "damaged preamble (segment size %llu, %u segments)", (unsigned long long)r->segment_size,
+			r->n_segments);
+		return -1;
+	}
+	if (!r->ring) {
+		r->n_segments = 1;
+		r->segment_size = len - MFT_REC_PREAMBLE_LEN;
+	}
+	segs = calloc(r->n_segments, sizeof(*segs));
+	if (!segs) {
+		problem(r, "out of memory");
+		return -1;
+	}
+	for (unsigned i = 0; i < r->n_segments; i++) {
+		size_t start, end;
+		uint64_t seq;
+
+		if (i && r->segment_size > (len - MFT_REC_PREAMBLE_LEN) / i)
+			break; /* this one and the next would start past the end */
+		start = MFT_REC_PREAMBLE_LEN + (size_t)i * r->segment_size;
+		if (start >= len)
+			break;
+		end = len - start < r->segment_size ? len : start + r->segment_size;
+		if (!valid_at(buf, start, end, -1, &seq)) {
+			if (!r->ring) { /* one segment, number 0: read on from the damage */
+				if (end - start < MFT_REC_HDR_LEN + 16)
+					problem(r, "cut short before its first complete record (%zu bytes)", len);
+				else
+					problem(r, "damaged segment opening at byte %zu", start);
+				segs[n_segs++] = (struct seg){ start, end, 0 };
+				continue;
+			}
+			r->segments_bad++;
+			problem(r, "segment %u (bytes %zu-%zu): its opening record is damaged; skipped", i, start, end - 1);
+			continue;
+		}
+		segs[n_segs++] = (struct seg){ start, end, seq };
+	}
+	qsort(segs, n_segs, sizeof(*segs), seg_cmp);
+	for (size_t i = 0; i < n_segs; i++) {
+		/* carried openings stand in for a segment that is gone */
+		d.use_carried = segs[i].seq > 0 && (i == 0 || segs[i - 1].seq != segs[i].seq - 1);
+		if (i && segs[i - 1].seq == segs[i].seq) {
+			problem(r, "two segments claim sequence number %llu; the second is skipped",
+				(unsigned long long)segs[i].seq);
+			continue;
+		}
+		stop = rd_segment(&d, buf, &segs[i]);
+		newest_end = segs[i].end;
+		r->segments_read++;
+	}
+	if (n_segs) {
+		r->first_seq = segs[0].seq;
+		r->last_seq = segs[n_segs - 1].seq;
+		r->end_offset = stop;
+		r->tail_bytes = newest_end - stop;
+	}
+	free(segs);
+	if (!n_segs) {
+		if (!r->n_problems)
+			problem(r, "cut short right after its preamble: no records");
+		snprintf(r->stopped, sizeof(r->stopped), "no readable record after the preamble");
+		return 0;
+	}
+	if (r->clean_end)
+		snprintf(r->stopped, sizeof(r->stopped), "complete: ends with its trailer at byte %llu",
+			 (unsigned long long)r->end_offset);
+	else if (r->ring)
+		snprintf(r->stopped, sizeof(r->stopped),
+			 "no trailer (mftrace was killed, or is still recording): the newest segment (#%llu) "
+			 "stops after a complete record at byte %llu",
+			 (unsigned long long)r->last_seq, (unsigned long long)r->end_offset);
+	else if (r->tail_bytes)
+		snprintf(r->stopped, sizeof(r->stopped),
+			 "cut short: complete up to byte %llu; the %llu bytes after it are an incomplete record",
+			 (unsigned long long)r->end_offset, (unsigned long long)r->tail_bytes);
+	else
+		snprintf(r->stopped, sizeof(r->stopped),
+			 "no trailer (mftrace was killed, or is still recording): stops after a complete record at "
+			 "byte %llu",
+			 (unsigned long long)r->end_offset);
+	if (r->unknown_records)
+		problem(r, "%llu records of types newer than this mftrace (format %u.%u) were skipped",
+			(unsigned long long)r->unknown_records, r->major, r->minor);
+	return 0;
+}
+
+int mft_rec_load(const char *path, struct mft_recording *r)
+{
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	struct stat st;
+	uint8_t *buf;
+	size_t got = 0;
+	int rc;
+
+	memset(r, 0, sizeof(*r));
+	if (fd < 0 || fstat(fd, &st)) {
+		problem(r, "cannot open: %s", strerror(errno));
+		if (fd >= 0)
+			close(fd);
+		return -1;
+	}
+	if (!S_ISREG(st.st_mode)) {
+		problem(r, "not a regular file");
+		close(fd);
+		return -1;
+	}
+	buf = malloc(st.st_size ? (size_t)st.st_size : 1);
+	if (!buf) {
+		problem(r, "out of memory (%lld bytes)", (long long)st.st_size);
+		close(fd);
+		return -1;
+	}
+	while (got < (size_t)st.st_size) { /* a file still being written may grow: read what was there */
+		ssize_t n = read(fd, buf + got, (size_t)st.st_size - got);
+
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0)
+			break;
+		got += (size_t)n;
+	}
+	close(fd);
+	rc = mft_rec_parse(buf, got, r);
+	free(buf);
+	return rc;
+}
+
+void mft_rec_free(struct mft_recording *r)
+{
+	free(r->events);
+	free(r->clocks);
+	free(r->targets);
+	free(r->probes);
+	r->events = NULL;
+	r->clocks = NULL;
+	r->targets = NULL;
+	r->probes = NULL;
+	r->n_events = r->n_clocks = r->n_targets = r->n_probes = 0;
+}

@@ -1,0 +1,679 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * Timeline: recordings of one or more hosts on one clock, replayed through the correlator.
+ * See timeline.h for the clock alignment argument.
+ */
+#include <inttypes.h>
+#include <stdarg.h>
+#include <stdlib.h>
+#include <string.h>
+#include "base/util.h"
+#include "base/util.h"
+#include "correlate/multifd_wire.h"
+#include "store/timeline.h"
+
+#define PID_SPACE 4194304u /* PID_MAX_LIMIT: remapped pids start above it */
+#define TCP_TIME_WAIT 6      /* include/net/tcp_states.h */
+#define TCP_CLOSE_WAIT 8
+#define TCP_CLOSING 11
+
+void mft_tl_init(struct mft_timeline *tl)
+{
+	memset(tl, 0, sizeof(*tl));
+}
+
+static void note(struct mft_timeline *tl, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+static void note(struct mft_timeline *tl, const char *fmt, ...)
+{
+	va_list ap;
+
+	if (tl->n_notes == (int)(sizeof(tl->notes) / sizeof(tl->notes[0])))
+		return;
+	va_start(ap, fmt);
+	vsnprintf(tl->notes[tl->n_notes++], sizeof(tl->notes[0]), fmt, ap);
+	va_end(ap);
+}
+
+int mft_tl_add(struct mft_timeline *tl, const char *path, struct mft_recording *rec)
+{
+	struct mft_tl_host *h;
+	int same = 0;
+
+	if (tl->n_hosts == MFT_TL_MAX_HOSTS)
+		return -1;
+	h = &tl->hosts[tl->n_hosts++];
+	memset(h, 0, sizeof(*h));
+	snprintf(h->path, sizeof(h->path), "%s", path);
+	h->rec = *rec;
+	memset(rec, 0, sizeof(*rec));
+	for (int i = 0; i < tl->n_hosts - 1; i++) /* two hosts of one name (one host, twice, is one label) */
+		if (!strcmp(tl->hosts[i].rec.host.hostname, h->rec.host.hostname) &&
+		    strcmp(tl->hosts[i].rec.host.boot_id, h->rec.host.boot_id))
+			same++;
+	{
+		char name[64];
+
+		snprintf(name, sizeof(name), "%s", h->rec.host.hostname[0] ? h->rec.host.hostname : "unknown-host");
+		snprintf(h->label, sizeof(h->label), "%s", name);
+	}
+	if (same)
+		snprintf(h->label + strlen(h->label), sizeof(h->label) - strlen(h->label), "#%d", same + 1);
+	return 0;
+}
+
+void mft_tl_free(struct mft_timeline *tl)
+{
+	for (int i = 0; i < tl->n_hosts; i++)
+		mft_rec_free(&tl->hosts[i].rec);
+	free(tl->migs);
+	free(tl->chans);
+	tl->migs = NULL;
+	tl->chans = NULL;
+	tl->n_hosts = 0;
+}
+
+/* ------------------------------------------------------------------ clock alignment */
+
+/* One socket's life as its recording shows it: addresses and the first time of each event. */
+struct sockview {
+	uint32_t pid;
+	uint64_t sk;
+	int role, family;
+	uint8_t la[16], ra[16];
+	uint16_t lp, rp;
+	uint64_t t[MFT_EV__MAX];
+	int shut_how;
+	bool has_uuid;         /* the migration UUID and channel id from MultiFDInit_t */
+	uint8_t uuid[16];
+	int chan_id;
+};
+
+static struct sockview *sockviews(const struct mft_recording *r, size_t *n_out)
+{
+	struct sockview *v = NULL;
+	size_t n = 0, cap = 0;
+
+	for (size_t i = 0; i < r->n_events; i++) {
+		const struct mft_event *e = &r->events[i];
+		struct sockview *s = NULL;
+
+		if (!e->sk || e->type == MFT_EV_MIG_STATE || e->type >= MFT_EV__MAX || e->type == 0)
+			continue;
+		for (size_t k = n; k-- > 0;)
+			if (v[k].pid == e->pid && v[k].sk == e->sk) {
+				s = &v[k];
+				break;
+			}
+		if (s && s->t[MFT_EV_DESTROY] && (e->type == MFT_EV_SOCK_CONNECT || e->type == MFT_EV_SOCK_ACCEPT))
+			s = NULL; /* the address was reused */
+		if (!s) {
+			if (n == cap) {
+				struct sockview *nv = realloc(v, (cap = cap ? cap * 2 : 64) * sizeof(*v));
+
+				if (!nv)
+					break;
+				v = nv;
+			}
+			s = &v[n++];
+			memset(s, 0, sizeof(*s));
+			s->pid = e->pid;
+			s->sk = e->sk;
+			s->role = e->role;
+		}
+		if (e->type == MFT_EV_SOCK_CONNECT)
+			s->role = MFT_ROLE_SOURCE;
+		else if (e->type == MFT_EV_SOCK_ACCEPT)
+			s->role = MFT_ROLE_DEST;
+		if (e->family) {
+			s->family = e->family;
+			if (e->lport) {
+				s->lp = e->lport;
+				memcpy(s->la, e->laddr, 16);
+			}
+			if (e->rport) {
+				s->rp = e->rport;
+				memcpy(s->ra, e->raddr, 16);
+			}
+		}
+		/* a FIN that really arrived: ->CLOSE_WAIT, ->CLOSING, ->TIME_WAIT (not FIN_WAIT2->CLOSE,
+		 * which is the socket giving up, not the peer's FIN) */
+		if (e->type == MFT_EV_FIN_RCVD && e->ret != TCP_CLOSE_WAIT && e->ret != TCP_CLOSING && e->ret != TCP_TIME_WAIT)
+			continue;
+		if (e->type == MFT_EV_CHAN_INIT) {
+			bool has_uuid;
+			int id;
+			uint8_t uuid[16];
+
+			if (mft_chan_init_of_event(e, &id, uuid, &has_uuid) == MFT_WIRE_OK) {
+				s->chan_id = id;
+				if (has_uuid) {
+					s->has_uuid = true;
+					memcpy(s->uuid, uuid, 16);
+				}
+			}
+		}
+		if (!s->t[e->type]) {
+			s->t[e->type] = e->ts_ns;
+			if (e->type == MFT_EV_SHUTDOWN)
+				s->shut_how = (int)e->ret;
+		}
+	}
+	*n_out = n;
+	return v;
+}
+
+/* The same TCP connection seen from both ends: the 4-tuple mirrored, and where both ends
+ * decoded QEMU's MultiFDInit_t, the same migration UUID and channel id. */
+static bool mirrored(const struct sockview *a, const struct sockview *b)
+{
+	if (a->has_uuid && b->has_uuid && (memcmp(a->uuid, b->uuid, 16) || a->chan_id != b->chan_id))
+		return false;
+	return a->lp && a->rp && a->lp == b->rp && a->rp == b->lp && a->family == b->family &&
+	       !memcmp(a->la, b->ra, 16) && !memcmp(a->ra, b->la, 16);
+}
+
+static uint64_t first_time(const struct sockview *s)
+{
+	uint64_t t = 0;
+
+	for (int k = 1; k < MFT_EV__MAX; k++)
+		if (s->t[k] && (!t || s->t[k] < t))
+			t = s->t[k];
+	return t;
+}
+
+struct bounds {
+	struct mft_tl_align *a;
+	const struct sockview *x, *y;
+};
+
+static void describe(char *buf, size_t len, const struct sockview *s, const char *what)
+{
+	char addr[64];
+
+	mft_fmt_addr(addr, len < sizeof(addr) ? len : sizeof(addr), s->family, s->la, s->lp);
+	snprintf(buf, len, "%s on %s (pid %u)", what, addr, s->pid);
+}
+
+/* Event ex on the reference host happened before event ey on the other: offset > tx - ty. */
+static void before_xy(struct bounds *b, int ex, const char *wx, int ey, const char *wy)
+{
+	uint64_t tx = b->x->t[ex], ty = b->y->t[ey];
+	int64_t d;
+	char dx[96], dy[96];
+
+	if (!tx || !ty)
+		return;
+	d = (int64_t)(tx - ty);
+	b->a->n_constraints++;
+	if (!b->a->have_lo || d > b->a->lo) {
+		b->a->have_lo = true;
+		b->a->lo = d;
+		describe(dx, sizeof(dx), b->x, wx);
+		describe(dy, sizeof(dy), b->y, wy);
+		snprintf(b->a->lo_why, sizeof(b->a->lo_why), "%.95s before %.95s", dx, dy);
+	}
+}
+
+/* Event ey on the other host happened before event ex on the reference: offset < tx - ty. */
+static void before_yx(struct bounds *b, int ey, const char *wy, int ex, const char *wx)
+{
+	uint64_t tx = b->x->t[ex], ty = b->y->t[ey];
+	int64_t d;
+	char dx[96], dy[96];
+
+	if (!tx || !ty)
+		return;
+	d = (int64_t)(tx - ty);
+	b->a->n_constraints++;
+	if (!b->a->have_hi || d < b->a->hi) {
+		b->a->have_hi = true;
+		b->a->hi = d;
+		describe(dx, sizeof(dx), b->x, wx);
+		describe(dy, sizeof(dy), b->y, wy);
+		snprintf(b->a->hi_why, sizeof(b->a->hi_why), "%.95s before %.95s", dy, dx);
+	}
+}
+
+/* What one TCP connection, seen from both ends, says about the offset. */
+static void connection_bounds(struct mft_tl_align *a, const struct sockview *x, const struct sockview *y)
+{
+	struct bounds b = { a, x, y };
+
+	/* a FIN is received after it was sent: the state change (and shutdown()) come before
+	 * the FIN leaves, the receiver's state change after it arrived */
+	before_xy(&b, MFT_EV_FIN_SENT, "FIN sent", MFT_EV_FIN_RCVD, "FIN received");
+	before_yx(&b, MFT_EV_FIN_SENT, "FIN sent", MFT_EV_FIN_RCVD, "FIN received");
+	if (x->shut_how >= 1)
+		before_xy(&b, MFT_EV_SHUTDOWN, "shutdown()", MFT_EV_FIN_RCVD, "FIN received");
+	if (y->shut_how >= 1)
+		before_yx(&b, MFT_EV_SHUTDOWN, "shutdown()", MFT_EV_FIN_RCVD, "FIN received");
+	/* not an RST: tcp_send_reset fires after the transmit, and on loopback the peer can
+	 * process the RST before that (observed: received 54 us "before" it was sent) */
+	/* the client is ESTABLISHED (and sends the last ACK) before accept() returns; the server
+	 * can write only after accept(), so the client's first data comes after it */
+	if (x->role == MFT_ROLE_SOURCE && y->role == MFT_ROLE_DEST) {
+		before_xy(&b, MFT_EV_ESTABLISHED, "established", MFT_EV_SOCK_ACCEPT, "accept");
+		before_yx(&b, MFT_EV_SOCK_ACCEPT, "accept", MFT_EV_FIRST_READ, "first data read");
+	} else if (x->role == MFT_ROLE_DEST && y->role == MFT_ROLE_SOURCE) {
+		before_yx(&b, MFT_EV_ESTABLISHED, "established", MFT_EV_SOCK_ACCEPT, "accept");
+		before_xy(&b, MFT_EV_SOCK_ACCEPT, "accept", MFT_EV_FIRST_READ, "first data read");
+	}
+}
+
+static bool clock_offset(const struct mft_recording *r, int64_t *off)
+{
+	if (!r->n_clocks)
+		return false;
+	*off = r->clocks[0].real_ns - (int64_t)r->clocks[0].mono_ns;
+	return true;
+}
+
+static void span(int64_t ns, char *buf, size_t len)
+{
+	mft_fmt_span(ns, buf, len);
+	if (ns >= 0 && len > 1 && buf[0] != '-') { /* "+1.2us" */
+		memmove(buf + 1, buf, strnlen(buf, len - 2) + 1);
+		buf[0] = '+';
+	}
+}
+
+void mft_tl_align_pair(const struct mft_recording *ref, const struct mft_recording *other, struct mft_tl_align *a)
+{
+	size_t nx, ny;
+	struct sockview *x = sockviews(ref, &nx), *y = sockviews(other, &ny);
+	int64_t offx, offy;
+	char est[32], lo[32], hi[32], w[32], tail[320];
+
+	memset(a, 0, sizeof(*a));
+	a->have_realtime = clock_offset(ref, &offx) && clock_offset(other, &offy);
+	if (a->have_realtime)
+		a->realtime_offset = offy - offx;
+	a->same_clock = ref->host.boot_id[0] && !strcmp(ref->host.boot_id, other->host.boot_id);
+	for (size_t i = 0; i < nx; i++) {
+		const struct sockview *best = NULL;
+		int64_t best_d = 0;
+
+		for (size_t j = 0; j < ny; j++) {
+			int64_t d;
+
+			if (!mirrored(&x[i], &y[j]))
+				continue;
+			/* ports can be reused: the life closest in time under the estimate */
+			d = (int64_t)first_time(&x[i]) - ((int64_t)first_time(&y[j]) +
+							  (a->same_clock ? 0 : a->realtime_offset));
+			if (d < 0)
+				d = -d;
+			if (!best || d < best_d) {
+				best = &y[j];
+				best_d = d;
+			}
+		}
+		if (best) {
+			a->n_pairs++;
+			connection_bounds(a, &x[i], best);
+		}
+	}
+	free(x);
+	free(y);
+	span(a->realtime_offset, est, sizeof(est));
+	span(a->lo, lo, sizeof(lo));
+	span(a->hi, hi, sizeof(hi));
+	span(a->hi - a->lo, w, sizeof(w));
+	if (a->have_lo && a->have_hi)
+		snprintf(tail, sizeof(tail), "%d connections seen from both ends bound the offset to [%s, %s] (%d constraints)",
+			 a->n_pairs, lo, hi, a->n_constraints);
+	else if (a->have_lo)
+		snprintf(tail, sizeof(tail), "%d connections seen from both ends bound the offset from below only: >= %s",
+			 a->n_pairs, lo);
+	else if (a->have_hi)
+		snprintf(tail, sizeof(tail), "%d connections seen from both ends bound the offset from above only: <= %s",
+			 a->n_pairs, hi);
+	else
+		snprintf(tail, sizeof(tail), "no event seen from both ends bounds it");
+
+	if (a->same_clock) {
+		a->method = "same-clock";
+		a->offset = 0;
+		snprintf(a->text, sizeof(a->text), "same boot as the reference (boot id %.36s): one CLOCK_MONOTONIC, offset 0, "
+			 "exact; %s%s", ref->host.boot_id, tail,
+			 (a->have_lo && a->lo > 0) || (a->have_hi && a->hi < 0) ? " -- VIOLATED: events out of order?" : "");
+		return;
+	}
+	if (!a->have_lo && !a->have_hi) {
+		a->method = a->have_realtime ? "realtime-only" : "none";
+		a->offset = a->have_realtime ? a->realtime_offset : 0;
+		if (a->have_realtime)
+			snprintf(a->text, sizeof(a->text), "realtime snapshots only: offset %s; no connection was seen from "
+				 "both hosts, so the uncertainty is the hosts' clock synchronisation (unknown here)", est);
+		else
+			snprintf(a->text, sizeof(a->text), "no clock snapshot and no shared connection: not aligned (offset 0)");
+		return;
+	}
+	if (a->have_realtime && (!a->have_lo || a->realtime_offset >= a->lo) &&
+	    (!a->have_hi || a->realtime_offset <= a->hi)) {
+		a->method = "realtime";
+		a->offset = a->realtime_offset;
+		snprintf(a->text, sizeof(a->text), "realtime snapshots give offset %s, consistent with causality: %s; "
+			 "the true offset lies in that window%s%s", est, tail,
+			 a->have_lo && a->have_hi ? " of " : " (one-sided)", a->have_lo && a->have_hi ? w : "");
+		return;
+	}
+	a->method = "causality";
+	if (a->have_lo && a->have_hi && a->lo <= a->hi)
+		a->offset = a->lo + (a->hi - a->lo) / 2;
+	else if (a->have_lo && a->have_hi) /* contradictory: clocks drifted, or a bug */
+		a->offset = a->lo + (a->hi - a->lo) / 2;
+	else
+		a->offset = a->have_lo ? a->lo : a->hi;
+	{
+		char used[32], off[32], pm[32];
+
+		span(a->offset, used, sizeof(used));
+		span(a->have_realtime ? a->offset - a->realtime_offset : 0, off, sizeof(off));
+		mft_fmt_span((a->hi - a->lo) / 2, pm, sizeof(pm));
+		snprintf(a->text, sizeof(a->text), "%s%s%s; %s: used %s%s%s%s", a->have_realtime ? "realtime snapshots give "
+			 "offset " : "no clock snapshot", a->have_realtime ? est : "",
+			 a->have_realtime ? ", which causality rules out" : "", tail, used,
+			 a->have_lo && a->have_hi ? (a->lo <= a->hi ? " (the middle), uncertainty +/-" : " (the bounds CONTRADICT "
+			 "each other: drift or reordering), +/-") : " (the bound; uncertainty one-sided)",
+			 a->have_lo && a->have_hi ? pm : "",
+			 a->have_realtime ? "" : "");
+		if (a->have_realtime) {
+			size_t l = strlen(a->text);
+
+			snprintf(a->text + l, sizeof(a->text) - l, "; the realtime clocks were off by %s", off);
+		}
+	}
+}
+
+/* The distinct pids a recording knows (targets and events). */
+static int host_pids(const struct mft_tl_host *h, uint32_t *pids, int max)
+{
+	int n = 0;
+
+	for (size_t k = 0; k < h->rec.n_targets + h->rec.n_events; k++) {
+		uint32_t pid = k < h->rec.n_targets ? h->rec.targets[k].pid : h->rec.events[k - h->rec.n_targets].pid;
+		int i;
+
+		for (i = 0; i < n && pids[i] != pid; i++)
+			;
+		if (i == n && n < max)
+			pids[n++] = pid;
+	}
+	return n;
+}
+
+void mft_tl_align(struct mft_timeline *tl)
+{
+	int64_t off0;
+
+	if (!tl->n_hosts)
+		return;
+	tl->hosts[0].align.ref = true;
+	tl->hosts[0].align.method = "reference";
+	snprintf(tl->hosts[0].align.text, sizeof(tl->hosts[0].align.text), "the reference clock");
+	tl->mono_to_real = clock_offset(&tl->hosts[0].rec, &off0) ? off0 : 0;
+	for (int i = 1; i < tl->n_hosts; i++) {
+		struct mft_tl_host *h = &tl->hosts[i];
+		struct mft_tl_align best = { 0 };
+		int against = 0;
+
+		/* against the reference, or failing a shared connection, an aligned host that has one */
+		for (int j = 0; j < i; j++) {
+			struct mft_tl_align a;
+
+			mft_tl_align_pair(&tl->hosts[j].rec, &h->rec, &a);
+			if (j == 0 || (a.n_pairs && !best.n_pairs && !best.same_clock)) {
+				best = a;
+				against = j;
+			}
+		}
+		h->align = best;
+		h->align.against = against;
+		h->align.offset += tl->hosts[against].align.offset;
+		/* pids: the same process recorded twice, or two processes with one number */
+		uint32_t pids[256];
+		int np = host_pids(h, pids, 256);
+
+		for (int p = 0; p < np; p++)
+			for (int j = 0; j < i; j++) {
+				struct mft_tl_host *o = &tl->hosts[j];
+				uint32_t opids[256];
+				int nop = host_pids(o, opids, 256);
+				bool has = false;
+
+				for (int k = 0; k < nop; k++)
+					has |= opids[k] == pids[p];
+				if (!has)
+					continue;
+				if (o->rec.host.boot_id[0] && !strcmp(o->rec.host.boot_id, h->rec.host.boot_id)) {
+					if (h->n_skip < (int)(sizeof(h->skip_pids) / sizeof(h->skip_pids[0]))) {
+						h->skip_pids[h->n_skip++] = pids[p];
+						note(tl, "%s: pid %u was also recorded in %s (same boot): its events are read from there "
+							 "only", h->path, pids[p], o->path);
+					}
+				} else if (!h->pid_add) {
+					h->pid_add = PID_SPACE * (uint32_t)i;
+					note(tl, "%s and %s both have a pid %u: %s's pids are shown plus %u", o->path, h->path,
+					     pids[p], h->label, h->pid_add);
+				}
+				break;
+			}
+	}
+}
+
+int mft_tl_host_of(const struct mft_timeline *tl, uint32_t pid)
+{
+	for (int i = tl->n_hosts; i-- > 0;) {
+		const struct mft_tl_host *h = &tl->hosts[i];
+		uint32_t p = pid - h->pid_add;
+
+		if (h->pid_add && pid < h->pid_add)
+			continue;
+		for (size_t k = 0; k < h->rec.n_targets; k++)
+			if (h->rec.targets[k].pid == p)
+				return i;
+		for (size_t k = 0; k < h->rec.n_events; k++)
+			if (h->rec.events[k].pid == p)
+				return i;
+	}
+	return -1;
+}
+
+/* ------------------------------------------------------------------ replay */
+
+struct replay {
+	struct mft_timeline *tl;
+	const struct mft_sink *out;
+};
+
+static void on_event(void *ctx, const struct mft_correlator *c, const struct mft_chan *ch, const struct mft_event *ev)
+{
+	struct replay *r = ctx;
+
+	if (r->out && r->out->event)
+		r->out->event(r->out->ctx, c, ch, ev);
+}
+
+static void on_migration(void *ctx, const struct mft_correlator *c, const struct mft_migration *m)
+{
+	struct replay *r = ctx;
+	struct mft_timeline *tl = r->tl;
+	const struct mft_process *p = mft_corr_process(c, m->pid);
+	struct mft_tl_mig *tm;
+
+	if (r->out && r->out->migration)
+		r->out->migration(r->out->ctx, c, m);
+	tl->migs = mft_grow(tl->migs, &tl->cap_migs, tl->n_migs + 1, sizeof(*tl->migs));
+	tm = &tl->migs[tl->n_migs];
+	memset(tm, 0, sizeof(*tm));
+	tm->m = *m;
+	tm->m.chans = NULL;
+	tm->host = mft_tl_host_of(tl, m->pid);
+	snprintf(tm->name, sizeof(tm->name), "%s", p ? p->name : "");
+	tm->first = tl->n_chans;
+	tm->n = m->n_chans;
+	tl->chans = mft_grow(tl->chans, &tl->cap_chans, tl->n_chans + m->n_chans, sizeof(*tl->chans));
+	for (size_t i = 0; i < m->n_chans; i++) {
+		struct mft_tl_chan *tc = &tl->chans[tl->n_chans++];
+
+		memset(tc, 0, sizeof(*tc));
+		tc->ch = *m->chans[i];
+		tc->ch.mig = NULL;
+		tc->host = tm->host;
+		tc->mig = tl->n_migs;
+		tc->peer = -1;
+	}
+	tl->n_migs++;
+}
+
+static bool skipped(const struct mft_tl_host *h, uint32_t pid)
+{
+	for (int i = 0; i < h->n_skip; i++)
+		if (h->skip_pids[i] == pid)
+			return true;
+	return false;
+}
+
+/* The event as the merged timeline sees it: on the reference clock, with its host's pid. */
+static void place(const struct mft_tl_host *h, const struct mft_event *in, struct mft_event *out)
+{
+	*out = *in;
+	out->ts_ns = (uint64_t)((int64_t)in->ts_ns + h->align.offset);
+	if (in->snap.last_rx_ns)
+		out->snap.last_rx_ns = (uint64_t)((int64_t)in->snap.last_rx_ns + h->align.offset);
+	out->pid = in->pid + h->pid_add;
+}
+
+static uint64_t host_end(const struct mft_tl_host *h)
+{
+	const struct mft_recording *r = &h->rec;
+	uint64_t t = 0;
+
+	if (r->has_counters)
+		t = r->counters.mono_ns;
+	for (size_t i = 0; i < r->n_clocks; i++)
+		if (r->clocks[i].mono_ns > t)
+			t = r->clocks[i].mono_ns;
+	if (r->n_events && r->events[r->n_events - 1].ts_ns > t)
+		t = r->events[r->n_events - 1].ts_ns;
+	return t ? (uint64_t)((int64_t)t + h->align.offset) : 0;
+}
+
+void mft_tl_run(struct mft_timeline *tl, const struct mft_sink *out)
+{
+	struct replay rp = { tl, out };
+	struct mft_sink sink = { .ctx = &rp, .event = on_event, .migration = on_migration };
+	struct mft_corr_opts opts = { .newchan_probe = true };
+	struct mft_correlator *c;
+	size_t pos[MFT_TL_MAX_HOSTS] = { 0 };
+	bool dst_tls = false, have_dst = false, any_tls = false;
+
+	/* --tls-records decides how a destination's final read is judged: take the mode of
+	 * the recordings that hold destinations */
+	for (int i = 0; i < tl->n_hosts; i++) {
+		const struct mft_recording *r = &tl->hosts[i].rec;
+		bool dst = false;
+
+		for (size_t k = 0; k < r->n_events && !dst; k++)
+			dst = r->events[k].type == MFT_EV_SOCK_ACCEPT;
+		any_tls |= r->host.tls_records;
+		if (dst) {
+			if (have_dst && dst_tls != r->host.tls_records)
+				note(tl, "recordings of destinations differ in --tls-records: judged in default mode");
+			dst_tls = have_dst ? dst_tls && r->host.tls_records : r->host.tls_records;
+			have_dst = true;
+		}
+	}
+	tl->tls_records = have_dst ? dst_tls : any_tls;
+	opts.tls_records = tl->tls_records;
+	c = mft_corr_new(&opts, &sink);
+	if (!c) {
+		fprintf(stderr, "mftrace: out of memory\n");
+		exit(1);
+	}
+	for (int i = 0; i < tl->n_hosts; i++) {
+		const struct mft_tl_host *h = &tl->hosts[i];
+		uint64_t e = host_end(h);
+
+		for (size_t k = 0; k < h->rec.n_targets; k++)
+			if (!skipped(h, h->rec.targets[k].pid))
+				mft_corr_set_process_name(c, h->rec.targets[k].pid + h->pid_add, h->rec.targets[k].name);
+		if (e > tl->t_end)
+			tl->t_end = e;
+	}
+	for (;;) { /* merge the hosts by time; each host's own order is kept */
+		int best = -1;
+		struct mft_event ev, cand;
+
+		for (int i = 0; i < tl->n_hosts; i++) {
+			const struct mft_tl_host *h = &tl->hosts[i];
+
+			while (pos[i] < h->rec.n_events && skipped(h, h->rec.events[pos[i]].pid))
+				pos[i]++;
+			if (pos[i] == h->rec.n_events)
+				continue;
+			place(h, &h->rec.events[pos[i]], &cand);
+			if (best < 0 || (int64_t)cand.ts_ns < (int64_t)ev.ts_ns) {
+				best = i;
+				ev = cand;
+			}
+		}
+		if (best < 0)
+			break;
+		pos[best]++;
+		if (!tl->t_first || ev.ts_ns < tl->t_first)
+			tl->t_first = ev.ts_ns;
+		/* live mode ticks about every 100 ms between batches: tick at each event's time */
+		mft_corr_tick(c, ev.ts_ns);
+		mft_corr_feed(c, &ev);
+		tl->n_fed++;
+	}
+	mft_corr_tick(c, tl->t_end);
+	mft_corr_finish(c, tl->t_end);
+	mft_corr_free(c);
+	/* the other end of each connection, where both were traced */
+	for (size_t i = 0; i < tl->n_chans; i++) {
+		struct mft_chan *a = &tl->chans[i].ch;
+
+		for (size_t j = 0; j < tl->n_chans && a->lport && a->rport; j++) {
+			const struct mft_chan *b = &tl->chans[j].ch;
+
+			if (j != i && b->pid != a->pid && b->lport == a->rport && b->rport == a->lport &&
+			    !memcmp(b->laddr, a->raddr, 16) && !memcmp(b->raddr, a->laddr, 16)) {
+				tl->chans[i].peer = (long)j;
+				break;
+			}
+		}
+	}
+}
+
+/* ------------------------------------------------------------------ shared by the renderers */
+
+const char *mft_tl_role(int role)
+{
+	return role == MFT_ROLE_SOURCE ? "source" : role == MFT_ROLE_DEST ? "destination" : "unknown";
+}
+
+const char *mft_tl_kind(int kind)
+{
+	return kind == MFT_KIND_MAIN ? "main" : kind == MFT_KIND_MULTIFD ? "multifd" : "unknown";
+}
+
+void mft_tl_verdict(const struct mft_verdict *v, char *buf, size_t len)
+{
+	char poss[64];
+
+	mft_possible_str(v->possible, poss, sizeof(poss));
+	if (v->kind == MFT_V_PREMATURE && v->severity)
+		snprintf(buf, len, "%s (%s)", poss, mft_severity_name(v->severity));
+	else
+		snprintf(buf, len, "%s", poss);
+}
+
+uint64_t mft_tl_final_read(const struct mft_tl_chan *c)
+{
+	return c->ch.verdict.t_final_read;
+}
