@@ -29,7 +29,7 @@ import time
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 MFTRACE = os.path.join(REPO, "build", "mftrace")
 MAIN_C = os.path.join(REPO, "user", "commands", "main.c")
-VERDICT_C = os.path.join(REPO, "user", "verdict.c")
+VERDICT_C = os.path.join(REPO, "user", "correlate", "verdict.c")
 VERSION_H = os.path.join(REPO, "include", "version.h")
 MANPAGE = os.path.join(REPO, "docs", "mftrace.8")
 QEMU = "/usr/bin/qemu-system-x86_64"
@@ -226,12 +226,16 @@ def longopts() -> list[tuple[str, str]]:
     src = read_source(MAIN_C)
     m = re.search(r"longopts\[\]\s*=\s*\{(.*?)\n\s*\};", src, re.S)
     check(m is not None, "cannot find longopts[] in user/commands/main.c")
+    # the shared option tables are macros in cli.h: expand the ones main.c uses
+    table = m.group(1)
+    cli_h = read_source(os.path.join(REPO, "user", "commands", "cli.h"))
+    for macro, body in re.findall(r"#define (MFT_CLI_\w+_LONGOPTS)\s*\\\n(.*?)(?<!\\)\n", cli_h, re.S):
+        table = table.replace(macro, body.replace("\\\n", "\n"))
     shorts = re.search(r'getopt_long\(argc, argv, "([^"]*)"', src)
     check(shorts is not None, "cannot find the getopt_long optstring in user/commands/main.c")
     optstring = shorts.group(1)
     opts = []
-    for name, val in re.findall(r'\{\s*"([a-z0-9-]+)"\s*,\s*\w+\s*,\s*NULL\s*,\s*\'(.)\'\s*\}',
-                                m.group(1)):
+    for name, val in re.findall(r'\{\s*"([a-z0-9-]+)"\s*,\s*\w+\s*,\s*NULL\s*,\s*\'(.)\'\s*\}', table):
         opts.append((name, val if val in optstring.replace(":", "") else ""))
     check(len(opts) >= 5, f"parsed only {len(opts)} options from longopts[]: {opts}")
     return opts

@@ -353,12 +353,12 @@ static void targets_gauge(void)
 	mft_metrics_free(m);
 }
 
-static struct mft_attach_status status(uint32_t pid, const char *what, const char *mech, bool ok)
+static struct mft_attach_status status(uint32_t pid, const char *what, int mech, bool ok)
 {
 	struct mft_attach_status s = { .pid = pid, .ok = ok };
 
 	snprintf(s.what, sizeof(s.what), "%s", what);
-	snprintf(s.mech, sizeof(s.mech), "%s", mech);
+	s.mech = mech;
 	return s;
 }
 
@@ -366,13 +366,13 @@ static void probes(void)
 {
 	struct mft_metrics *m = mft_metrics_new(&build);
 	struct mft_attach_status st[] = {
-		status(0, "shutdown", "tracepoint", true),
-		status(0, "close", "tracepoint", false),
-		status(0, "close", "tracepoint", true), /* the later status of the same probe wins */
-		status(10, "gnutls_bye", "uprobe", true),
-		status(11, "gnutls_bye", "uprobe", false),
-		status(99, "gnutls_bye", "uprobe", false), /* not traced: ignored */
-		status(99, "gnutls_deinit", "uprobe", false),
+		status(0, "shutdown", MFT_MECH_TRACEPOINT, true),
+		status(0, "close", MFT_MECH_TRACEPOINT, false),
+		status(0, "close", MFT_MECH_TRACEPOINT, true), /* the later status of the same probe wins */
+		status(10, "gnutls_bye", MFT_MECH_UPROBE, true),
+		status(11, "gnutls_bye", MFT_MECH_UPROBE, false),
+		status(99, "gnutls_bye", MFT_MECH_UPROBE, false), /* not traced: ignored */
+		status(99, "gnutls_deinit", MFT_MECH_UPROBE, false),
 	};
 	char *t;
 

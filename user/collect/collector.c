@@ -54,7 +54,7 @@ void mft_libbpf_log(bool verbose)
 }
 
 static struct mft_attach_status *add_status(struct mft_collector *c, uint32_t pid, const char *what,
-					    const char *mech, bool ok, bool required, const char *fmt, ...)
+					    int mech, bool ok, bool required, const char *fmt, ...)
 {
 	struct mft_attach_status *s;
 	va_list ap;
@@ -65,7 +65,7 @@ static struct mft_attach_status *add_status(struct mft_collector *c, uint32_t pi
 	memset(s, 0, sizeof(*s));
 	s->pid = pid;
 	snprintf(s->what, sizeof(s->what), "%s", what);
-	snprintf(s->mech, sizeof(s->mech), "%s", mech);
+	s->mech = mech;
 	s->ok = ok;
 	s->required = required;
 	va_start(ap, fmt);
@@ -104,14 +104,16 @@ static void choose(struct mft_collector *c, struct kprobe_set *k)
 	bpf_program__set_autoload(k->fentry, ch.mech == MFT_MECH_FENTRY);
 	bpf_program__set_autoload(k->kprobe, ch.mech == MFT_MECH_KPROBE);
 	bpf_program__set_autoload(k->tp, ch.mech == MFT_MECH_TRACEPOINT);
-	add_status(c, 0, k->what, mft_mech_name(ch.mech), ch.mech != MFT_MECH_NONE, true, "%s", ch.why);
+	add_status(c, 0, k->what, ch.mech, ch.mech != MFT_MECH_NONE, true, "%s", ch.why);
 }
 
 static void attach_kernel(struct mft_collector *c, struct bpf_program *p, const char *what, bool required)
 {
 	struct bpf_link *l;
 	const char *sec = bpf_program__section_name(p);
-	const char *mech = !strncmp(sec, "fentry", 6) ? "fentry" : !strncmp(sec, "kprobe", 6) ? "kprobe" : "tracepoint";
+	int mech = !strncmp(sec, "fentry", 6)	? MFT_MECH_FENTRY
+		   : !strncmp(sec, "kprobe", 6) ? MFT_MECH_KPROBE
+						: MFT_MECH_TRACEPOINT;
 
 	if (!bpf_program__autoload(p))
 		return;
@@ -179,8 +181,8 @@ struct mft_collector *mft_collector_open(const struct mft_collector_opts *o, mft
 	for (size_t i = 0; i < c->n_status; i++) {
 		struct mft_attach_status *st = &c->status[i];
 
-		if (st->required && !st->ok && st->mech[0] != 'n') {
-			snprintf(err, errlen, "cannot attach %s (%s): %s", st->what, st->mech, st->why);
+		if (st->required && !st->ok && st->mech != MFT_MECH_NONE) {
+			snprintf(err, errlen, "cannot attach %s (%s): %s", st->what, mft_mech_name(st->mech), st->why);
 			goto fail;
 		}
 		if (st->required && !st->ok) {
@@ -226,7 +228,7 @@ static bool uprobe_cookie(struct mft_collector *c, struct target *t, struct bpf_
 			  const char *path, const char *func, bool ret, bool required, __u64 cookie)
 {
 	LIBBPF_OPTS(bpf_uprobe_opts, uo, .retprobe = ret, .bpf_cookie = cookie);
-	const char *mech = ret ? "uretprobe" : "uprobe";
+	int mech = ret ? MFT_MECH_URETPROBE : MFT_MECH_UPROBE;
 	struct bpf_link *l;
 	uint64_t off;
 
@@ -277,7 +279,7 @@ static void uprobe_first(struct mft_collector *c, struct target *t, struct bpf_p
 			uprobe_cookie(c, t, p, e, path, names[i], false, false, cookie);
 			return;
 		}
-	add_status(c, t->pid, what, "uprobe", false, false, "none of the expected QEMU functions is exported");
+	add_status(c, t->pid, what, MFT_MECH_UPROBE, false, false, "none of the expected QEMU functions is exported");
 }
 
 static bool usdt(struct mft_collector *c, struct target *t, struct bpf_program *p, const char *path,
@@ -290,11 +292,11 @@ static bool usdt(struct mft_collector *c, struct target *t, struct bpf_program *
 		return false;
 	l = bpf_program__attach_usdt(p, (pid_t)t->pid, path, "qemu", name, &uo);
 	if (!l) {
-		add_status(c, t->pid, name, "usdt", false, false, "%s: %s", path, strerror(errno));
+		add_status(c, t->pid, name, MFT_MECH_USDT, false, false, "%s: %s", path, strerror(errno));
 		return false;
 	}
 	t->links[t->n_links++] = l;
-	add_status(c, t->pid, name, "usdt", true, false, "%s", path);
+	add_status(c, t->pid, name, MFT_MECH_USDT, true, false, "%s", path);
 	return true;
 }
 
@@ -373,7 +375,7 @@ static void attach_qemu(struct mft_collector *c, struct target *t, struct mft_el
 	uprobe_cookie(c, t, s->progs.up_multifd_sync_main, e, path, "multifd_recv_sync_main", false, false,
 		      MFT_SIDE_RECV);
 	if (!have_status_lookup)
-		add_status(c, t->pid, "MigrationStatus_lookup", "symbol", false, false,
+		add_status(c, t->pid, "MigrationStatus_lookup", MFT_MECH_SYMBOL, false, false,
 			   "not exported: migration states are shown as numbers");
 	/* per-channel SYNC packets on a destination, where USDT does not give them */
 	if (!attach_usdt(c, t, e, path) &&
@@ -443,7 +445,7 @@ int mft_collector_add_target(struct mft_collector *c, const struct mft_procinfo 
 	attach_qemu(c, t, e, pi->exe_open, tv.status_lookup != 0);
 	mft_elf_close(e);
 	if (!pi->gnutls[0]) {
-		add_status(c, t->pid, "gnutls", "uprobe", false, false,
+		add_status(c, t->pid, "gnutls", MFT_MECH_UPROBE, false, false,
 			   "libgnutls is not mapped in pid %u: channels are traced as plain TCP", pi->pid);
 		return 0;
 	}
@@ -452,7 +454,7 @@ int mft_collector_add_target(struct mft_collector *c, const struct mft_procinfo 
 		return -1;
 	}
 	if (pi->gnutls_replaced)
-		add_status(c, t->pid, "gnutls", "uprobe", true, false,
+		add_status(c, t->pid, "gnutls", MFT_MECH_UPROBE, true, false,
 			   "%s was replaced on disk: traced through the mapped file %s", pi->gnutls, pi->gnutls_open);
 	return 0;
 }

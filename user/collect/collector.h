@@ -23,7 +23,7 @@ struct mft_collector_opts {
 struct mft_attach_status {
 	uint32_t pid;      /* 0 for kernel-wide probes */
 	char what[48];     /* "shutdown", "gnutls_bye", ... */
-	char mech[16];     /* fentry, kprobe, tracepoint, uprobe, uretprobe */
+	int mech;          /* enum mft_mech (mft_mech_name() for its word) */
 	bool ok;
 	bool required;
 	char why[320];

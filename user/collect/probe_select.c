@@ -10,6 +10,10 @@ const char *mft_mech_name(int mech)
 	case MFT_MECH_FENTRY: return "fentry";
 	case MFT_MECH_KPROBE: return "kprobe";
 	case MFT_MECH_TRACEPOINT: return "tracepoint";
+	case MFT_MECH_UPROBE: return "uprobe";
+	case MFT_MECH_URETPROBE: return "uretprobe";
+	case MFT_MECH_USDT: return "usdt";
+	case MFT_MECH_SYMBOL: return "symbol";
 	default: return "none";
 	}
 }

@@ -10,7 +10,19 @@
 #include <stdbool.h>
 #include <stddef.h>
 
-enum mft_mech { MFT_MECH_NONE = 0, MFT_MECH_FENTRY, MFT_MECH_KPROBE, MFT_MECH_TRACEPOINT };
+/* How an attach point is (or would be) probed. The first four are the kernel-function
+ * choice below; the others name how a target's own code is probed, in attach statuses. */
+enum mft_mech {
+	MFT_MECH_NONE = 0,
+	MFT_MECH_FENTRY,
+	MFT_MECH_KPROBE,
+	MFT_MECH_TRACEPOINT,
+	MFT_MECH_UPROBE,
+	MFT_MECH_URETPROBE,
+	MFT_MECH_USDT,
+	MFT_MECH_SYMBOL, /* not a probe: a symbol looked up in the target (MigrationStatus_lookup) */
+	MFT_MECH__MAX,
+};
 
 /* What the host said about one way to probe one thing. */
 struct mft_avail {
@@ -30,6 +42,7 @@ struct mft_choice {
 /* forced: MFT_MECH_NONE to choose automatically, else only that mechanism is tried */
 void mft_choose_mech(const char *what, const struct mft_probe_results *r, int forced,
 		     struct mft_choice *out);
+/* "fentry", "kprobe", "tracepoint", "uprobe", "uretprobe", "usdt", "symbol" or "none" */
 const char *mft_mech_name(int mech);
 /* "fentry", "kprobe", "tracepoint" or "auto" -> mechanism; -1 if unknown */
 int mft_mech_parse(const char *s);

@@ -101,6 +101,20 @@ int mft_cli_mechanism(const char *s, int *mech)
 	return 0;
 }
 
+int mft_cli_trace_opt(int opt, const char *arg, struct mft_cli_trace *t)
+{
+	switch (opt) {
+	case 'p': return mft_cli_add_pid(arg, t->pids, &t->n_pids, MFT_MAX_PIDS) ? -1 : 1;
+	case 'd': return mft_cli_duration(arg, &t->duration) ? -1 : 1;
+	case 'T': t->co.tls_records = true; return 1;
+	case 'M': return mft_cli_mechanism(arg, &t->co.forced_mech) ? -1 : 1;
+	case 'v': t->co.verbose = true; return 1;
+	case 'j': t->json = true; return 1;
+	case 'q': t->quiet = true; return 1;
+	default: return 0;
+	}
+}
+
 int mft_cli_check_targets(const uint32_t *pids, int n_pids)
 {
 	struct mft_procinfo pi;

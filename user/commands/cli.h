@@ -3,8 +3,38 @@
 #ifndef MFT_CLI_H
 #define MFT_CLI_H
 
+#include <getopt.h>
 #include <signal.h>
+#include <stdbool.h>
 #include <stdint.h>
+#include "collect/collector.h"
+
+#define MFT_MAX_PIDS 64
+
+/* What the tracing commands (live mode, record, exporter) share, as their options set it. */
+struct mft_cli_trace {
+	uint32_t pids[MFT_MAX_PIDS];
+	int n_pids;
+	double duration;              /* 0: until Ctrl-C */
+	struct mft_collector_opts co; /* --tls-records, --mechanism, --verbose */
+	bool json, quiet;
+};
+
+/* The long options behind struct mft_cli_trace, to put in a command's option table. */
+#define MFT_CLI_PROBE_LONGOPTS                                   \
+	{ "tls-records", no_argument, NULL, 'T' },               \
+	{ "mechanism", required_argument, NULL, 'M' },           \
+	{ "verbose", no_argument, NULL, 'v' }
+#define MFT_CLI_TARGET_LONGOPTS                                  \
+	{ "pid", required_argument, NULL, 'p' },                 \
+	{ "duration", required_argument, NULL, 'd' }
+#define MFT_CLI_PRINT_LONGOPTS                                   \
+	{ "json", no_argument, NULL, 'j' },                      \
+	{ "quiet", no_argument, NULL, 'q' }
+
+/* One option of those tables: 1 if it was one of them (and taken), 0 if it is the
+ * command's own, -1 after a one-line error on stderr. */
+int mft_cli_trace_opt(int opt, const char *arg, struct mft_cli_trace *t);
 
 /* Set by SIGINT/SIGTERM once mft_cli_catch_signals() ran. */
 extern volatile sig_atomic_t mft_cli_stop;

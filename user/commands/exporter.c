@@ -84,7 +84,6 @@ static const char usage[] =
 
 struct exporter {
 	struct mft_metrics *m;
-	bool verbose;
 	bool probes_known;
 };
 
@@ -348,13 +347,11 @@ int mft_cmd_exporter(int argc, char **argv)
 		{ "listen", required_argument, NULL, 'l' },
 		{ "max-connections", required_argument, NULL, 'C' },
 		{ "timeout", required_argument, NULL, 't' },
-		{ "tls-records", no_argument, NULL, 'T' },
-		{ "mechanism", required_argument, NULL, 'M' },
-		{ "verbose", no_argument, NULL, 'v' },
+		MFT_CLI_PROBE_LONGOPTS,
 		{ "help", no_argument, NULL, 'h' },
 		{ 0 },
 	};
-	struct mft_collector_opts co = { 0 };
+	struct mft_cli_trace t = { 0 };
 	struct exporter x = { 0 };
 	struct sockaddr_storage ss;
 	socklen_t sl;
@@ -362,11 +359,16 @@ int mft_cmd_exporter(int argc, char **argv)
 	const char *listen_at = NULL;
 	char err[512], where[INET6_ADDRSTRLEN + 16], libbpf_v[32], default_listen[32];
 	struct MHD_Daemon *d;
-	int opt, fd, rc;
+	int opt, fd, rc, taken;
 
 	opterr = 0;
 	optind = 1;
 	while ((opt = getopt_long(argc, argv, ":l:vh", longopts, NULL)) != -1) {
+		taken = mft_cli_trace_opt(opt, optarg, &t);
+		if (taken < 0)
+			return 1;
+		if (taken)
+			continue;
 		switch (opt) {
 		case 'l': listen_at = optarg; break;
 		case 'C':
@@ -382,12 +384,6 @@ int mft_cmd_exporter(int argc, char **argv)
 				return 1;
 			}
 			break;
-		case 'T': co.tls_records = true; break;
-		case 'M':
-			if (mft_cli_mechanism(optarg, &co.forced_mech))
-				return 1;
-			break;
-		case 'v': co.verbose = x.verbose = true; break;
 		case 'h': fputs(usage, stdout); return 0;
 		default:
 			return mft_cli_option_error("exporter", opt, argv);
@@ -419,7 +415,7 @@ int mft_cmd_exporter(int argc, char **argv)
 		return 1;
 	}
 	signal(SIGPIPE, SIG_IGN);
-	d = MHD_start_daemon(MHD_USE_AUTO_INTERNAL_THREAD | (x.verbose ? MHD_USE_ERROR_LOG : 0), 0, NULL, NULL,
+	d = MHD_start_daemon(MHD_USE_AUTO_INTERNAL_THREAD | (t.co.verbose ? MHD_USE_ERROR_LOG : 0), 0, NULL, NULL,
 			     on_request, &x,
 			     MHD_OPTION_LISTEN_SOCKET, fd,
 			     MHD_OPTION_CONNECTION_LIMIT, (unsigned int)max_conn,
@@ -441,7 +437,7 @@ int mft_cmd_exporter(int argc, char **argv)
 			where);
 
 	struct mft_session_opts so = {
-		.co = co,
+		.co = t.co,
 		.all_qemus = true,
 		.chatter = true,
 		.sink = { .ctx = &x, .migration = on_migration },

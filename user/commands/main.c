@@ -22,7 +22,6 @@
 #include "commands/session.h"
 #include "version.h"
 
-#define MAX_PIDS 64
 
 const struct mft_command mft_commands[] = {
 	/* { "name", "one-line summary", mft_cmd_name }, */
@@ -103,24 +102,23 @@ static void on_chan_event(void *ctx, const struct mft_correlator *c, const struc
 	mft_out_event(&l->out, c, ch, ev);
 }
 
-static int live(uint32_t *pids, int n_pids, const struct mft_collector_opts *co, bool json, bool quiet,
-		double duration)
+static int live(const struct mft_cli_trace *t)
 {
 	struct live l = { 0 };
 
 	/* Validate everything before touching the kernel: one clear line per problem. */
-	if (mft_cli_check_targets(pids, n_pids))
+	if (mft_cli_check_targets(t->pids, t->n_pids))
 		return 1;
 	l.out.out = stdout;
-	l.out.json = json;
-	l.out.events = !quiet;
+	l.out.json = t->json;
+	l.out.events = !t->quiet;
 	l.out.mono_to_real = mft_mono_to_real();
 
 	struct mft_session_opts so = {
-		.co = *co,
-		.pids = pids,
-		.n_pids = n_pids,
-		.duration = duration,
+		.co = t->co,
+		.pids = t->pids,
+		.n_pids = t->n_pids,
+		.duration = t->duration,
 		.chatter = true,
 		.sink = { .ctx = &l, .event = on_chan_event, .migration = on_migration },
 	};
@@ -133,22 +131,16 @@ static int live(uint32_t *pids, int n_pids, const struct mft_collector_opts *co,
 int main(int argc, char **argv)
 {
 	static const struct option longopts[] = {
-		{ "pid", required_argument, NULL, 'p' },
-		{ "json", no_argument, NULL, 'j' },
-		{ "quiet", no_argument, NULL, 'q' },
-		{ "duration", required_argument, NULL, 'd' },
-		{ "tls-records", no_argument, NULL, 'T' },
-		{ "mechanism", required_argument, NULL, 'M' },
-		{ "verbose", no_argument, NULL, 'v' },
+		MFT_CLI_TARGET_LONGOPTS,
+		MFT_CLI_PRINT_LONGOPTS,
+		MFT_CLI_PROBE_LONGOPTS,
 		{ "version", no_argument, NULL, 'V' },
 		{ "help", no_argument, NULL, 'h' },
 		{ 0 },
 	};
-	struct mft_collector_opts co = { 0 };
-	uint32_t pids[MAX_PIDS];
-	int n_pids = 0, opt;
-	bool json = false, quiet = false, doctor = false;
-	double duration = 0;
+	struct mft_cli_trace t = { 0 };
+	int opt, taken;
+	bool doctor = false;
 
 	for (const struct mft_command *c = mft_commands; argc > 1 && c->name; c++)
 		if (!strcmp(argv[1], c->name))
@@ -160,23 +152,12 @@ int main(int argc, char **argv)
 	}
 	opterr = 0; /* one line per error, in our words */
 	while ((opt = getopt_long(argc, argv, ":p:jqd:vVh", longopts, NULL)) != -1) {
+		taken = mft_cli_trace_opt(opt, optarg, &t);
+		if (taken < 0)
+			return 1;
+		if (taken)
+			continue;
 		switch (opt) {
-		case 'p':
-			if (mft_cli_add_pid(optarg, pids, &n_pids, MAX_PIDS))
-				return 1;
-			break;
-		case 'j': json = true; break;
-		case 'q': quiet = true; break;
-		case 'd':
-			if (mft_cli_duration(optarg, &duration))
-				return 1;
-			break;
-		case 'T': co.tls_records = true; break;
-		case 'M':
-			if (mft_cli_mechanism(optarg, &co.forced_mech))
-				return 1;
-			break;
-		case 'v': co.verbose = true; break;
 		case 'V': printf("mftrace %s\n", MFT_VERSION); return 0;
 		case 'h':
 			fputs(usage, stdout);
@@ -191,12 +172,12 @@ int main(int argc, char **argv)
 	if (optind < argc)
 		return mft_cli_unexpected(NULL, argv);
 	if (doctor)
-		return mft_doctor(pids, n_pids, &co);
-	if (!n_pids) {
+		return mft_doctor(t.pids, t.n_pids, &t.co);
+	if (!t.n_pids) {
 		fprintf(stderr, "mftrace: no target: give -p PID of a QEMU process. Try 'mftrace --help'.\n");
 		return 1;
 	}
 	mft_cli_catch_signals();
 	setvbuf(stdout, NULL, _IOLBF, 0);
-	return live(pids, n_pids, &co, json, quiet, duration);
+	return live(&t);
 }

@@ -26,7 +26,6 @@
 #include "commands/cli.h"
 #include "version.h"
 #define RECORD_TOOL_VERSION MFT_VERSION
-#define MAX_PIDS 64
 #define MIN_MAX_SIZE (512ull << 10)   /* 8 segments of 64 KiB: room for the metadata each repeats */
 #define COUNTERS_EVERY_NS 1000000000ull
 #define CLOCK_EVERY_NS (60ull * 1000000000ull)
@@ -153,7 +152,7 @@ static void write_statuses(struct recorder *r, const struct mft_session *s)
 		struct mft_rec_probe p = { .pid = a->pid, .ok = a->ok, .required = a->required };
 
 		snprintf(p.what, sizeof(p.what), "%s", a->what);
-		snprintf(p.mech, sizeof(p.mech), "%s", a->mech);
+		snprintf(p.mech, sizeof(p.mech), "%s", mft_mech_name(a->mech));
 		snprintf(p.why, sizeof(p.why), "%s", a->why);
 		mft_recw_probe(r->w, &p);
 	}
@@ -269,38 +268,32 @@ static int parse_size(const char *s, uint64_t *out)
 int mft_cmd_record(int argc, char **argv)
 {
 	static const struct option longopts[] = {
-		{ "pid", required_argument, NULL, 'p' },
+		MFT_CLI_TARGET_LONGOPTS,
 		{ "output", required_argument, NULL, 'o' },
 		{ "max-size", required_argument, NULL, 'S' },
-		{ "duration", required_argument, NULL, 'd' },
-		{ "tls-records", no_argument, NULL, 'T' },
-		{ "mechanism", required_argument, NULL, 'M' },
+		MFT_CLI_PROBE_LONGOPTS,
 		{ "show", no_argument, NULL, 's' },
-		{ "json", no_argument, NULL, 'j' },
-		{ "quiet", no_argument, NULL, 'q' },
-		{ "verbose", no_argument, NULL, 'v' },
+		MFT_CLI_PRINT_LONGOPTS,
 		{ "help", no_argument, NULL, 'h' },
 		{ 0 },
 	};
-	struct mft_collector_opts co = { 0 };
+	struct mft_cli_trace t = { 0 };
 	struct mft_recw_opts wo = { 0 };
 	struct recorder r = { 0 };
 	struct mft_rec_host host;
 	struct mft_rec_clock clk;
-	uint32_t pids[MAX_PIDS];
-	int n_pids = 0, opt, rc;
-	bool json = false, quiet = false;
-	double duration = 0;
+	int opt, rc, taken;
 	char err[512];
 
 	opterr = 0;
 	optind = 1;
 	while ((opt = getopt_long(argc, argv, ":p:o:d:jqvh", longopts, NULL)) != -1) {
+		taken = mft_cli_trace_opt(opt, optarg, &t);
+		if (taken < 0)
+			return 1;
+		if (taken)
+			continue;
 		switch (opt) {
-		case 'p':
-			if (mft_cli_add_pid(optarg, pids, &n_pids, MAX_PIDS))
-				return 1;
-			break;
 		case 'o': r.path = optarg; break;
 		case 'S':
 			if (parse_size(optarg, &wo.max_size) || wo.max_size < MIN_MAX_SIZE) {
@@ -308,19 +301,7 @@ int mft_cmd_record(int argc, char **argv)
 				return 1;
 			}
 			break;
-		case 'd':
-			if (mft_cli_duration(optarg, &duration))
-				return 1;
-			break;
-		case 'T': co.tls_records = true; break;
-		case 'M':
-			if (mft_cli_mechanism(optarg, &co.forced_mech))
-				return 1;
-			break;
 		case 's': r.show = true; break;
-		case 'j': json = true; break;
-		case 'q': quiet = true; break;
-		case 'v': co.verbose = true; break;
 		case 'h': fputs(usage, stdout); return 0;
 		default:
 			return mft_cli_option_error("record", opt, argv);
@@ -332,14 +313,14 @@ int mft_cmd_record(int argc, char **argv)
 		fprintf(stderr, "mftrace: record needs -o FILE. Try 'mftrace record --help'.\n");
 		return 1;
 	}
-	if (mft_cli_check_targets(pids, n_pids))
+	if (mft_cli_check_targets(t.pids, t.n_pids))
 		return 1;
 	r.w = mft_recw_open(r.path, &wo, err, sizeof(err));
 	if (!r.w) {
 		fprintf(stderr, "mftrace: %s\n", err);
 		return 1;
 	}
-	host_info(&host, &co, n_pids == 0);
+	host_info(&host, &t.co, t.n_pids == 0);
 	mft_recw_host(r.w, &host);
 	take_clock(&clk);
 	mft_recw_clock(r.w, &clk);
@@ -347,16 +328,16 @@ int mft_cmd_record(int argc, char **argv)
 	r.t_clock = r.t_counters = clk.mono_ns;
 	/* what --show prints is what a report of this file prints: the same clock offset */
 	r.out.out = stdout;
-	r.out.json = json;
-	r.out.events = !quiet;
+	r.out.json = t.json;
+	r.out.events = !t.quiet;
 	r.out.mono_to_real = clk.real_ns - (int64_t)clk.mono_ns;
 
 	struct mft_session_opts so = {
-		.co = co,
-		.pids = pids,
-		.n_pids = n_pids,
-		.all_qemus = n_pids == 0,
-		.duration = duration,
+		.co = t.co,
+		.pids = t.pids,
+		.n_pids = t.n_pids,
+		.all_qemus = t.n_pids == 0,
+		.duration = t.duration,
 		.chatter = true,
 		.ctx = &r,
 		.raw = on_raw,

@@ -63,10 +63,10 @@ static void print_status(const struct mft_collector *col, bool verbose)
 	for (size_t i = 0; i < n; i++) {
 		if (st[i].ok && !verbose)
 			continue;
-		if (!st[i].ok && !verbose && !st[i].required && strcmp(st[i].mech, "symbol") == 0)
+		if (!st[i].ok && !verbose && !st[i].required && st[i].mech == MFT_MECH_SYMBOL)
 			continue;
 		fprintf(stderr, "mftrace: %s%s%u %-26s %-10s %s%s\n", st[i].ok ? "" : "note: ",
-			st[i].pid ? "pid " : "kernel", st[i].pid ? st[i].pid : 0, st[i].what, st[i].mech,
+			st[i].pid ? "pid " : "kernel", st[i].pid ? st[i].pid : 0, st[i].what, mft_mech_name(st[i].mech),
 			st[i].ok ? "" : "unavailable: ", st[i].why);
 	}
 }

@@ -14,8 +14,8 @@
 #include <stddef.h>
 #include "mftrace.h"
 #include "correlate/verdict.h"
+#include "correlate/names.h"
 
-enum mft_kind { MFT_KIND_UNKNOWN = 0, MFT_KIND_MAIN, MFT_KIND_MULTIFD };
 
 struct mft_migration;
 
@@ -105,7 +105,6 @@ const struct mft_process *mft_corr_process(const struct mft_correlator *c, uint3
 /* Tracing of pid started at now_ns (sockets found later are mid-life). */
 size_t mft_corr_open_migrations(const struct mft_correlator *c);
 
-const char *mft_ev_name(int type);
 /* Grow an array to hold need elements (doubling); exits on out-of-memory. */
 /* "xxxxxxxx-xxxx-xxxx-xxxx-xxxxxxxxxxxx" */
 

@@ -68,6 +68,26 @@ void mft_possible_str(unsigned possible, char *buf, size_t len)
 		snprintf(buf, len, "undecided");
 }
 
+const char *mft_verdict_label(int kind, unsigned possible, char *buf, size_t len)
+{
+	if (kind >= 0 || !possible)
+		snprintf(buf, len, "%s", mft_vkind_name(kind));
+	else
+		mft_possible_str(possible, buf, len);
+	return buf;
+}
+
+void mft_verdict_str(const struct mft_verdict *v, char *buf, size_t len)
+{
+	char label[64];
+
+	mft_verdict_label(v->kind, v->possible, label, sizeof(label));
+	if (v->kind == MFT_V_PREMATURE && v->severity)
+		snprintf(buf, len, "%s (%s)", label, mft_severity_name(v->severity));
+	else
+		snprintf(buf, len, "%s", label);
+}
+
 /*
  * A TLS alert is 2 bytes of plaintext. Its record body on the wire is 19 bytes in TLS 1.3
  * (alert + content type + 16-byte AEAD tag), 26 in TLS 1.2 AES-GCM (8-byte explicit nonce),

@@ -90,7 +90,12 @@ void mft_judge_migration(const struct mft_verdict *const *chans, size_t n, bool 
 
 const char *mft_vkind_name(int kind);
 const char *mft_severity_name(int sev);
-/* "clean", "premature|unread", ...: the possible set, joined by '|' */
+/* "clean", "premature|unread", ...: the possible set, joined by '|' ("undecided" if empty) */
 void mft_possible_str(unsigned possible, char *buf, size_t len);
+/* The verdict as one word where decided, else the possible set: what text and JSON show.
+ * Returns buf. */
+const char *mft_verdict_label(int kind, unsigned possible, char *buf, size_t len);
+/* A channel's verdict label, with the severity of a premature one: "premature (fatal)". */
+void mft_verdict_str(const struct mft_verdict *v, char *buf, size_t len);
 
 #endif

@@ -374,15 +374,6 @@ static struct vm *vm_get(struct mft_metrics *m, const char *name)
 	return NULL;
 }
 
-static const char *role_name(int role)
-{
-	switch (role) {
-	case MFT_ROLE_SOURCE: return "source";
-	case MFT_ROLE_DEST: return "destination";
-	default: return "unknown";
-	}
-}
-
 /* mft_migration.outcome without its numbers: a bounded set */
 static const char *outcome_label(const char *o)
 {
@@ -397,14 +388,6 @@ static const char *outcome_label(const char *o)
 	if (!strncmp(o, "killed(", 7))
 		return "killed";
 	return "other";
-}
-
-static void verdict_label(int kind, unsigned possible, char *buf, size_t len)
-{
-	if (kind >= 0 || !possible)
-		snprintf(buf, len, "%s", mft_vkind_name(kind));
-	else
-		mft_possible_str(possible, buf, len);
 }
 
 struct mft_metrics *mft_metrics_new(const struct mft_metrics_build *b)
@@ -448,7 +431,7 @@ static void channel(struct mft_metrics *m, const char *role, const char *vm, con
 	const struct mft_verdict *v = &ch->verdict;
 	char verdict[64];
 
-	verdict_label(v->kind, v->possible, verdict, sizeof(verdict));
+	mft_verdict_label(v->kind, v->possible, verdict, sizeof(verdict));
 	inc(m, F_CHANNELS, (const char *[]){ role, verdict, vm });
 	if (v->kind == MFT_V_PREMATURE)
 		inc(m, F_PREMATURE, (const char *[]){ role, mft_severity_name(v->severity), vm });
@@ -463,11 +446,11 @@ static void channel(struct mft_metrics *m, const char *role, const char *vm, con
 void mft_metrics_migration(struct mft_metrics *m, const char *vm_name, const struct mft_migration *mig, double now_s)
 {
 	const struct mft_mig_verdict *mv = &mig->verdict;
-	const char *role = role_name(mig->role), *outcome = outcome_label(mig->outcome);
+	const char *role = mft_role_name(mig->role), *outcome = outcome_label(mig->outcome);
 	char vm[LV_LEN], verdict[64], endpoint[LV_LEN], uuid[40] = "";
 	struct series *s;
 
-	verdict_label(mv->kind, mv->possible, verdict, sizeof(verdict));
+	mft_verdict_label(mv->kind, mv->possible, verdict, sizeof(verdict));
 	sanitize(endpoint, mig->endpoint);
 	if (mig->has_uuid)
 		mft_fmt_uuid(uuid, sizeof(uuid), mig->uuid);
@@ -521,7 +504,7 @@ static struct target *target_find(struct mft_metrics *m, uint32_t pid)
 static void preinit_vm(struct mft_metrics *m, const char *vm)
 {
 	for (int r = MFT_ROLE_SOURCE; r <= MFT_ROLE_DEST; r++) {
-		const char *role = role_name(r);
+		const char *role = mft_role_name(r);
 
 		for (int k = 0; k < MFT_V__MAX; k++) {
 			series(m, F_MIGRATIONS, (const char *[]){ role, mft_vkind_name(k), vm });
@@ -575,7 +558,7 @@ void mft_metrics_set_self(struct mft_metrics *m, const struct mft_metrics_self *
 static bool superseded(const struct mft_attach_status *st, size_t n, size_t i)
 {
 	for (size_t j = i + 1; j < n; j++)
-		if (st[j].pid == st[i].pid && !strcmp(st[j].what, st[i].what) && !strcmp(st[j].mech, st[i].mech))
+		if (st[j].pid == st[i].pid && !strcmp(st[j].what, st[i].what) && st[j].mech == st[i].mech)
 			return true;
 	return false;
 }
@@ -589,7 +572,7 @@ void mft_metrics_set_probes(struct mft_metrics *m, const struct mft_attach_statu
 
 		if ((st[i].pid && !target_find(m, st[i].pid)) || superseded(st, n, i))
 			continue;
-		s = series(m, F_PROBE, (const char *[]){ st[i].what, st[i].mech });
+		s = series(m, F_PROBE, (const char *[]){ st[i].what, mft_mech_name(st[i].mech) });
 		if (s)
 			s->value = (s->seen++ ? s->value != 0 : true) && st[i].ok;
 	}

@@ -5,33 +5,6 @@
 #include <time.h>
 #include "present/output.h"
 
-static const char *role_name(int role)
-{
-	switch (role) {
-	case MFT_ROLE_SOURCE: return "source";
-	case MFT_ROLE_DEST: return "destination";
-	default: return "unknown";
-	}
-}
-
-static const char *role_short(int role)
-{
-	switch (role) {
-	case MFT_ROLE_SOURCE: return "src";
-	case MFT_ROLE_DEST: return "dst";
-	default: return "?";
-	}
-}
-
-static const char *kind_name(int kind)
-{
-	switch (kind) {
-	case MFT_KIND_MAIN: return "main";
-	case MFT_KIND_MULTIFD: return "multifd";
-	default: return "unknown";
-	}
-}
-
 static const char *tcp_state_name(int s)
 {
 	static const char *const n[] = { "?", "ESTABLISHED", "SYN_SENT", "SYN_RECV", "FIN_WAIT1",
@@ -152,7 +125,7 @@ void mft_out_event(void *ctx, const struct mft_correlator *c, const struct mft_c
 		mft_json_str(o->out, mft_ev_name(ev->type));
 		if (ch) {
 			fprintf(o->out, ",\"role\":\"%s\",\"migration\":%" PRIu64 ",\"channel\":%d,\"kind\":\"%s\",\"local\":",
-				role_name(ch->role), ch->mig ? ch->mig->id : 0, ch->index, kind_name(ch->kind));
+				mft_role_name(ch->role), ch->mig ? ch->mig->id : 0, ch->index, mft_kind_name(ch->kind));
 			mft_json_str(o->out, la);
 			fputs(",\"peer\":", o->out);
 			mft_json_str(o->out, ra);
@@ -164,23 +137,12 @@ void mft_out_event(void *ctx, const struct mft_correlator *c, const struct mft_c
 		mft_fmt_clock(o, ev->ts_ns, when, sizeof(when));
 		if (ch)
 			fprintf(o->out, "%s %7u %s #%" PRIu64 ".%d %-7s %s %s %s  %-15s %s\n", when, ev->pid,
-				role_short(ch->role), ch->mig ? ch->mig->id : 0, ch->index, kind_name(ch->kind),
+				mft_role_short(ch->role), ch->mig ? ch->mig->id : 0, ch->index, mft_kind_name(ch->kind),
 				la, ch->role == MFT_ROLE_DEST ? "<-" : "->", ra, mft_ev_name(ev->type), detail);
 		else
 			fprintf(o->out, "%s %7u %-15s %s\n", when, ev->pid, mft_ev_name(ev->type), detail);
 	}
 	fflush(o->out);
-}
-
-static void verdict_text(const struct mft_verdict *v, char *buf, size_t len)
-{
-	char poss[64];
-
-	mft_possible_str(v->possible, poss, sizeof(poss));
-	if (v->kind == MFT_V_PREMATURE && v->severity)
-		snprintf(buf, len, "%s (%s)", poss, mft_severity_name(v->severity));
-	else
-		snprintf(buf, len, "%s", poss);
 }
 
 static void rel(uint64_t t, uint64_t t0, char *buf, size_t len)
@@ -228,11 +190,10 @@ static void migration_text(struct mft_output *o, const struct mft_correlator *c,
 	char poss[64], when[32];
 	FILE *f = o->out;
 
-	mft_possible_str(mv->possible, poss, sizeof(poss));
 	mft_fmt_clock(o, t0 ? t0 : m->t_first, when, sizeof(when));
 	fprintf(f, "\n== migration #%" PRIu64 ": pid %u%s%s%s, %s %s %s, outcome %s\n", m->id, m->pid,
 		p && p->name[0] ? " (" : "", p && p->name[0] ? p->name : "", p && p->name[0] ? ")" : "",
-		role_name(m->role), m->role == MFT_ROLE_DEST ? "listening on" : "connected to", m->endpoint,
+		mft_role_name(m->role), m->role == MFT_ROLE_DEST ? "listening on" : "connected to", m->endpoint,
 		m->outcome);
 	fprintf(f, "   times are relative to the first teardown step at %s\n", when);
 	if (m->n_sync || m->has_uuid) {
@@ -261,7 +222,7 @@ static void migration_text(struct mft_output *o, const struct mft_correlator *c,
 		rel(e->t_close, t0, cl, sizeof(cl));
 		final_read_text(&ch->verdict, t0, fr, sizeof(fr));
 		mft_fmt_span(ch->verdict.fin_to_final_read, mg, sizeof(mg));
-		verdict_text(&ch->verdict, vt, sizeof(vt));
+		mft_verdict_str(&ch->verdict, vt, sizeof(vt));
 		if (ch->chan_id >= 0)
 			snprintf(id, sizeof(id), "%d", ch->chan_id);
 		rel(e->t_last_sync, t0, ls, sizeof(ls));
@@ -270,10 +231,10 @@ static void migration_text(struct mft_output *o, const struct mft_correlator *c,
 		else
 			snprintf(sy, sizeof(sy), "-");
 		fprintf(f, "   %-3d %-3s %-7s %-21s %-21s %-3s %-14s %-9s %-9s %-9s %-9s %-17s %-14s %-9s %s\n",
-			ch->index, id, kind_name(ch->kind), la, ra, e->tls ? "yes" : "no", sy, bye, sh, fin, cl, fr,
+			ch->index, id, mft_kind_name(ch->kind), la, ra, e->tls ? "yes" : "no", sy, bye, sh, fin, cl, fr,
 			ch->verdict.woken_by ? ch->verdict.woken_by : "-", mg, vt);
 	}
-	fprintf(f, "   verdict: %s", mv->kind >= 0 ? mft_vkind_name(mv->kind) : poss);
+	fprintf(f, "   verdict: %s", mft_verdict_label(mv->kind, mv->possible, poss, sizeof(poss)));
 	if (mv->kind == MFT_V_PREMATURE)
 		fprintf(f, " (%s)", mft_severity_name(mv->severity));
 	if (mv->n_undecided)
@@ -327,11 +288,11 @@ static void channel_json(struct mft_output *o, const struct mft_migration *m, co
 
 	mft_fmt_addr(la, sizeof(la), ch->family, ch->laddr, ch->lport);
 	mft_fmt_addr(ra, sizeof(ra), ch->family, ch->raddr, ch->rport);
-	mft_possible_str(v->possible, poss, sizeof(poss));
+	mft_verdict_label(v->kind, v->possible, poss, sizeof(poss));
 	fprintf(f, "{\"type\":\"channel\",\"migration\":%" PRIu64 ",\"pid\":%u,\"role\":\"%s\",\"channel\":%d,"
 		   "\"kind\":\"%s\",\"local\":\"%s\",\"peer\":\"%s\",\"local_port\":%u,\"peer_port\":%u,"
 		   "\"tls\":%s,\"verdict\":",
-		m->id, ch->pid, role_name(ch->role), ch->index, kind_name(ch->kind), la, ra, ch->lport, ch->rport,
+		m->id, ch->pid, mft_role_name(ch->role), ch->index, mft_kind_name(ch->kind), la, ra, ch->lport, ch->rport,
 		e->tls ? "true" : "false");
 	mft_json_str(f, poss);
 	json_possible(f, v->possible);
@@ -397,13 +358,12 @@ static void migration_json(struct mft_output *o, const struct mft_correlator *c,
 
 	for (size_t i = 0; i < m->n_chans; i++)
 		channel_json(o, m, m->chans[i]);
-	mft_possible_str(mv->possible, poss, sizeof(poss));
 	fprintf(f, "{\"type\":\"migration\",\"migration\":%" PRIu64 ",\"pid\":%u,\"name\":", m->id, m->pid);
 	mft_json_str(f, p ? p->name : "");
-	fprintf(f, ",\"role\":\"%s\",\"endpoint\":\"%s\",\"outcome\":", role_name(m->role), m->endpoint);
+	fprintf(f, ",\"role\":\"%s\",\"endpoint\":\"%s\",\"outcome\":", mft_role_name(m->role), m->endpoint);
 	mft_json_str(f, m->outcome);
 	fputs(",\"verdict\":", f);
-	mft_json_str(f, mv->kind >= 0 ? mft_vkind_name(mv->kind) : poss);
+	mft_json_str(f, mft_verdict_label(mv->kind, mv->possible, poss, sizeof(poss)));
 	json_possible(f, mv->possible);
 	fputs(",\"severity\":", f);
 	if (mv->kind == MFT_V_PREMATURE)

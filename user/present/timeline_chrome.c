@@ -40,8 +40,8 @@ static void chan_name(const struct mft_tl_chan *tc, uint64_t mig_id, char *buf, 
 
 	mft_fmt_addr(la, sizeof(la), tc->ch.family, tc->ch.laddr, tc->ch.lport);
 	mft_fmt_addr(ra, sizeof(ra), tc->ch.family, tc->ch.raddr, tc->ch.rport);
-	mft_tl_verdict(&tc->ch.verdict, vt, sizeof(vt));
-	snprintf(buf, len, "#%" PRIu64 ".%d %s %s %s %s: %s", mig_id, tc->ch.index, mft_tl_kind(tc->ch.kind), la,
+	mft_verdict_str(&tc->ch.verdict, vt, sizeof(vt));
+	snprintf(buf, len, "#%" PRIu64 ".%d %s %s %s %s: %s", mig_id, tc->ch.index, mft_kind_name(tc->ch.kind), la,
 		 tc->ch.role == MFT_ROLE_DEST ? "<-" : "->", ra, vt);
 }
 
@@ -94,7 +94,7 @@ static void channel(struct chrome *c, const struct mft_tl_chan *tc)
 	sep(c);
 	fprintf(c->f, "{\"ph\":\"M\",\"name\":\"thread_sort_index\",\"pid\":%u,\"tid\":%d,\"args\":{\"sort_index\":%d}}",
 		pid, tid, tid);
-	mft_tl_verdict(v, vt, sizeof(vt));
+	mft_verdict_str(v, vt, sizeof(vt));
 	sep(c);
 	fprintf(c->f, "{\"ph\":\"X\",\"cat\":\"channel\",\"name\":");
 	mft_json_str(c->f, vt);
@@ -105,7 +105,7 @@ static void channel(struct chrome *c, const struct mft_tl_chan *tc)
 	mft_json_str(c->f, v->why ? v->why : "");
 	fputs(",\"woken_by\":", c->f);
 	mft_json_str(c->f, v->woken_by ? v->woken_by : "");
-	fprintf(c->f, ",\"role\":\"%s\",\"kind\":\"%s\",\"host\":", mft_tl_role(tc->ch.role), mft_tl_kind(tc->ch.kind));
+	fprintf(c->f, ",\"role\":\"%s\",\"kind\":\"%s\",\"host\":", mft_role_name(tc->ch.role), mft_kind_name(tc->ch.kind));
 	mft_json_str(c->f, tc->host >= 0 ? tl->hosts[tc->host].label : "");
 	fprintf(c->f, ",\"rx_bytes\":%" PRIu64 ",\"tx_bytes\":%" PRIu64, e->rx_bytes, e->tx_bytes);
 	margin_arg(c->f, "fin_to_final_read", v->fin_to_final_read);
@@ -160,7 +160,7 @@ int mft_tl_chrome(const struct mft_timeline *tl, FILE *f)
 			seen |= tl->migs[k].m.pid == m->m.pid;
 		if (!seen) {
 			snprintf(pname, sizeof(pname), "%s: pid %u %s (%s)", m->host >= 0 ? tl->hosts[m->host].label : "?",
-				 m->m.pid, m->name, mft_tl_role(m->m.role));
+				 m->m.pid, m->name, mft_role_name(m->m.role));
 			meta(&c, "process_name", m->m.pid, 0, "name", pname);
 			sep(&c);
 			fprintf(f, "{\"ph\":\"M\",\"name\":\"process_sort_index\",\"pid\":%u,\"tid\":0,\"args\":{\"sort_index\":%d}}",
@@ -171,7 +171,7 @@ int mft_tl_chrome(const struct mft_timeline *tl, FILE *f)
 		sep(&c);
 		fprintf(f, "{\"ph\":\"X\",\"cat\":\"migration\",\"name\":\"%s %s%s\",\"pid\":%u,\"tid\":%d,"
 			   "\"ts\":%.3f,\"dur\":%.3f}",
-			m->m.outcome, m->m.verdict.kind >= 0 ? mft_vkind_name(m->m.verdict.kind) : "undecided",
+			m->m.outcome, mft_vkind_name(m->m.verdict.kind),
 			m->m.verdict.flagged ? " FLAGGED" : "", m->m.pid, (int)(m->m.id * 1000), us(&c, m->m.t_first),
 			m->m.t_last_end > m->m.t_first ? (double)(m->m.t_last_end - m->m.t_first) / 1e3 : 0.001);
 		for (size_t k = 0; k < m->n; k++)

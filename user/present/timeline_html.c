@@ -32,10 +32,6 @@ static void esc(FILE *f, const char *s)
 		}
 }
 
-static const char *vclass(const struct mft_verdict *v)
-{
-	return v->kind >= 0 ? mft_vkind_name(v->kind) : "undecided";
-}
 
 struct plot {
 	uint64_t t0, t1;   /* the window */
@@ -111,7 +107,7 @@ static void lane_label(FILE *f, const struct mft_timeline *tl, const struct mft_
 	mft_fmt_addr(ra, sizeof(ra), tc->ch.family, tc->ch.raddr, tc->ch.rport);
 	fprintf(f, "#%" PRIu64 ".%d %s %s ", tl->migs[tc->mig].m.id, tc->ch.index,
 		tc->ch.role == MFT_ROLE_SOURCE ? "src" : tc->ch.role == MFT_ROLE_DEST ? "dst" : "?",
-		mft_tl_kind(tc->ch.kind));
+		mft_kind_name(tc->ch.kind));
 	esc(f, la);
 	fputs(tc->ch.role == MFT_ROLE_DEST ? " &#8592; " : " &#8594; ", f);
 	esc(f, ra);
@@ -193,16 +189,16 @@ static void lane(FILE *f, const struct mft_timeline *tl, const struct plot *p, s
 	bool race = v->kind == MFT_V_PREMATURE && tc->ch.role != MFT_ROLE_SOURCE;
 
 	ys[ci] = y;
-	mft_tl_verdict(v, vt, sizeof(vt));
+	mft_verdict_str(v, vt, sizeof(vt));
 	fprintf(f, "<g class=\"lane%s\" data-migration=\"%" PRIu64 "\" data-channel=\"%d\" data-pid=\"%u\" "
 		   "data-role=\"%s\" data-kind=\"%s\" data-verdict=\"%s\" data-local-port=\"%u\" data-peer-port=\"%u\">",
-		race ? " race" : "", tl->migs[tc->mig].m.id, tc->ch.index, tc->ch.pid, mft_tl_role(tc->ch.role),
-		mft_tl_kind(tc->ch.kind), vclass(v), tc->ch.lport, tc->ch.rport);
+		race ? " race" : "", tl->migs[tc->mig].m.id, tc->ch.index, tc->ch.pid, mft_role_name(tc->ch.role),
+		mft_kind_name(tc->ch.kind), mft_vkind_name(v->kind), tc->ch.lport, tc->ch.rport);
 	if (row % 2)
 		fprintf(f, "<rect class=\"stripe\" x=\"0\" y=\"%.1f\" width=\"%d\" height=\"%d\"/>", y - LANE_H / 2.0, W, LANE_H);
 	fprintf(f, "<text class=\"label\" x=\"8\" y=\"%.1f\">", y - 3);
 	lane_label(f, tl, tc);
-	fprintf(f, "</text><text class=\"verdict v-%s\" x=\"8\" y=\"%.1f\">%s", vclass(v), y + 12, vt);
+	fprintf(f, "</text><text class=\"verdict v-%s\" x=\"8\" y=\"%.1f\">%s", mft_vkind_name(v->kind), y + 12, vt);
 	if (v->woken_by)
 		fprintf(f, " &#183; woken by %s", v->woken_by);
 	fputs("</text>", f);
@@ -297,19 +293,18 @@ static void group_svg(FILE *f, const struct mft_timeline *tl, const struct group
 static void mig_summary(FILE *f, const struct mft_timeline *tl, const struct mft_tl_mig *m)
 {
 	const struct mft_mig_verdict *mv = &m->m.verdict;
-	char poss[64];
+	char label[64];
 
-	mft_possible_str(mv->possible, poss, sizeof(poss));
+	mft_verdict_label(mv->kind, mv->possible, label, sizeof(label));
 	fprintf(f, "<p class=\"mig\" data-migration=\"%" PRIu64 "\" data-verdict=\"%s\" data-flagged=\"%s\">"
-		   "<b>migration #%" PRIu64 "</b>: %s pid %u (", m->m.id, mv->kind >= 0 ? mft_vkind_name(mv->kind) : poss,
+		   "<b>migration #%" PRIu64 "</b>: %s pid %u (", m->m.id, label,
 		mv->flagged ? "true" : "false", m->m.id, m->host >= 0 ? tl->hosts[m->host].label : "?", m->m.pid);
 	esc(f, m->name);
-	fprintf(f, "), %s %s ", mft_tl_role(m->m.role), m->m.role == MFT_ROLE_DEST ? "listening on" : "connected to");
+	fprintf(f, "), %s %s ", mft_role_name(m->m.role), m->m.role == MFT_ROLE_DEST ? "listening on" : "connected to");
 	esc(f, m->m.endpoint);
 	fputs(", outcome <b>", f);
 	esc(f, m->m.outcome);
-	fprintf(f, "</b>, verdict <b class=\"v-%s\">%s</b>", mv->kind >= 0 ? mft_vkind_name(mv->kind) : "undecided",
-		mv->kind >= 0 ? mft_vkind_name(mv->kind) : poss);
+	fprintf(f, "</b>, verdict <b class=\"v-%s\">%s</b>", mft_vkind_name(mv->kind), label);
 	if (mv->kind == MFT_V_PREMATURE)
 		fprintf(f, " (%s)", mft_severity_name(mv->severity));
 	if (mv->flagged)
@@ -416,7 +411,7 @@ int mft_tl_html(const struct mft_timeline *tl, FILE *f)
 			for (size_t l = 0; l < g.n; l++)
 				if (tl->chans[g.lanes[l]].mig == k) {
 					fprintf(f, "%smigration #%" PRIu64 " (%s)", shown++ ? ", " : "", tl->migs[k].m.id,
-						mft_tl_role(tl->migs[k].m.role));
+						mft_role_name(tl->migs[k].m.role));
 					break;
 				}
 		fputs("</h2>\n", f);

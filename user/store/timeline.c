@@ -652,27 +652,6 @@ void mft_tl_run(struct mft_timeline *tl, const struct mft_sink *out)
 
 /* ------------------------------------------------------------------ shared by the renderers */
 
-const char *mft_tl_role(int role)
-{
-	return role == MFT_ROLE_SOURCE ? "source" : role == MFT_ROLE_DEST ? "destination" : "unknown";
-}
-
-const char *mft_tl_kind(int kind)
-{
-	return kind == MFT_KIND_MAIN ? "main" : kind == MFT_KIND_MULTIFD ? "multifd" : "unknown";
-}
-
-void mft_tl_verdict(const struct mft_verdict *v, char *buf, size_t len)
-{
-	char poss[64];
-
-	mft_possible_str(v->possible, poss, sizeof(poss));
-	if (v->kind == MFT_V_PREMATURE && v->severity)
-		snprintf(buf, len, "%s (%s)", poss, mft_severity_name(v->severity));
-	else
-		snprintf(buf, len, "%s", poss);
-}
-
 uint64_t mft_tl_final_read(const struct mft_tl_chan *c)
 {
 	return c->ch.verdict.t_final_read;

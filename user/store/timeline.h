@@ -99,9 +99,6 @@ int mft_tl_chrome(const struct mft_timeline *tl, FILE *f);
 int mft_tl_html(const struct mft_timeline *tl, FILE *f);
 
 /* Shared by the renderers: the role/kind/verdict words output.c uses. */
-const char *mft_tl_role(int role);
-const char *mft_tl_kind(int kind);
-void mft_tl_verdict(const struct mft_verdict *v, char *buf, size_t len);
 /* One of the times of a channel end, by name, or 0 */
 uint64_t mft_tl_final_read(const struct mft_tl_chan *c);
 
