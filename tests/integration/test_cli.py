@@ -231,8 +231,8 @@ def longopts() -> list[tuple[str, str]]:
     cli_h = read_source(os.path.join(REPO, "user", "commands", "cli.h"))
     for macro, body in re.findall(r"#define (MFT_CLI_\w+_LONGOPTS)\s*\\\n(.*?)(?<!\\)\n", cli_h, re.S):
         table = table.replace(macro, body.replace("\\\n", "\n"))
-    shorts = re.search(r'getopt_long\(argc, argv, "([^"]*)"', src)
-    check(shorts is not None, "cannot find the getopt_long optstring in user/commands/main.c")
+    shorts = re.search(r'mft_cli_next_opt\(NULL, argc, argv, "([^"]*)"', src)
+    check(shorts is not None, "cannot find the option string in user/commands/main.c")
     optstring = shorts.group(1)
     opts = []
     for name, val in re.findall(r'\{\s*"([a-z0-9-]+)"\s*,\s*\w+\s*,\s*NULL\s*,\s*\'(.)\'\s*\}', table):

@@ -82,40 +82,63 @@ void mft_elf_close(struct mft_elf *e)
 	free(e);
 }
 
-int mft_elf_symbol(struct mft_elf *e, const char *name, uint64_t *vaddr)
+/*
+ * Visit every entry of every section of type sh_type (entries of sh_entsize bytes) until
+ * fn returns non-zero; returns that value, or 0. libelf checks the bounds of each entry.
+ */
+static int each_entry(struct mft_elf *e, Elf64_Word sh_type,
+		      int (*fn)(struct mft_elf *e, Elf_Data *d, GElf_Shdr *sh, int i, void *ctx), void *ctx)
 {
+	Elf_Scn *scn = NULL;
+
 	if (!e || !e->elf)
-		return -1;
-	for (int pass = 0; pass < 2; pass++) {
-		Elf64_Word want = pass == 0 ? SHT_DYNSYM : SHT_SYMTAB;
-		Elf_Scn *scn = NULL;
+		return 0;
+	while ((scn = elf_nextscn(e->elf, scn))) {
+		GElf_Shdr sh;
+		Elf_Data *d;
 
-		while ((scn = elf_nextscn(e->elf, scn))) {
-			GElf_Shdr sh;
-			Elf_Data *d;
+		if (!gelf_getshdr(scn, &sh) || sh.sh_type != sh_type || !sh.sh_entsize || !(d = elf_getdata(scn, NULL)))
+			continue;
+		size_t n = d->d_size / sh.sh_entsize;
 
-			if (!gelf_getshdr(scn, &sh) || sh.sh_type != want || !sh.sh_entsize)
-				continue;
-			d = elf_getdata(scn, NULL);
-			if (!d)
-				continue;
-			size_t n = d->d_size / sh.sh_entsize;
+		for (size_t i = 0; i < n && i <= 0x7fffffff; i++) {
+			int rc = fn(e, d, &sh, (int)i, ctx);
 
-			for (size_t i = 0; i < n && i <= 0x7fffffff; i++) {
-				GElf_Sym sym;
-				const char *s;
-
-				if (!gelf_getsym(d, (int)i, &sym) || sym.st_shndx == SHN_UNDEF || !sym.st_value)
-					continue;
-				s = elf_strptr(e->elf, sh.sh_link, sym.st_name);
-				if (s && !strcmp(s, name)) {
-					*vaddr = sym.st_value;
-					return 0;
-				}
-			}
+			if (rc)
+				return rc;
 		}
 	}
-	return -1;
+	return 0;
+}
+
+struct sym_query {
+	const char *name;
+	uint64_t vaddr;
+};
+
+static int sym_match(struct mft_elf *e, Elf_Data *d, GElf_Shdr *sh, int i, void *ctx)
+{
+	struct sym_query *q = ctx;
+	GElf_Sym sym;
+	const char *s;
+
+	if (!gelf_getsym(d, i, &sym) || sym.st_shndx == SHN_UNDEF || !sym.st_value)
+		return 0;
+	s = elf_strptr(e->elf, sh->sh_link, sym.st_name);
+	if (!s || strcmp(s, q->name))
+		return 0;
+	q->vaddr = sym.st_value;
+	return 1;
+}
+
+int mft_elf_symbol(struct mft_elf *e, const char *name, uint64_t *vaddr)
+{
+	struct sym_query q = { .name = name };
+
+	if (!each_entry(e, SHT_DYNSYM, sym_match, &q) && !each_entry(e, SHT_SYMTAB, sym_match, &q))
+		return -1;
+	*vaddr = q.vaddr;
+	return 0;
 }
 
 int mft_elf_vaddr_to_offset(struct mft_elf *e, uint64_t vaddr, uint64_t *offset)
@@ -144,35 +167,20 @@ int mft_elf_symbol_offset(struct mft_elf *e, const char *name, uint64_t *offset)
 	return mft_elf_symbol(e, name, &vaddr) ? -1 : mft_elf_vaddr_to_offset(e, vaddr, offset);
 }
 
+static int needed_match(struct mft_elf *e, Elf_Data *d, GElf_Shdr *sh, int i, void *ctx)
+{
+	const char *prefix = ctx, *s;
+	GElf_Dyn dyn;
+
+	if (!gelf_getdyn(d, i, &dyn) || dyn.d_tag != DT_NEEDED)
+		return 0;
+	s = elf_strptr(e->elf, sh->sh_link, dyn.d_un.d_val);
+	return s && !strncmp(s, prefix, strlen(prefix));
+}
+
 bool mft_elf_needs(struct mft_elf *e, const char *prefix)
 {
-	Elf_Scn *scn = NULL;
-
-	if (!e || !e->elf)
-		return false;
-	while ((scn = elf_nextscn(e->elf, scn))) {
-		GElf_Shdr sh;
-		Elf_Data *d;
-
-		if (!gelf_getshdr(scn, &sh) || sh.sh_type != SHT_DYNAMIC || !sh.sh_entsize)
-			continue;
-		d = elf_getdata(scn, NULL);
-		if (!d)
-			continue;
-		size_t n = d->d_size / sh.sh_entsize;
-
-		for (size_t i = 0; i < n && i <= 0x7fffffff; i++) {
-			GElf_Dyn dyn;
-			const char *s;
-
-			if (!gelf_getdyn(d, (int)i, &dyn) || dyn.d_tag != DT_NEEDED)
-				continue;
-			s = elf_strptr(e->elf, sh.sh_link, dyn.d_un.d_val);
-			if (s && !strncmp(s, prefix, strlen(prefix)))
-				return true;
-		}
-	}
-	return false;
+	return each_entry(e, SHT_DYNAMIC, needed_match, (void *)prefix) != 0;
 }
 
 /*

@@ -101,7 +101,8 @@ int mft_cli_mechanism(const char *s, int *mech)
 	return 0;
 }
 
-int mft_cli_trace_opt(int opt, const char *arg, struct mft_cli_trace *t)
+/* One of the shared options: 1 taken, 0 not one of them, -1 after a one-line error. */
+static int trace_opt(int opt, const char *arg, struct mft_cli_trace *t)
 {
 	switch (opt) {
 	case 'p': return mft_cli_add_pid(arg, t->pids, &t->n_pids, MFT_MAX_PIDS) ? -1 : 1;
@@ -113,6 +114,26 @@ int mft_cli_trace_opt(int opt, const char *arg, struct mft_cli_trace *t)
 	case 'q': t->quiet = true; return 1;
 	default: return 0;
 	}
+}
+
+int mft_cli_next_opt(const char *cmd, int argc, char **argv, const char *shortopts, const struct option *longopts,
+		     struct mft_cli_trace *t)
+{
+	int opt, taken;
+
+	opterr = 0; /* one line per error, in our words */
+	while ((opt = getopt_long(argc, argv, shortopts, longopts, NULL)) != -1) {
+		if (opt == '?' || opt == ':') {
+			mft_cli_option_error(cmd, opt, argv);
+			return MFT_CLI_BAD;
+		}
+		taken = trace_opt(opt, optarg, t);
+		if (taken < 0)
+			return MFT_CLI_BAD;
+		if (!taken)
+			return opt;
+	}
+	return -1;
 }
 
 int mft_cli_check_targets(const uint32_t *pids, int n_pids)

@@ -32,9 +32,15 @@ struct mft_cli_trace {
 	{ "json", no_argument, NULL, 'j' },                      \
 	{ "quiet", no_argument, NULL, 'q' }
 
-/* One option of those tables: 1 if it was one of them (and taken), 0 if it is the
- * command's own, -1 after a one-line error on stderr. */
-int mft_cli_trace_opt(int opt, const char *arg, struct mft_cli_trace *t);
+/* Returned by mft_cli_next_opt() after it printed a one-line error. */
+#define MFT_CLI_BAD '!'
+/*
+ * getopt_long() for a tracing command: the shared options are taken into t, and the next
+ * of the command's own is returned; -1 at the end, MFT_CLI_BAD after a one-line error
+ * (for an unknown option or a missing value too). cmd names the command in errors.
+ */
+int mft_cli_next_opt(const char *cmd, int argc, char **argv, const char *shortopts, const struct option *longopts,
+		     struct mft_cli_trace *t);
 
 /* Set by SIGINT/SIGTERM once mft_cli_catch_signals() ran. */
 extern volatile sig_atomic_t mft_cli_stop;

@@ -359,16 +359,10 @@ int mft_cmd_exporter(int argc, char **argv)
 	const char *listen_at = NULL;
 	char err[512], where[INET6_ADDRSTRLEN + 16], libbpf_v[32], default_listen[32];
 	struct MHD_Daemon *d;
-	int opt, fd, rc, taken;
+	int opt, fd, rc;
 
-	opterr = 0;
 	optind = 1;
-	while ((opt = getopt_long(argc, argv, ":l:vh", longopts, NULL)) != -1) {
-		taken = mft_cli_trace_opt(opt, optarg, &t);
-		if (taken < 0)
-			return 1;
-		if (taken)
-			continue;
+	while ((opt = mft_cli_next_opt("exporter", argc, argv, ":l:vh", longopts, &t)) != -1) {
 		switch (opt) {
 		case 'l': listen_at = optarg; break;
 		case 'C':
@@ -385,8 +379,8 @@ int mft_cmd_exporter(int argc, char **argv)
 			}
 			break;
 		case 'h': fputs(usage, stdout); return 0;
-		default:
-			return mft_cli_option_error("exporter", opt, argv);
+		default: /* MFT_CLI_BAD: already said */
+			return 1;
 		}
 	}
 	if (optind < argc)

@@ -139,7 +139,7 @@ int main(int argc, char **argv)
 		{ 0 },
 	};
 	struct mft_cli_trace t = { 0 };
-	int opt, taken;
+	int opt;
 	bool doctor = false;
 
 	for (const struct mft_command *c = mft_commands; argc > 1 && c->name; c++)
@@ -150,13 +150,7 @@ int main(int argc, char **argv)
 		argv++;
 		argc--;
 	}
-	opterr = 0; /* one line per error, in our words */
-	while ((opt = getopt_long(argc, argv, ":p:jqd:vVh", longopts, NULL)) != -1) {
-		taken = mft_cli_trace_opt(opt, optarg, &t);
-		if (taken < 0)
-			return 1;
-		if (taken)
-			continue;
+	while ((opt = mft_cli_next_opt(NULL, argc, argv, ":p:jqd:vVh", longopts, &t)) != -1) {
 		switch (opt) {
 		case 'V': printf("mftrace %s\n", MFT_VERSION); return 0;
 		case 'h':
@@ -165,8 +159,8 @@ int main(int argc, char **argv)
 			for (const struct mft_command *c = mft_commands; c->name; c++)
 				printf("  %-9s %s\n", c->name, c->summary);
 			return 0;
-		default:
-			return mft_cli_option_error(NULL, opt, argv);
+		default: /* MFT_CLI_BAD: already said */
+			return 1;
 		}
 	}
 	if (optind < argc)

@@ -282,17 +282,11 @@ int mft_cmd_record(int argc, char **argv)
 	struct recorder r = { 0 };
 	struct mft_rec_host host;
 	struct mft_rec_clock clk;
-	int opt, rc, taken;
+	int opt, rc;
 	char err[512];
 
-	opterr = 0;
 	optind = 1;
-	while ((opt = getopt_long(argc, argv, ":p:o:d:jqvh", longopts, NULL)) != -1) {
-		taken = mft_cli_trace_opt(opt, optarg, &t);
-		if (taken < 0)
-			return 1;
-		if (taken)
-			continue;
+	while ((opt = mft_cli_next_opt("record", argc, argv, ":p:o:d:jqvh", longopts, &t)) != -1) {
 		switch (opt) {
 		case 'o': r.path = optarg; break;
 		case 'S':
@@ -303,8 +297,8 @@ int mft_cmd_record(int argc, char **argv)
 			break;
 		case 's': r.show = true; break;
 		case 'h': fputs(usage, stdout); return 0;
-		default:
-			return mft_cli_option_error("record", opt, argv);
+		default: /* MFT_CLI_BAD: already said */
+			return 1;
 		}
 	}
 	if (optind < argc)
