@@ -80,39 +80,17 @@ static const char usage[] =
 "Needs root (or CAP_SYS_ADMIN). Exit status: 0 on success, 1 on a usage or\n"
 "set-up error, 2 if a traced migration was flagged (a shutdown beat a final read).\n";
 
-struct live {
-	struct mft_output out;
-	int flagged;
-};
-
-static void on_migration(void *ctx, const struct mft_correlator *c, const struct mft_migration *m)
-{
-	struct live *l = ctx;
-
-	if (m->verdict.flagged)
-		l->flagged++;
-	mft_out_migration(&l->out, c, m);
-}
-
-static void on_chan_event(void *ctx, const struct mft_correlator *c, const struct mft_chan *ch,
-			  const struct mft_event *ev)
-{
-	struct live *l = ctx;
-
-	mft_out_event(&l->out, c, ch, ev);
-}
-
 static int live(const struct mft_cli_trace *t)
 {
-	struct live l = { 0 };
+	struct mft_output out = { 0 };
 
 	/* Validate everything before touching the kernel: one clear line per problem. */
 	if (mft_cli_check_targets(t->pids, t->n_pids))
 		return 1;
-	l.out.out = stdout;
-	l.out.json = t->json;
-	l.out.events = !t->quiet;
-	l.out.mono_to_real = mft_mono_to_real();
+	out.out = stdout;
+	out.json = t->json;
+	out.events = !t->quiet;
+	out.mono_to_real = mft_mono_to_real();
 
 	struct mft_session_opts so = {
 		.co = t->co,
@@ -120,12 +98,12 @@ static int live(const struct mft_cli_trace *t)
 		.n_pids = t->n_pids,
 		.duration = t->duration,
 		.chatter = true,
-		.sink = { .ctx = &l, .event = on_chan_event, .migration = on_migration },
+		.sink = { .ctx = &out, .event = mft_out_event, .migration = mft_out_migration },
 	};
 
 	if (mft_session_run(&so, &mft_cli_stop))
 		return 1;
-	return l.flagged ? 2 : 0;
+	return out.flagged ? 2 : 0;
 }
 
 int main(int argc, char **argv)

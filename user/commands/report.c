@@ -41,19 +41,6 @@ static const char usage[] =
 "Exit status: 0, 1 if a file could not be read at all (the others are still reported),\n"
 "2 if a migration was flagged (a shutdown beat a final read).\n";
 
-struct report {
-	struct mft_output out; /* first: a struct report is also the output sinks' ctx */
-	int flagged;
-};
-
-static void on_migration(void *ctx, const struct mft_correlator *c, const struct mft_migration *m)
-{
-	struct report *r = ctx;
-
-	if (m->verdict.flagged)
-		r->flagged++;
-	mft_out_migration(&r->out, c, m);
-}
 
 static void lost_text(const struct mft_recording *rec, char *buf, size_t len)
 {
@@ -225,7 +212,7 @@ int mft_cmd_report(int argc, char **argv)
 		{ 0 },
 	};
 	static struct mft_timeline tl;
-	struct report rep = { 0 };
+	struct mft_output rep = { 0 };
 	enum format fmt = F_TEXT;
 	const char *out_path = NULL;
 	bool quiet = false;
@@ -298,13 +285,12 @@ int mft_cmd_report(int argc, char **argv)
 	mft_tl_align(&tl);
 	for (int i = 0; i < tl.n_notes; i++)
 		fprintf(stderr, "mftrace: note: %s\n", tl.notes[i]);
-	rep.out.out = out;
-	rep.out.json = fmt == F_JSON;
-	rep.out.events = !quiet;
-	rep.out.mono_to_real = tl.mono_to_real;
+	rep.out = out;
+	rep.json = fmt == F_JSON;
+	rep.events = !quiet;
+	rep.mono_to_real = tl.mono_to_real;
 	if (fmt == F_TEXT || fmt == F_JSON) {
-		/* rep.out comes first in struct report: the output sinks and ours share the ctx */
-		struct mft_sink sink = { .ctx = &rep, .event = mft_out_event, .migration = on_migration };
+		struct mft_sink sink = { .ctx = &rep, .event = mft_out_event, .migration = mft_out_migration };
 
 		if (fmt == F_TEXT)
 			summary_text(out, &tl);

@@ -396,6 +396,8 @@ void mft_out_migration(void *ctx, const struct mft_correlator *c, const struct m
 {
 	struct mft_output *o = ctx;
 
+	if (m->verdict.flagged)
+		o->flagged++;
 	if (o->json)
 		migration_json(o, c, m);
 	else

@@ -12,10 +12,12 @@ struct mft_output {
 	bool json;
 	bool events;          /* print one line per channel event */
 	int64_t mono_to_real; /* add to CLOCK_MONOTONIC ns to get CLOCK_REALTIME ns */
+	int flagged;          /* out: migrations printed that were flagged (exit status 2) */
 };
 
 void mft_out_event(void *ctx, const struct mft_correlator *c, const struct mft_chan *ch,
 		   const struct mft_event *ev);
+/* Sinks for the correlator (struct mft_sink), ctx = struct mft_output *. */
 void mft_out_migration(void *ctx, const struct mft_correlator *c, const struct mft_migration *m);
 /* "HH:MM:SS.uuuuuu" local time of a CLOCK_MONOTONIC timestamp */
 void mft_fmt_clock(const struct mft_output *o, uint64_t mono_ns, char *buf, size_t len);
