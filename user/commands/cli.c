@@ -4,6 +4,7 @@
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 #include "commands/cli.h"
 #include "collect/host.h"
 #include "collect/probe_select.h"
@@ -101,6 +102,23 @@ int mft_cli_mechanism(const char *s, int *mech)
 	return 0;
 }
 
+int mft_cli_format(const char *s, bool timelines, int *fmt)
+{
+	static const struct { const char *name; int fmt; bool timeline; } f[] = {
+		{ "text", MFT_FMT_TEXT, false },     { "json", MFT_FMT_JSON, false },
+		{ "chrome", MFT_FMT_CHROME, true },  { "perfetto", MFT_FMT_CHROME, true },
+		{ "html", MFT_FMT_HTML, true },
+	};
+
+	for (size_t i = 0; i < sizeof(f) / sizeof(f[0]); i++)
+		if (!strcmp(s, f[i].name) && (timelines || !f[i].timeline)) {
+			*fmt = f[i].fmt;
+			return 0;
+		}
+	fprintf(stderr, "mftrace: invalid format '%s' (%s)\n", s, timelines ? "text, json, chrome, html" : "text, json");
+	return -1;
+}
+
 /* One of the shared options: 1 taken, 0 not one of them, -1 after a one-line error. */
 static int trace_opt(int opt, const char *arg, struct mft_cli_trace *t)
 {
@@ -111,6 +129,15 @@ static int trace_opt(int opt, const char *arg, struct mft_cli_trace *t)
 	case 'M': return mft_cli_mechanism(arg, &t->co.forced_mech) ? -1 : 1;
 	case 'v': t->co.verbose = true; return 1;
 	case 'j': t->json = true; return 1;
+	case 'w': t->wide = true; return 1;
+	case 'f': {
+		int fmt;
+
+		if (mft_cli_format(arg, false, &fmt))
+			return -1;
+		t->json = fmt == MFT_FMT_JSON;
+		return 1;
+	}
 	case 'q': t->quiet = true; return 1;
 	default: return 0;
 	}

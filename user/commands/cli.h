@@ -17,8 +17,13 @@ struct mft_cli_trace {
 	int n_pids;
 	double duration;              /* 0: until Ctrl-C */
 	struct mft_collector_opts co; /* --tls-records, --mechanism, --verbose */
-	bool json, quiet;
+	bool json, quiet, wide;
 };
+
+/* Output formats: text and json for every command that prints; report adds the timelines. */
+enum mft_format { MFT_FMT_TEXT, MFT_FMT_JSON, MFT_FMT_CHROME, MFT_FMT_HTML };
+/* -f/--format VALUE: 0, or -1 after a one-line error. timelines: chrome and html allowed. */
+int mft_cli_format(const char *s, bool timelines, int *fmt);
 
 /* The long options behind struct mft_cli_trace, to put in a command's option table. */
 #define MFT_CLI_PROBE_LONGOPTS                                   \
@@ -30,7 +35,9 @@ struct mft_cli_trace {
 	{ "duration", required_argument, NULL, 'd' }
 #define MFT_CLI_PRINT_LONGOPTS                                   \
 	{ "json", no_argument, NULL, 'j' },                      \
-	{ "quiet", no_argument, NULL, 'q' }
+	{ "format", required_argument, NULL, 'f' },              \
+	{ "quiet", no_argument, NULL, 'q' },                     \
+	{ "wide", no_argument, NULL, 'w' }
 
 /* Returned by mft_cli_next_opt() after it printed a one-line error. */
 #define MFT_CLI_BAD '!'

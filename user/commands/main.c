@@ -48,8 +48,14 @@ static const char usage[] =
 "Options:\n"
 "  -p, --pid PID        trace this QEMU process (repeat for several)\n"
 "  -j, --json           JSON lines: events, then one record per channel and per\n"
-"                       migration (see mftrace(8) for the fields)\n"
+"                       migration (see mftrace(8) for the fields); = --format json\n"
+"  -f, --format F       text (default) or json\n"
 "  -q, --quiet          no event lines: only the verdict tables\n"
+"  -w, --wide           text: every column of the verdict table, whatever the width.\n"
+"                       By default text fits the terminal (or $COLUMNS, else 80):\n"
+"                       channel, id, kind, final read, FIN->read margin and verdict,\n"
+"                       plus peer, shutdown and woken-by from 120 columns on.\n"
+"                       Colour only on a terminal, and never with $NO_COLOR set\n"
 "  -d, --duration SECS  stop after SECS seconds (at most a year)\n"
 "      --tls-records    full fidelity: probe every gnutls_record_recv() result. Costs\n"
 "                       ~10 us per TLS record (a 1 GiB migration has ~250,000), so it\n"
@@ -91,6 +97,7 @@ static int live(const struct mft_cli_trace *t)
 	out.json = t->json;
 	out.events = !t->quiet;
 	out.mono_to_real = mft_mono_to_real();
+	mft_out_fit(&out, t->wide);
 
 	struct mft_session_opts so = {
 		.co = t->co,
@@ -128,7 +135,7 @@ int main(int argc, char **argv)
 		argv++;
 		argc--;
 	}
-	while ((opt = mft_cli_next_opt(NULL, argc, argv, ":p:jqd:vVh", longopts, &t)) != -1) {
+	while ((opt = mft_cli_next_opt(NULL, argc, argv, ":p:jf:qwd:vVh", longopts, &t)) != -1) {
 		switch (opt) {
 		case 'V': printf("mftrace %s\n", MFT_VERSION); return 0;
 		case 'h':

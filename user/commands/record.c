@@ -50,8 +50,10 @@ static const char usage[] =
 "      --mechanism M    kernel probes for shutdown/close: auto, fentry, kprobe, tracepoint\n"
 "      --show           also print what live mode prints: the verdict tables as\n"
 "                       migrations end (with -q), and event lines (without)\n"
-"  -j, --json           with --show: JSON lines, as `mftrace --json`\n"
+"  -j, --json           with --show: JSON lines, as `mftrace --json` (= --format json)\n"
+"  -f, --format F       with --show: text (default) or json\n"
 "  -q, --quiet          with --show: verdict tables only\n"
+"  -w, --wide           with --show: every column of the verdict table (see mftrace --help)\n"
 "  -v, --verbose        libbpf's log and every attach point\n"
 "  -h, --help           this help\n"
 "\n"
@@ -286,7 +288,7 @@ int mft_cmd_record(int argc, char **argv)
 	char err[512];
 
 	optind = 1;
-	while ((opt = mft_cli_next_opt("record", argc, argv, ":p:o:d:jqvh", longopts, &t)) != -1) {
+	while ((opt = mft_cli_next_opt("record", argc, argv, ":p:o:d:jf:qwvh", longopts, &t)) != -1) {
 		switch (opt) {
 		case 'o': r.path = optarg; break;
 		case 'S':
@@ -325,6 +327,7 @@ int mft_cmd_record(int argc, char **argv)
 	r.out.json = t.json;
 	r.out.events = !t.quiet;
 	r.out.mono_to_real = clk.real_ns - (int64_t)clk.mono_ns;
+	mft_out_fit(&r.out, t.wide);
 
 	struct mft_session_opts so = {
 		.co = t.co,

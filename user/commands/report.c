@@ -18,10 +18,8 @@
 #include "store/recfile.h"
 #include "store/timeline.h"
 
-enum format { F_TEXT, F_JSON, F_CHROME, F_HTML };
-
 static const char usage[] =
-"Usage: mftrace report FILE... [--format text|json|chrome|html] [-o OUT] [-q]\n"
+"Usage: mftrace report FILE... [--format text|json|chrome|html] [-o OUT] [-q] [-w]\n"
 "\n"
 "Analyse recordings made by `mftrace record`, on any machine: the same correlator and\n"
 "the same verdicts as live mode. Given a source host's and a destination host's\n"
@@ -34,8 +32,10 @@ static const char usage[] =
 "  -f, --format F   text (default: what live mode prints), json (JSON lines, as\n"
 "                   `mftrace --json`), chrome (Chrome Trace Event JSON: open it in\n"
 "                   ui.perfetto.dev), html (a self-contained page with an SVG timeline)\n"
+"  -j, --json       the same as --format json\n"
 "  -o, --output OUT write there instead of standard output\n"
 "  -q, --quiet      text and json: no event lines, only the verdicts\n"
+"  -w, --wide       text: every column of the verdict table (see mftrace --help)\n"
 "  -h, --help       this help\n"
 "\n"
 "Exit status: 0, 1 if a file could not be read at all (the others are still reported),\n"
@@ -206,37 +206,31 @@ int mft_cmd_report(int argc, char **argv)
 {
 	static const struct option longopts[] = {
 		{ "format", required_argument, NULL, 'f' },
+		{ "json", no_argument, NULL, 'j' },
 		{ "output", required_argument, NULL, 'o' },
 		{ "quiet", no_argument, NULL, 'q' },
+		{ "wide", no_argument, NULL, 'w' },
 		{ "help", no_argument, NULL, 'h' },
 		{ 0 },
 	};
 	static struct mft_timeline tl;
 	struct mft_output rep = { 0 };
-	enum format fmt = F_TEXT;
+	int fmt = MFT_FMT_TEXT;
 	const char *out_path = NULL;
-	bool quiet = false;
+	bool quiet = false, wide = false;
 	int opt, unreadable = 0, rc = 0;
 	FILE *out = stdout;
 
 	opterr = 0;
 	optind = 1;
-	while ((opt = getopt_long(argc, argv, ":f:o:qh", longopts, NULL)) != -1) {
+	while ((opt = getopt_long(argc, argv, ":f:jo:qwh", longopts, NULL)) != -1) {
 		switch (opt) {
 		case 'f':
-			if (!strcmp(optarg, "text"))
-				fmt = F_TEXT;
-			else if (!strcmp(optarg, "json"))
-				fmt = F_JSON;
-			else if (!strcmp(optarg, "chrome") || !strcmp(optarg, "perfetto"))
-				fmt = F_CHROME;
-			else if (!strcmp(optarg, "html"))
-				fmt = F_HTML;
-			else {
-				fprintf(stderr, "mftrace: invalid format '%s' (text, json, chrome, html)\n", optarg);
+			if (mft_cli_format(optarg, true, &fmt))
 				return 1;
-			}
 			break;
+		case 'j': fmt = MFT_FMT_JSON; break;
+		case 'w': wide = true; break;
 		case 'o': out_path = optarg; break;
 		case 'q': quiet = true; break;
 		case 'h': fputs(usage, stdout); return 0;
@@ -286,13 +280,14 @@ int mft_cmd_report(int argc, char **argv)
 	for (int i = 0; i < tl.n_notes; i++)
 		fprintf(stderr, "mftrace: note: %s\n", tl.notes[i]);
 	rep.out = out;
-	rep.json = fmt == F_JSON;
+	rep.json = fmt == MFT_FMT_JSON;
 	rep.events = !quiet;
 	rep.mono_to_real = tl.mono_to_real;
-	if (fmt == F_TEXT || fmt == F_JSON) {
+	mft_out_fit(&rep, wide);
+	if (fmt == MFT_FMT_TEXT || fmt == MFT_FMT_JSON) {
 		struct mft_sink sink = { .ctx = &rep, .event = mft_out_event, .migration = mft_out_migration };
 
-		if (fmt == F_TEXT)
+		if (fmt == MFT_FMT_TEXT)
 			summary_text(out, &tl);
 		else
 			summary_json(out, &tl);
@@ -301,7 +296,7 @@ int mft_cmd_report(int argc, char **argv)
 		mft_tl_run(&tl, NULL);
 		for (size_t i = 0; i < tl.n_migs; i++)
 			rep.flagged += tl.migs[i].m.verdict.flagged;
-		rc = fmt == F_CHROME ? mft_tl_chrome(&tl, out) : mft_tl_html(&tl, out);
+		rc = fmt == MFT_FMT_CHROME ? mft_tl_chrome(&tl, out) : mft_tl_html(&tl, out);
 	}
 	if (fflush(out) || rc || (out != stdout && fclose(out))) {
 		fprintf(stderr, "mftrace: writing %s failed: %s\n", out_path ? out_path : "the output", strerror(errno));

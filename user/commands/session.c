@@ -115,9 +115,20 @@ fail:
 	}
 	s->pids[s->n_pids++] = pid;
 	mft_corr_set_process_name(s->corr, pid, pi.name);
-	if (s->o->chatter)
-		fprintf(stderr, "mftrace: tracing pid %u (%s, %s%s%s)\n", pid, pi.name, pi.exe,
-			pi.gnutls[0] ? ", GnuTLS " : ", no GnuTLS mapped", pi.gnutls);
+	if (s->o->chatter) {
+		char name[64];
+		const char *exe = strrchr(pi.exe, '/');
+
+		/* "10.0.2 (Debian ...)": the version number is enough here */
+		fprintf(stderr, "mftrace: tracing pid %u (%s): %s %.*s, %s%s\n", pid, mft_sanitize(name, sizeof(name), pi.name),
+			pi.qemu_version[0] ? "QEMU" : exe ? exe + 1 : pi.exe, (int)strcspn(pi.qemu_version, " "),
+			pi.qemu_version,
+			pi.gnutls[0] ? "GnuTLS " : "no GnuTLS mapped",
+			pi.gnutls[0] ? (pi.gnutls_version[0] ? pi.gnutls_version : "(version unknown)") : "");
+		if (s->o->co.verbose)
+			fprintf(stderr, "mftrace: pid %u: binary %s, libgnutls %s\n", pid, pi.exe,
+				pi.gnutls[0] ? pi.gnutls : "none");
+	}
 	if (s->o->target)
 		s->o->target(s->o->ctx, s, &pi, true);
 	return 0;
@@ -234,12 +245,12 @@ int mft_session_run(const struct mft_session_opts *o, volatile sig_atomic_t *sto
 		uint64_t dropped = mft_collector_counter(s.col, MFT_CNT_RB_DROPPED);
 		uint64_t full = mft_collector_counter(s.col, MFT_CNT_SOCK_MAP_FULL);
 
-		fprintf(stderr, "mftrace: %llu events, %llu lost (ring buffer full), %llu sockets untracked "
-				"(map full), %llu malformed\n",
+		fprintf(stderr, "mftrace: %llu events, %llu lost, %llu sockets untracked, %llu malformed\n",
 			(unsigned long long)mft_collector_counter(s.col, MFT_CNT_EVENTS), (unsigned long long)dropped,
 			(unsigned long long)full, (unsigned long long)mft_collector_bad_events(s.col));
 		if (dropped || full)
-			fprintf(stderr, "mftrace: warning: events were lost; verdicts may be incomplete\n");
+			fprintf(stderr, "mftrace: warning: the ring buffer or the socket map was full: events were "
+					"lost, verdicts may be incomplete\n");
 	}
 out:
 	mft_collector_close(s.col);

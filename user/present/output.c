@@ -1,9 +1,92 @@
 // SPDX-License-Identifier: GPL-2.0
 /* Output sinks for the correlator: text for people, JSON lines for programs. */
 #include <inttypes.h>
+#include <stdlib.h>
 #include <string.h>
+#include <sys/ioctl.h>
 #include <time.h>
+#include <unistd.h>
 #include "present/output.h"
+
+#define DEFAULT_WIDTH 80
+#define MEDIUM_WIDTH 120 /* from here on, the verdict table shows more columns */
+
+void mft_out_fit(struct mft_output *o, bool wide)
+{
+	struct winsize ws;
+	const char *cols = getenv("COLUMNS");
+	bool tty = isatty(fileno(o->out));
+
+	o->color = tty && !getenv("NO_COLOR");
+	o->width = DEFAULT_WIDTH;
+	if (tty && !ioctl(fileno(o->out), TIOCGWINSZ, &ws) && ws.ws_col)
+		o->width = ws.ws_col;
+	else if (cols && atoi(cols) > 0)
+		o->width = atoi(cols);
+	if (o->width < 40)
+		o->width = 40;
+	if (wide)
+		o->width = 0;
+}
+
+/* Which columns and fields text shows: 0 compact, 1 medium (>= 120 columns), 2 everything. */
+static int tier(const struct mft_output *o)
+{
+	return o->width == 0 ? 2 : o->width >= MEDIUM_WIDTH ? 1 : 0;
+}
+
+/*
+ * One line of text, wrapped at spaces to the output's width with a hanging indent of
+ * indent spaces (never cut: what does not fit goes on the next line).
+ */
+static void put_wrapped(const struct mft_output *o, int indent, const char *text)
+{
+	FILE *f = o->out;
+	const char *p = text;
+	int first = 1;
+
+	while (*p) {
+		int room = o->width ? o->width - (first ? 0 : indent) : 0;
+		size_t n = strlen(p);
+
+		if (!first)
+			fprintf(f, "%*s", indent, "");
+		if (!room || (int)n <= room) {
+			fputs(p, f);
+			break;
+		}
+		size_t cut = (size_t)room;
+
+		while (cut > 0 && p[cut] != ' ')
+			cut--;
+		if (cut == 0)
+			cut = (size_t)room; /* one long word: break it */
+		fwrite(p, 1, cut, f);
+		fputc('\n', f);
+		p += cut;
+		while (*p == ' ')
+			p++;
+		first = 0;
+	}
+	fputc('\n', f);
+}
+
+/* "\033[1;31mpremature\033[0m" on a colour terminal; the visible text padded to width. */
+static void put_verdict(const struct mft_output *o, int kind, const char *text, int width)
+{
+	static const char *const colour[MFT_V__MAX] = {
+		[MFT_V_CLEAN] = "32", [MFT_V_PREMATURE] = "1;31", [MFT_V_UNREAD] = "33",
+		[MFT_V_RESET] = "1;35", [MFT_V_PLAIN] = "36", [MFT_V_INCOMPLETE] = "2",
+	};
+	int n = (int)strlen(text);
+
+	if (o->color && kind >= 0 && kind < MFT_V__MAX && colour[kind])
+		fprintf(o->out, "\033[%sm%s\033[0m", colour[kind], text);
+	else
+		fputs(text, o->out);
+	if (width > n)
+		fprintf(o->out, "%*s", width - n, "");
+}
 
 static const char *tcp_state_name(int s)
 {
@@ -134,13 +217,24 @@ void mft_out_event(void *ctx, const struct mft_correlator *c, const struct mft_c
 		mft_json_str(o->out, detail);
 		fputs("}\n", o->out);
 	} else {
+		char line[512];
+
 		mft_fmt_clock(o, ev->ts_ns, when, sizeof(when));
-		if (ch)
-			fprintf(o->out, "%s %7u %s #%" PRIu64 ".%d %-7s %s %s %s  %-15s %s\n", when, ev->pid,
-				mft_role_short(ch->role), ch->mig ? ch->mig->id : 0, ch->index, mft_kind_name(ch->kind),
-				la, ch->role == MFT_ROLE_DEST ? "<-" : "->", ra, mft_ev_name(ev->type), detail);
+		if (ch && tier(o) == 2)
+			snprintf(line, sizeof(line), "%s %7u %s #%" PRIu64 ".%d %-7s %s %s %s  %-15s %s", when, ev->pid,
+				 mft_role_short(ch->role), ch->mig ? ch->mig->id : 0, ch->index, mft_kind_name(ch->kind),
+				 la, ch->role == MFT_ROLE_DEST ? "<-" : "->", ra, mft_ev_name(ev->type), detail);
+		else if (ch && tier(o) == 1)
+			snprintf(line, sizeof(line), "%s %7u %s #%" PRIu64 ".%d %-7s %s %-15s %s", when, ev->pid,
+				 mft_role_short(ch->role), ch->mig ? ch->mig->id : 0, ch->index, mft_kind_name(ch->kind),
+				 ra, mft_ev_name(ev->type), detail);
+		else if (ch)
+			snprintf(line, sizeof(line), "%s %s #%" PRIu64 ".%d %-7s %-15s %s", when,
+				 mft_role_short(ch->role), ch->mig ? ch->mig->id : 0, ch->index, mft_kind_name(ch->kind),
+				 mft_ev_name(ev->type), detail);
 		else
-			fprintf(o->out, "%s %7u %-15s %s\n", when, ev->pid, mft_ev_name(ev->type), detail);
+			snprintf(line, sizeof(line), "%s %7u %-15s %s", when, ev->pid, mft_ev_name(ev->type), detail);
+		put_wrapped(o, 8, line);
 	}
 	fflush(o->out);
 }
@@ -181,21 +275,38 @@ static void final_read_text(const struct mft_verdict *v, uint64_t t0, char *buf,
 	snprintf(buf, len, "%s %s", t, v->final_read_ret == 0 ? "0" : v->final_read_ret == -110 ? "EOF/-110" : "err");
 }
 
+/* The verdict table's columns; a column shows from its tier on (see tier()). */
+enum { C_CH, C_ID, C_KIND, C_LOCAL, C_PEER, C_TLS, C_SYNC, C_BYE, C_SHUT, C_FIN, C_CLOSE, C_FINAL, C_WOKEN,
+       C_MARGIN, C_VERDICT, N_COLS };
+static const struct { const char *head; int width, tier; } cols[N_COLS] = {
+	[C_CH] = { "CH", 3, 0 },	 [C_ID] = { "ID", 3, 0 },	    [C_KIND] = { "KIND", 7, 0 },
+	[C_LOCAL] = { "LOCAL", 21, 2 },	 [C_PEER] = { "PEER", 21, 1 },	    [C_TLS] = { "TLS", 3, 2 },
+	[C_SYNC] = { "SYNCS/LAST", 14, 2 }, [C_BYE] = { "BYE", 9, 2 },	    [C_SHUT] = { "SHUTDOWN", 9, 1 },
+	[C_FIN] = { "FIN-IN", 9, 2 },	 [C_CLOSE] = { "CLOSE", 9, 2 },	    [C_FINAL] = { "FINAL-READ", 17, 0 },
+	[C_WOKEN] = { "WOKEN-BY", 14, 1 }, [C_MARGIN] = { "FIN->READ", 9, 0 }, [C_VERDICT] = { "VERDICT", 0, 0 },
+};
+
 static void migration_text(struct mft_output *o, const struct mft_correlator *c,
 			   const struct mft_migration *m)
 {
 	const struct mft_process *p = mft_corr_process(c, m->pid);
 	const struct mft_mig_verdict *mv = &m->verdict;
 	uint64_t t0 = teardown_t0(m);
-	char poss[64], when[32];
+	char poss[64], when[32], name[64] = "", line[1024], outcome[64];
 	FILE *f = o->out;
+	int t = tier(o);
 
+	if (p && p->name[0])
+		mft_sanitize(name, sizeof(name), p->name);
+	mft_sanitize(outcome, sizeof(outcome), m->outcome);
 	mft_fmt_clock(o, t0 ? t0 : m->t_first, when, sizeof(when));
-	fprintf(f, "\n== migration #%" PRIu64 ": pid %u%s%s%s, %s %s %s, outcome %s\n", m->id, m->pid,
-		p && p->name[0] ? " (" : "", p && p->name[0] ? p->name : "", p && p->name[0] ? ")" : "",
-		mft_role_name(m->role), m->role == MFT_ROLE_DEST ? "listening on" : "connected to", m->endpoint,
-		m->outcome);
-	fprintf(f, "   times are relative to the first teardown step at %s\n", when);
+	fputc('\n', f);
+	snprintf(line, sizeof(line), "== migration #%" PRIu64 ": pid %u%s%s%s, %s %s %s, outcome %s", m->id, m->pid,
+		 name[0] ? " (" : "", name, name[0] ? ")" : "", mft_role_name(m->role),
+		 m->role == MFT_ROLE_DEST ? "listening on" : "connected to", m->endpoint, outcome);
+	put_wrapped(o, 3, line);
+	snprintf(line, sizeof(line), "   times are relative to the first teardown step at %s", when);
+	put_wrapped(o, 3, line);
 	if (m->n_sync || m->has_uuid) {
 		char last[24] = "-", uuid[40] = "unknown";
 
@@ -203,50 +314,66 @@ static void migration_text(struct mft_output *o, const struct mft_correlator *c,
 			rel(m->t_last_sync, t0, last, sizeof(last));
 		if (m->has_uuid)
 			mft_fmt_uuid(uuid, sizeof(uuid), m->uuid);
-		fprintf(f, "   sync points: %u, the last at %s; migration UUID %s\n", m->n_sync, last, uuid);
+		snprintf(line, sizeof(line), "   sync points: %u, the last at %s; migration UUID %s", m->n_sync, last,
+			 uuid);
+		put_wrapped(o, 3, line);
 	}
-	fprintf(f, "   %-3s %-3s %-7s %-21s %-21s %-3s %-14s %-9s %-9s %-9s %-9s %-17s %-14s %-9s %s\n", "CH", "ID",
-		"KIND", "LOCAL", "PEER", "TLS", "SYNCS/LAST", "BYE", "SHUTDOWN", "FIN-IN", "CLOSE", "FINAL-READ",
-		"WOKEN-BY", "FIN->READ", "VERDICT");
+	fputs("  ", f);
+	for (int k = 0; k < N_COLS; k++)
+		if (cols[k].tier <= t)
+			fprintf(f, " %-*s", cols[k].width, cols[k].head);
+	fputc('\n', f);
 	for (size_t i = 0; i < m->n_chans; i++) {
 		const struct mft_chan *ch = m->chans[i];
 		const struct mft_evidence *e = &ch->ev;
-		char la[64], ra[64], bye[24], sh[24], fin[24], cl[24], fr[64], mg[24], vt[96], id[12] = "-", sy[40];
-		char ls[24];
+		char cell[N_COLS][96] = { { 0 } }, ls[24];
 
-		mft_fmt_addr(la, sizeof(la), ch->family, ch->laddr, ch->lport);
-		mft_fmt_addr(ra, sizeof(ra), ch->family, ch->raddr, ch->rport);
-		rel(e->t_bye, t0, bye, sizeof(bye));
-		rel(e->t_shutdown, t0, sh, sizeof(sh));
-		rel(e->t_fin_rcvd, t0, fin, sizeof(fin));
-		rel(e->t_close, t0, cl, sizeof(cl));
-		final_read_text(&ch->verdict, t0, fr, sizeof(fr));
-		mft_fmt_span(ch->verdict.fin_to_final_read, mg, sizeof(mg));
-		mft_verdict_str(&ch->verdict, vt, sizeof(vt));
-		if (ch->chan_id >= 0)
-			snprintf(id, sizeof(id), "%d", ch->chan_id);
+		snprintf(cell[C_CH], sizeof(cell[0]), "%d", ch->index);
+		snprintf(cell[C_ID], sizeof(cell[0]), ch->chan_id >= 0 ? "%d" : "-", ch->chan_id);
+		snprintf(cell[C_KIND], sizeof(cell[0]), "%s", mft_kind_name(ch->kind));
+		mft_fmt_addr(cell[C_LOCAL], sizeof(cell[0]), ch->family, ch->laddr, ch->lport);
+		mft_fmt_addr(cell[C_PEER], sizeof(cell[0]), ch->family, ch->raddr, ch->rport);
+		snprintf(cell[C_TLS], sizeof(cell[0]), "%s", e->tls ? "yes" : "no");
 		rel(e->t_last_sync, t0, ls, sizeof(ls));
 		if (e->sync_per_channel)
-			snprintf(sy, sizeof(sy), "%u %s", e->n_sync, ls);
+			snprintf(cell[C_SYNC], sizeof(cell[0]), "%u %s", e->n_sync, ls);
 		else
-			snprintf(sy, sizeof(sy), "-");
-		fprintf(f, "   %-3d %-3s %-7s %-21s %-21s %-3s %-14s %-9s %-9s %-9s %-9s %-17s %-14s %-9s %s\n",
-			ch->index, id, mft_kind_name(ch->kind), la, ra, e->tls ? "yes" : "no", sy, bye, sh, fin, cl, fr,
-			ch->verdict.woken_by ? ch->verdict.woken_by : "-", mg, vt);
+			snprintf(cell[C_SYNC], sizeof(cell[0]), "-");
+		rel(e->t_bye, t0, cell[C_BYE], sizeof(cell[0]));
+		rel(e->t_shutdown, t0, cell[C_SHUT], sizeof(cell[0]));
+		rel(e->t_fin_rcvd, t0, cell[C_FIN], sizeof(cell[0]));
+		rel(e->t_close, t0, cell[C_CLOSE], sizeof(cell[0]));
+		final_read_text(&ch->verdict, t0, cell[C_FINAL], sizeof(cell[0]));
+		snprintf(cell[C_WOKEN], sizeof(cell[0]), "%s", ch->verdict.woken_by ? ch->verdict.woken_by : "-");
+		mft_fmt_span(ch->verdict.fin_to_final_read, cell[C_MARGIN], sizeof(cell[0]));
+		mft_verdict_str(&ch->verdict, cell[C_VERDICT], sizeof(cell[0]));
+		fputs("  ", f);
+		for (int k = 0; k < C_VERDICT; k++)
+			if (cols[k].tier <= t)
+				fprintf(f, " %-*s", cols[k].width, cell[k]);
+		fputc(' ', f);
+		put_verdict(o, ch->verdict.kind, cell[C_VERDICT], 0);
+		fputc('\n', f);
 	}
-	fprintf(f, "   verdict: %s", mft_verdict_label(mv->kind, mv->possible, poss, sizeof(poss)));
+	int n = snprintf(line, sizeof(line), "   verdict: %s", mft_verdict_label(mv->kind, mv->possible, poss, sizeof(poss)));
+
 	if (mv->kind == MFT_V_PREMATURE)
-		fprintf(f, " (%s)", mft_severity_name(mv->severity));
+		n += snprintf(line + n, sizeof(line) - (size_t)n, " (%s)", mft_severity_name(mv->severity));
 	if (mv->n_undecided)
-		fprintf(f, "; %d channel(s) undecided from this side: %s", mv->n_undecided, poss);
-	fputc('\n', f);
-	if (mv->flagged)
-		fprintf(f, "   FLAGGED: the shutdown beat the final read on %d of %d multifd channels%s\n",
-			mv->n_counts[MFT_V_PREMATURE], mv->n_multifd,
-			mv->lucky ? "; the migration survived by luck (the error was tolerated)" : "");
+		snprintf(line + n, sizeof(line) - (size_t)n, "; %d channel(s) undecided from this side: %s",
+			 mv->n_undecided, poss);
+	put_wrapped(o, 3, line);
+	if (mv->flagged) {
+		snprintf(line, sizeof(line), "   %sFLAGGED%s: the shutdown beat the final read on %d of %d multifd channels%s",
+			 o->color ? "\033[1;31m" : "", o->color ? "\033[0m" : "", mv->n_counts[MFT_V_PREMATURE], mv->n_multifd,
+			 mv->lucky ? "; the migration survived by luck (the error was tolerated)" : "");
+		put_wrapped(o, 3, line);
+	}
 	for (size_t i = 0; i < m->n_chans; i++)
-		if (m->chans[i]->verdict.why)
-			fprintf(f, "   ch %d: %s\n", m->chans[i]->index, m->chans[i]->verdict.why);
+		if (m->chans[i]->verdict.why) {
+			snprintf(line, sizeof(line), "   ch %d: %s", m->chans[i]->index, m->chans[i]->verdict.why);
+			put_wrapped(o, 9, line);
+		}
 	fflush(f);
 }
 

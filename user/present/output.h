@@ -12,8 +12,17 @@ struct mft_output {
 	bool json;
 	bool events;          /* print one line per channel event */
 	int64_t mono_to_real; /* add to CLOCK_MONOTONIC ns to get CLOCK_REALTIME ns */
+	int width;            /* text: fit lines to this many columns; 0 = every column (--wide) */
+	bool color;           /* text: colour the verdicts (a terminal, and NO_COLOR unset) */
 	int flagged;          /* out: migrations printed that were flagged (exit status 2) */
 };
+
+/*
+ * How text output fits where it goes: the terminal's width when out is a terminal, else
+ * $COLUMNS, else 80; 0 (every column) with wide. Colour only on a terminal without
+ * $NO_COLOR.
+ */
+void mft_out_fit(struct mft_output *o, bool wide);
 
 void mft_out_event(void *ctx, const struct mft_correlator *c, const struct mft_chan *ch,
 		   const struct mft_event *ev);
