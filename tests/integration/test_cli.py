@@ -376,9 +376,20 @@ def test_version() -> None:
 
 
 def test_unknown_option() -> None:
-    for args, opt in ((["--bogus"], "bogus"), (["-x"], "x"), (["doctor", "--bogus"], "bogus")):
+    for args, opt, hint in ((["--bogus"], "bogus", "mftrace --help"), (["-x"], "x", "mftrace --help"),
+                            (["doctor", "--bogus"], "bogus", "mftrace doctor --help"),
+                            (["record", "--bogus"], "bogus", "mftrace record --help"),
+                            (["report", "--bogus"], "bogus", "mftrace report --help"),
+                            (["exporter", "--bogus"], "bogus", "mftrace exporter --help")):
         r = run(args)
-        expect_error(r, rf"{re.escape(opt)}.*mftrace --help")
+        expect_error(r, rf"{re.escape(opt)}.*{re.escape(hint)}")
+
+
+def test_each_command_has_its_own_help() -> None:
+    for cmd in ("doctor", "exporter", "record", "report"):
+        r = run([cmd, "--help"])
+        check(r.rc == 0 and r.out.startswith(f"Usage: mftrace {cmd}"),
+              f"`mftrace {cmd} --help` does not print its own usage: {r}")
 
 
 def test_missing_option_argument() -> None:

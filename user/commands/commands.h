@@ -12,6 +12,7 @@ struct mft_command {
 /* The table lives in main.c; add a line there for each new command. */
 extern const struct mft_command mft_commands[];
 
+int mft_cmd_doctor(int argc, char **argv);
 int mft_cmd_exporter(int argc, char **argv);
 
 int mft_cmd_record(int argc, char **argv);

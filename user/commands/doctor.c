@@ -6,6 +6,7 @@
  */
 #include <arpa/inet.h>
 #include <dlfcn.h>
+#include <getopt.h>
 #include <stdarg.h>
 #include <limits.h>
 #include <netinet/in.h>
@@ -16,10 +17,33 @@
 #include <sys/utsname.h>
 #include <time.h>
 #include <unistd.h>
-#include "commands/doctor.h"
+#include "commands/cli.h"
+#include "commands/commands.h"
 #include "collect/elfsym.h"
 #include "collect/host.h"
 #include "collect/procinfo.h"
+
+static const char usage[] =
+"Usage: mftrace doctor [-p PID ...] [--mechanism M] [-v]\n"
+"\n"
+"Say what this host lets mftrace observe, and prove it: privileges, kernel BTF, tracefs,\n"
+"which mechanism carries each kernel probe (fentry, kprobe, tracepoint) and why, and\n"
+"every tracepoint mftrace uses. Then load and attach the probes for real and make a\n"
+"loopback TCP exchange and a few GnuTLS calls in this process, and check that each\n"
+"expected event arrived. With -p, also report on each QEMU process: its binary and\n"
+"version, owner, which of QEMU's functions and USDT probes it offers, its libgnutls\n"
+"(as mapped) and the SYNC landmarks that follow. Without -p, list the QEMU processes\n"
+"found on this host. A target's files are read as data only: nothing it names is run.\n"
+"\n"
+"Options:\n"
+"  -p, --pid PID        also report on this QEMU process (repeat for several)\n"
+"      --mechanism M    kernel probes for shutdown/close: auto, fentry, kprobe, tracepoint\n"
+"      --tls-records    also prove the per-record probe (gnutls_record_recv)\n"
+"  -v, --verbose        libbpf's log\n"
+"  -h, --help           this help\n"
+"\n"
+"Exit status: 0 if every check passed, 1 if one failed (each says why) or on a usage\n"
+"error. Needs root (or CAP_SYS_ADMIN).\n";
 
 static int failures;
 
@@ -224,7 +248,7 @@ static void report_target(uint32_t pid)
 	mft_elf_close(e);
 }
 
-int mft_doctor(const uint32_t *pids, int n_pids, const struct mft_collector_opts *co)
+static int doctor(const uint32_t *pids, int n_pids, const struct mft_collector_opts *co)
 {
 	struct mft_probe_results r;
 	struct mft_choice ch;
@@ -286,4 +310,28 @@ int mft_doctor(const uint32_t *pids, int n_pids, const struct mft_collector_opts
 		printf("\nproof that the probes fire: skipped: without kernel BTF nothing can load\n");
 	printf("\n%s\n", failures ? "doctor: some checks FAILED" : "doctor: all checks passed");
 	return failures ? 1 : 0;
+}
+
+int mft_cmd_doctor(int argc, char **argv)
+{
+	static const struct option longopts[] = {
+		{ "pid", required_argument, NULL, 'p' },
+		MFT_CLI_PROBE_LONGOPTS,
+		{ "help", no_argument, NULL, 'h' },
+		{ 0 },
+	};
+	struct mft_cli_trace t = { 0 };
+	int opt;
+
+	optind = 1;
+	while ((opt = mft_cli_next_opt("doctor", argc, argv, ":p:vh", longopts, &t)) != -1) {
+		switch (opt) {
+		case 'h': fputs(usage, stdout); return 0;
+		default: /* MFT_CLI_BAD: already said */
+			return 1;
+		}
+	}
+	if (optind < argc)
+		return mft_cli_unexpected("doctor", argv);
+	return doctor(t.pids, t.n_pids, &t.co);
 }

@@ -15,7 +15,6 @@
 #include "collect/collector.h"
 #include "commands/commands.h"
 #include "correlate/correlator.h"
-#include "commands/doctor.h"
 #include "collect/host.h"
 #include "present/output.h"
 #include "collect/procinfo.h"
@@ -25,6 +24,7 @@
 
 const struct mft_command mft_commands[] = {
 	/* { "name", "one-line summary", mft_cmd_name }, */
+	{ "doctor", "what this host can observe, with proof that the probes fire", mft_cmd_doctor },
 	{ "exporter", "serve Prometheus metrics for every QEMU on this host", mft_cmd_exporter },
 	{ "record", "write the raw event stream to a file (flight recorder with --max-size)", mft_cmd_record },
 	{ "report", "analyse recordings: verdicts as live, one timeline from two hosts, JSON/Perfetto/HTML", mft_cmd_report },
@@ -34,7 +34,7 @@ const struct mft_command mft_commands[] = {
 static const char usage[] =
 "Usage: mftrace -p PID [-p PID ...] [options]\n"
 "       mftrace doctor [-p PID]\n"
-"       mftrace COMMAND --help   (exporter, record, report: see Commands below)\n"
+"       mftrace COMMAND --help   (doctor, exporter, record, report: see Commands below)\n"
 "\n"
 "Trace every multifd channel of a QEMU live migration and tell, per channel, who\n"
 "closed first and what the last read saw: did the source's shutdown beat the\n"
@@ -125,22 +125,16 @@ int main(int argc, char **argv)
 	};
 	struct mft_cli_trace t = { 0 };
 	int opt;
-	bool doctor = false;
 
 	for (const struct mft_command *c = mft_commands; argc > 1 && c->name; c++)
 		if (!strcmp(argv[1], c->name))
 			return c->run(argc - 1, argv + 1);
-	if (argc > 1 && !strcmp(argv[1], "doctor")) {
-		doctor = true;
-		argv++;
-		argc--;
-	}
 	while ((opt = mft_cli_next_opt(NULL, argc, argv, ":p:jf:qwd:vVh", longopts, &t)) != -1) {
 		switch (opt) {
 		case 'V': printf("mftrace %s\n", MFT_VERSION); return 0;
 		case 'h':
 			fputs(usage, stdout);
-			printf("\nCommands:\n  %-9s %s\n", "doctor", "what this host can observe, with proof that the probes fire");
+			printf("\nCommands:\n");
 			for (const struct mft_command *c = mft_commands; c->name; c++)
 				printf("  %-9s %s\n", c->name, c->summary);
 			return 0;
@@ -150,8 +144,6 @@ int main(int argc, char **argv)
 	}
 	if (optind < argc)
 		return mft_cli_unexpected(NULL, argv);
-	if (doctor)
-		return mft_doctor(t.pids, t.n_pids, &t.co);
 	if (!t.n_pids) {
 		fprintf(stderr, "mftrace: no target: give -p PID of a QEMU process. Try 'mftrace --help'.\n");
 		return 1;
