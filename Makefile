@@ -29,9 +29,11 @@ CORE_OBJS := $(CORE_SRCS:user/%.c=$(BUILD)/%.o)
 TOOL_SRCS := $(filter-out $(CORE_SRCS),$(foreach s,$(STAGES),$(wildcard user/$(s)/*.c)))
 TOOL_OBJS := $(TOOL_SRCS:user/%.c=$(BUILD)/%.o)
 UNIT_TESTS := $(patsubst tests/unit/%.c,$(BUILD)/tests/%,$(wildcard tests/unit/test_*.c))
+# Helpers of the tests and benchmarks (tests/tools/): an unrelated workload, generators.
+TOOLS := $(patsubst tests/tools/%.c,$(BUILD)/tools/%,$(wildcard tests/tools/*.c))
 
 .PHONY: all test check unit demo bench clean install setup layers format format-check fuzz
-all: $(BUILD)/mftrace $(UNIT_TESTS) layers
+all: $(BUILD)/mftrace $(UNIT_TESTS) $(TOOLS) layers
 
 $(BUILD)/mftrace.bpf.o: bpf/mftrace.bpf.c include/mftrace.h $(VMLINUX)
 	@mkdir -p $(@D)
@@ -54,6 +56,10 @@ $(BUILD)/mftrace: $(TOOL_OBJS) $(CORE_OBJS)
 $(BUILD)/tests/%: tests/unit/%.c $(CORE_OBJS)
 	@mkdir -p $(@D)
 	$(CC) $(CFLAGS) -Itests/unit $< $(CORE_OBJS) -o $@ -lm
+
+$(BUILD)/tools/%: tests/tools/%.c $(CORE_OBJS)
+	@mkdir -p $(@D)
+	$(CC) $(CFLAGS) $< $(CORE_OBJS) -o $@ -lm -lpthread
 
 -include $(shell find $(BUILD) -name '*.d' 2>/dev/null)
 
