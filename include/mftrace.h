@@ -78,7 +78,7 @@ enum mft_ev_type {
 #define MFT_USDT_HAS_ERROR_ARG 0x100
 #define MFT_USDT_SIDE_MASK 0xff
 
-/* The multifd wire format (docs/qemu-multifd.md §1), as far as the BPF side peeks at it */
+/* The multifd wire format (docs/qemu-behaviour.md §7), as far as the BPF side peeks at it */
 #define MFT_MULTIFD_MAGIC 0x11223344u
 #define MFT_MULTIFD_VERSION 1u
 #define MFT_MULTIFD_FLAG_SYNC 0x1u

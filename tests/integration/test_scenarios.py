@@ -7,7 +7,7 @@ mftrace, judged against ground truth that mftrace did not produce:
   - QEMU's own exit status and query-migrate result (tests/lib/qemumig.py);
   - QEMU's -trace log (multifd_recv_terminate_threads / migrate_set_state).
 
-Each scenario of docs/environment.md runs MFTRACE_RUNS times (default 3) with one
+Each scenario of docs/qemu-behaviour.md §5 runs MFTRACE_RUNS times (default 3) with one
 mftrace on the destination and another on the source (default mode), then once with a
 single mftrace on both ends in full-fidelity mode (--tls-records). Every multifd
 channel's verdict must match the observer's, every run.

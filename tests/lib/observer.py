@@ -328,7 +328,7 @@ def build_run(text: str, dst_pid: int, src_pid: int, port: int) -> ObservedRun:
 def truth_verdict(dst_conn: Conn | None, src_conn: Conn | None = None,
                   migration_outcome: dict | None = None) -> str:
     """The expected mftrace verdict for one destination connection, from observer
-    evidence alone (docs/mission.md's table).  Checked in this order:
+    evidence alone (the rules of docs/verdicts.md).  Checked in this order:
 
       incomplete  no record, or the connection's start (accept/ESTABLISHED) was not
                   seen, or it had not ended (close/TCP_CLOSE) and showed no final

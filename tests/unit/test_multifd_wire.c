@@ -2,7 +2,7 @@
 #include "unit.h"
 #include "correlate/multifd_wire.h"
 
-/* A MultiFDInit_t as QEMU sends it (docs/qemu-multifd.md §1.2), 64 bytes. */
+/* A MultiFDInit_t as QEMU sends it (docs/qemu-behaviour.md §7.1), 64 bytes. */
 static void init_packet(uint8_t *p, uint8_t id)
 {
 	static const uint8_t head[8] = { 0x11, 0x22, 0x33, 0x44, 0, 0, 0, 1 };

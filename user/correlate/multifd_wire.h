@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: GPL-2.0 */
 /*
  * QEMU's multifd wire format, as far as mftrace reads it: the MultiFDInit_t that opens
- * every multifd channel (docs/qemu-multifd.md §1.2). The BPF side copies its first 32
+ * every multifd channel (docs/qemu-behaviour.md §7.1). The BPF side copies its first 32
  * bytes; this decodes them, trusting nothing.
  */
 #ifndef MFT_MULTIFD_WIRE_H
