@@ -247,12 +247,14 @@ int mft_doctor(const uint32_t *pids, int n_pids, const struct mft_collector_opts
 		return 1;
 	}
 	line("[ok]", "privileges", "%s", geteuid() == 0 ? "root" : "CAP_BPF + CAP_PERFMON");
-	bool btf = mft_check_btf(why, sizeof(why)) == 0;
+	const char *btf_path;
+	char btf_what[300];
+	bool btf = mft_btf_resolve(co->btf, &btf_path, btf_what, sizeof(btf_what), why, sizeof(why)) == 0;
 
 	if (!btf)
 		line("[FAIL]", "BTF", "%s", why);
 	else
-		line("[ok]", "BTF", "/sys/kernel/btf/vmlinux");
+		line("[ok]", "BTF", "%s", btf_what);
 	if (mft_ensure_tracefs(&mounted, why, sizeof(why)))
 		line("[FAIL]", "tracefs", "%s", why);
 	else
@@ -283,7 +285,7 @@ int mft_doctor(const uint32_t *pids, int n_pids, const struct mft_collector_opts
 	if (btf)
 		prove(co);
 	else
-		printf("\nproof that the probes fire: skipped: without kernel BTF nothing can load\n");
+		printf("\nproof that the probes fire: skipped: without BTF (the kernel's, or --btf FILE) nothing can load\n");
 	printf("\n%s\n", failures ? "doctor: some checks FAILED" : "doctor: all checks passed");
 	return failures ? 1 : 0;
 }
