@@ -20,7 +20,7 @@ tmp=$dir/embedded.c.tmp
 	n=0
 	for f in "$dir"/*.btf; do
 		[ -e "$f" ] || continue
-		[ "$f" -nt "$obj" ] || die "$f is older than $obj: make btf again (BTF_DIR=$dir)"
+		[ "$obj" -nt "$f" ] && die "$f is older than $obj: make btf again (BTF_DIR=$dir)"
 		echo "static const unsigned char btf_$n[] = {"
 		od -An -v -tx1 "$f" | sed -e 's/ \([0-9a-f][0-9a-f]\)/0x\1,/g' -e 's/^/\t/'
 		echo "};"

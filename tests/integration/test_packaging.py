@@ -61,6 +61,7 @@ STATIC_LIBS = ("libbpf", "libelf", "libz", "libmicrohttpd")
 PROOF_LINES = ("connect (tcp state)", "accept", "recv result", "shutdown", "FIN received",
                "EOF read", "close", "socket destroyed", "GnuTLS uprobes", "events lost")
 HIDE_BTF = 'mount -t tmpfs none /sys/kernel/btf && exec "$0" "$@"'
+OTHER_RELEASE = "0.0.0-mftrace-test"   # a second kernel for make btf BTF_VMLINUX=DIR
 
 results = {"pass": 0, "fail": 0, "skip": 0}
 PATTERN = sys.argv[sys.argv.index("-k") + 1] if "-k" in sys.argv[:-1] else ""
@@ -151,8 +152,15 @@ class Work:
 
     # what several checks need, made once: the make targets under test
     def built_static(self) -> str:
+        """make btf for this kernel and, as for a fleet, for a list of kernels
+        (BTF_VMLINUX=DIR: here this kernel's BTF under a second release name), then
+        make static with all of them built in."""
         if not os.path.exists(self.static):
             ok_run(["make", "-s", "btf", f"BTF_DIR={self.btf_dir}"])
+            fleet = self.path("vmlinux-btfs")
+            os.makedirs(fleet)
+            shutil.copyfile("/sys/kernel/btf/vmlinux", os.path.join(fleet, OTHER_RELEASE + ".btf"))
+            ok_run(["make", "-s", "btf", f"BTF_DIR={self.btf_dir}", f"BTF_VMLINUX={fleet}"])
             ok_run(["make", "-s", "static", f"BTF_DIR={self.btf_dir}", f"STATIC_BIN={self.static}"])
         return self.static
 
@@ -199,7 +207,9 @@ def test_static_build() -> str:
     check(os.path.getsize(W.min_btf()) < 64 * 1024,
           f"minimal BTF {W.min_btf()} is {os.path.getsize(W.min_btf())} bytes")
     with open(os.path.join(W.btf_dir, "embedded.c")) as f:
-        check(f'"{release()}"' in f.read(), "the built-in BTF table does not name this kernel's release")
+        table = re.findall(r'^\t\{ "([^"]+)", btf_\d+, sizeof', f.read(), re.M)
+    check(sorted(table) == sorted([release(), OTHER_RELEASE]),
+          f"the built-in BTF table names {table}, expected {release()} and {OTHER_RELEASE}")
     dyn = ok_run(["readelf", "-d", MFTRACE]).stdout
     needed = re.findall(r"\(NEEDED\)\s+Shared library: \[([^]]+)\]", ok_run(["readelf", "-d", W.static]).stdout)
     check(needed, "readelf found no NEEDED entry at all")
@@ -211,8 +221,8 @@ def test_static_build() -> str:
     glibc = max((tuple(int(x) for x in v.split(".")) for v in re.findall(r"GLIBC_(\d+(?:\.\d+)+)", syms)),
                 default=(0,))
     return (f"NEEDED {' '.join(needed)}; glibc >= {'.'.join(map(str, glibc))}; "
-            f"{os.path.getsize(W.static)} bytes; built-in BTF for {release()} "
-            f"({os.path.getsize(W.min_btf())} bytes)")
+            f"{os.path.getsize(W.static)} bytes; built-in BTFs for {' and '.join(table)} "
+            f"({os.path.getsize(W.min_btf())} bytes each)")
 
 
 def make_static_root() -> tuple[str, list[str]]:
@@ -318,6 +328,7 @@ def test_btf_live_migration() -> str:
     os.makedirs(wd)
     rec = os.path.join(wd, "dst.mftrec")
     procs: list[subprocess.Popen] = []
+    files = []
     errs: list[str] = []
     with NamedMigration("7.2-7.2", wd) as m:
         m.start()
@@ -328,9 +339,9 @@ def test_btf_live_migration() -> str:
             tracer.start()  # raises unless "mftrace: ready"
             for name, argv in (("record", [MFTRACE, "record", "-o", rec, "-p", str(m.dst_pid), "--btf", W.min_btf()]),
                                ("exporter", [MFTRACE, "exporter", "--listen", "127.0.0.1:0", "--btf", W.min_btf()])):
-                errf = open(os.path.join(wd, name + ".err"), "w")
+                files.append(open(os.path.join(wd, name + ".err"), "w"))
                 procs.append(subprocess.Popen(prefix + argv, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-                                              stderr=errf))
+                                              stderr=files[-1]))
             deadline = time.monotonic() + 30
             while time.monotonic() < deadline:
                 texts = [open(os.path.join(wd, n + ".err")).read() for n in ("record", "exporter")]
@@ -356,6 +367,8 @@ def test_btf_live_migration() -> str:
                 except subprocess.TimeoutExpired:
                     p.kill()
                     p.wait()
+            for f in files:
+                f.close()
             if tracer is not None:
                 tracer.stop()
             run_obs = obs.stop()
