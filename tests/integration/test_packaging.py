@@ -358,20 +358,22 @@ def test_btf_live_migration() -> str:
             with urllib.request.urlopen(f"http://127.0.0.1:{port.group(1)}/metrics", timeout=10) as resp:
                 metrics = resp.read().decode()
         finally:
-            for p in procs:
+            # every mftrace stops at once (SIGINT: detaching takes a while), the observer
+            # meanwhile; the migration is over by now
+            for p in procs + ([tracer.proc] if tracer and tracer.proc else []):
                 if p.poll() is None:
                     p.send_signal(2)
+            run_obs = obs.stop()
             for p in procs:
                 try:
-                    p.wait(15)
+                    p.wait(30)
                 except subprocess.TimeoutExpired:
                     p.kill()
                     p.wait()
             for f in files:
                 f.close()
             if tracer is not None:
-                tracer.stop()
-            run_obs = obs.stop()
+                tracer.stop(30)
     check(res.get("src_status") == "completed", f"QEMU's migration did not complete: {res.get('src_status')}")
     truth = {k: observer.truth_verdict(c, run_obs.peer(c), {"tls": True})
              for k, c in run_obs.dst_conns.items() if c.role == "multifd"}
