@@ -1,6 +1,7 @@
 # mftrace: see README.md. `make` builds, `make test` runs the fast tests (no root),
 # `make check` runs the whole test suite, `make demo` traces a real local TLS multifd
-# migration. docs/architecture.md explains the folders.
+# migration. docs/architecture.md explains the folders. `make install`, `make static`,
+# `make btf` and `make deb`: packaging/README.md.
 PREFIX ?= /usr/local
 DESTDIR ?=
 BUILD := build
@@ -33,6 +34,7 @@ UNIT_TESTS := $(patsubst tests/unit/%.c,$(BUILD)/tests/%,$(wildcard tests/unit/t
 TOOLS := $(patsubst tests/tools/%.c,$(BUILD)/tools/%,$(wildcard tests/tools/*.c))
 
 .PHONY: all test check unit demo bench clean install setup layers format format-check fuzz
+.PHONY: static btf deb
 all: $(BUILD)/mftrace $(UNIT_TESTS) $(TOOLS) layers
 
 $(BUILD)/mftrace.bpf.o: bpf/mftrace.bpf.c include/mftrace.h $(VMLINUX)
@@ -51,7 +53,7 @@ $(BUILD)/%.o: user/%.c
 $(TOOL_OBJS): $(BUILD)/mftrace.skel.h
 
 $(BUILD)/mftrace: $(TOOL_OBJS) $(CORE_OBJS)
-	$(CC) $(CFLAGS) $^ -o $@ $(LDLIBS)
+	$(CC) $(CFLAGS) $(LDFLAGS) $^ -o $@ $(LDLIBS)
 
 $(BUILD)/tests/%: tests/unit/%.c $(CORE_OBJS)
 	@mkdir -p $(@D)
@@ -94,9 +96,65 @@ format:
 format-check:
 	@scripts/format-check $(FORMAT_SRCS)
 
+# The binary, the man page and deploy/: the systemd unit (its ExecStart and
+# EnvironmentFile pointed at where they are installed), /etc/default/mftrace (kept if it
+# exists: it is the administrator's), the alert rules, their tests and the dashboard,
+# and the bash completion. packaging/README.md lists where each goes.
+SBINDIR ?= $(PREFIX)/sbin
+MANDIR ?= $(PREFIX)/share/man
+DATADIR ?= $(PREFIX)/share/mftrace
+SYSCONFDIR ?= /etc
+UNITDIR ?= $(PREFIX)/lib/systemd/system
+COMPLETIONDIR ?= $(PREFIX)/share/bash-completion/completions
 install: $(BUILD)/mftrace
-	install -D -m 0755 $(BUILD)/mftrace $(DESTDIR)$(PREFIX)/sbin/mftrace
-	install -D -m 0644 docs/mftrace.8 $(DESTDIR)$(PREFIX)/share/man/man8/mftrace.8
+	install -D -m 0755 $(BUILD)/mftrace $(DESTDIR)$(SBINDIR)/mftrace
+	install -D -m 0644 docs/mftrace.8 $(DESTDIR)$(MANDIR)/man8/mftrace.8
+	install -d $(DESTDIR)$(UNITDIR) $(DESTDIR)$(SYSCONFDIR)/default $(DESTDIR)$(DATADIR)
+	sed -e 's|/usr/local/sbin/mftrace|$(SBINDIR)/mftrace|g' \
+	    -e 's|/etc/default/mftrace|$(SYSCONFDIR)/default/mftrace|g' \
+	    deploy/mftrace-exporter.service > $(DESTDIR)$(UNITDIR)/mftrace-exporter.service
+	chmod 0644 $(DESTDIR)$(UNITDIR)/mftrace-exporter.service
+	[ -e $(DESTDIR)$(SYSCONFDIR)/default/mftrace ] || \
+	    install -m 0644 deploy/mftrace.default $(DESTDIR)$(SYSCONFDIR)/default/mftrace
+	install -m 0644 deploy/mftrace.rules.yml deploy/mftrace.rules.test.yml \
+	    deploy/grafana-dashboard.json $(DESTDIR)$(DATADIR)/
+	install -D -m 0644 deploy/mftrace.bash-completion $(DESTDIR)$(COMPLETIONDIR)/mftrace
+
+# Minimal BTFs for kernels without /sys/kernel/btf/vmlinux: only the kernel types that
+# bpf/mftrace.bpf.c uses (bpftool gen min_core_btf), a few KiB each, built into
+# $(STATIC_BIN) and found there by the running kernel's release (or given with --btf).
+# `make btf` makes one from this kernel's BTF; BTF_VMLINUX=DIR one per DIR/RELEASE.btf
+# (the full BTFs of other kernels).
+BTF_DIR ?= $(BUILD)/btf
+BTF_VMLINUX ?=
+btf: $(BUILD)/mftrace.bpf.o
+	@scripts/min-btf.sh $(BUILD)/mftrace.bpf.o $(BTF_DIR) $(BTF_VMLINUX)
+$(BTF_DIR)/embedded.c: $(BUILD)/mftrace.bpf.o FORCE
+	@scripts/embed-btf.sh $(BTF_DIR) $(BUILD)/mftrace.bpf.o
+$(BTF_DIR)/embedded.o: $(BTF_DIR)/embedded.c
+	$(CC) $(CFLAGS) -c $< -o $@
+FORCE:
+
+# A portable binary: the same objects, with libbpf, libelf, zlib and libmicrohttpd linked
+# from their static archives (each one Debian does not ship an archive for is linked
+# dynamically, with a warning), and every minimal BTF of $(BTF_DIR) built in. glibc and
+# GnuTLS (which libmicrohttpd needs) stay dynamic: packaging/README.md says why.
+STATIC_BIN ?= $(BUILD)/mftrace-static
+STATIC_LIBS := bpf elf z microhttpd
+static_lib = $(if $(filter /%,$(shell $(CC) -print-file-name=lib$(1).a)),-l:lib$(1).a,$(warning \
+	lib$(1).a not found: linking $(1) dynamically)-l$(1))
+STATIC_LDLIBS = $(foreach l,$(LDLIBS),$(if $(filter $(STATIC_LIBS:%=-l%),$(l)),$(call static_lib,$(l:-l%=%)),$(l))) \
+	$(shell $(PKG_CONFIG) --libs gnutls 2>/dev/null || echo -lgnutls)
+static: $(STATIC_BIN)
+	@printf '%s: needs %s(glibc >= %s)\n' $< "$$(readelf -d $< | sed -n 's/.*(NEEDED).*\[\(.*\)\]/\1/p' | tr '\n' ' ')" \
+	    "$$(objdump -T $< | grep -o 'GLIBC_[0-9.]*' | sort -uV | tail -1 | cut -d_ -f2)"
+$(STATIC_BIN): $(TOOL_OBJS) $(CORE_OBJS) $(BTF_DIR)/embedded.o
+	$(CC) $(CFLAGS) $(LDFLAGS) $^ -o $@ $(STATIC_LDLIBS)
+
+# A Debian package of the dynamic binary (built with dpkg-buildflags, Depends from
+# dpkg-shlibdeps), from what `make install` installs: packaging/mkdeb.sh.
+deb:
+	@packaging/mkdeb.sh $(BUILD)
 
 clean:
 	rm -rf $(BUILD)

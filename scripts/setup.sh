@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Install everything mftrace needs on a fresh Debian 12 machine, idempotently.
 #  - Debian packages: build (clang, libbpf, bpftool, libelf, zlib; clang-format for
-#    make format-check), test (qemu 7.2, bpftrace as the independent observer, python3).
+#    make format-check), test (qemu 7.2, bpftrace as the independent observer, python3,
+#    tmux), packaging (dpkg-dev, lintian, mmdebstrap for a clean root to install the
+#    package into, bash-completion).
 #  - QEMU 10.0.2 from bookworm-backports, unpacked into a private prefix so that
 #    Debian's 7.2 stays the system QEMU.
 #  - tracefs mounted at /sys/kernel/tracing if absent.
@@ -19,7 +21,8 @@ export DEBIAN_FRONTEND=noninteractive
 
 PKGS=(make clang llvm libbpf-dev bpftool libelf-dev zlib1g-dev pkg-config
       libgnutls28-dev qemu-system-x86 qemu-utils bpftrace python3 binutils
-      iproute2 ca-certificates libmicrohttpd-dev prometheus chromium tmux clang-format)
+      iproute2 ca-certificates libmicrohttpd-dev prometheus chromium tmux clang-format
+      dpkg-dev lintian mmdebstrap bash-completion)
 
 missing=()
 for p in "${PKGS[@]}"; do

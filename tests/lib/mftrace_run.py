@@ -19,9 +19,13 @@ class TracerError(RuntimeError):
 class Tracer:
     """mftrace attached to some pids; stdout (JSON lines or text) and stderr go to files."""
 
-    def __init__(self, pids, workdir: str, name: str, args=(), json_out: bool = True):
+    def __init__(self, pids, workdir: str, name: str, args=(), json_out: bool = True,
+                 prefix=(), binary: str | None = None):
+        """prefix: a command mftrace runs under (e.g. unshare); binary: another mftrace."""
         self.pids = list(pids)
         self.args = list(args)
+        self.prefix = list(prefix)
+        self.binary = binary or MFTRACE
         self.json = json_out
         self.out_path = os.path.join(workdir, f"{name}.out")
         self.err_path = os.path.join(workdir, f"{name}.err")
@@ -29,7 +33,7 @@ class Tracer:
         self.rc = None
 
     def start(self, timeout: float = 30.0) -> "Tracer":
-        cmd = [MFTRACE]
+        cmd = self.prefix + [self.binary]
         for p in self.pids:
             cmd += ["-p", str(p)]
         if self.json:

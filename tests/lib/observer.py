@@ -300,6 +300,10 @@ def build_run(text: str, dst_pid: int, src_pid: int, port: int) -> ObservedRun:
         elif kind == "DESTROY":
             if c.destroyed is None:
                 c.destroyed = ts
+            # the kernel may reuse a destroyed sk's address for another socket: events
+            # without a 4-tuple (an RST sent from an unbound socket) must not land here
+            if ev.get("sk") and by_sk.get(ev["sk"]) is c:
+                del by_sk[ev["sk"]]
 
     # rings of sockets that never reached TCP_CLOSE (printed by END)
     for sk, n in maps["rn"].items():

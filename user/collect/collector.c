@@ -131,6 +131,7 @@ struct mft_collector *mft_collector_open(const struct mft_collector_opts *o, mft
 {
 	struct mft_collector *c = calloc(1, sizeof(*c));
 	struct mftrace_bpf *s;
+	const char *btf;
 	int rc;
 
 	if (!c) {
@@ -141,7 +142,10 @@ struct mft_collector *mft_collector_open(const struct mft_collector_opts *o, mft
 	c->fn = fn;
 	c->ctx = ctx;
 	mft_libbpf_log(o->verbose);
-	s = c->skel = mftrace_bpf__open();
+	if (mft_btf_resolve(o->btf, &btf, NULL, 0, err, errlen))
+		goto fail;
+	LIBBPF_OPTS(bpf_object_open_opts, oo, .btf_custom_path = btf);
+	s = c->skel = mftrace_bpf__open_opts(&oo);
 	if (!s) {
 		snprintf(err, errlen, "cannot open the BPF object: %s", strerror(errno));
 		goto fail;

@@ -17,6 +17,7 @@ struct mft_collector_opts {
 	bool tls_records;  /* per-record gnutls_record_recv probes (full fidelity, costly) */
 	int forced_mech;   /* MFT_MECH_NONE for automatic */
 	bool verbose;      /* libbpf's log on stderr */
+	const char *btf;   /* --btf FILE: kernel types for CO-RE when the kernel has no BTF */
 };
 
 /* One attach point and how it went: shown by doctor, -v, and at start-up on failure. */

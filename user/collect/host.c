@@ -4,9 +4,11 @@
 #include <linux/capability.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/mount.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
+#include <sys/utsname.h>
 #include <unistd.h>
 #include <bpf/bpf.h>
 #include <bpf/btf.h>
@@ -43,13 +45,94 @@ int mft_check_privileges(char *why, size_t len)
 	return -1;
 }
 
-int mft_check_btf(char *why, size_t len)
+static int silent_print(enum libbpf_print_level l, const char *f, va_list a);
+
+/* Built in by the Makefile for make static (build/btf/embedded.c); absent otherwise. */
+extern const struct mft_btf_blob mft_btf_embedded[] __attribute__((weak));
+
+/* Is path a BTF libbpf can read (raw, or an ELF file's .BTF)? The type count, or -1. */
+static long btf_types(const char *path, char *why, size_t len)
 {
-	if (access("/sys/kernel/btf/vmlinux", R_OK) == 0)
+	libbpf_print_fn_t old = libbpf_set_print(silent_print);
+	struct btf *b = btf__parse(path, NULL);
+	int err = errno;
+	long n = b ? (long)btf__type_cnt(b) : -1;
+
+	libbpf_set_print(old);
+	btf__free(b);
+	if (n < 0)
+		snprintf(why, len, "--btf %s: %s", path,
+			 err == ENOENT || err == EACCES ? strerror(err) : "not a BTF file (raw BTF, or ELF with .BTF)");
+	return n;
+}
+
+/* The minimal BTF built in for this kernel release, as a file libbpf can open (a memfd). */
+static const char *embedded_btf(const char *release, size_t *size)
+{
+	static char path[64];
+	static int fd = -1;
+
+	for (const struct mft_btf_blob *b = mft_btf_embedded; b && b->release; b++) {
+		if (strcmp(b->release, release))
+			continue;
+		*size = b->size;
+		if (fd >= 0)
+			return path;
+		fd = memfd_create("mftrace-btf", MFD_CLOEXEC);
+		if (fd < 0)
+			return NULL;
+		if (write(fd, b->data, b->size) != (ssize_t)b->size) {
+			close(fd);
+			fd = -1;
+			return NULL;
+		}
+		snprintf(path, sizeof(path), "/proc/self/fd/%d", fd); /* kept open: libbpf reads it at load */
+		return path;
+	}
+	return NULL;
+}
+
+int mft_btf_resolve(const char *file, const char **path, char *what, size_t wlen, char *why, size_t len)
+{
+	char dummy[8];
+	struct utsname u;
+	size_t size = 0;
+	long n;
+
+	if (!what) {
+		what = dummy;
+		wlen = sizeof(dummy);
+	}
+	*path = NULL;
+	if (file) {
+		n = btf_types(file, why, len);
+		if (n < 0)
+			return -1;
+		*path = file;
+		snprintf(what, wlen, "%s (--btf, %ld types)", file, n);
 		return 0;
+	}
+	if (access("/sys/kernel/btf/vmlinux", R_OK) == 0) {
+		snprintf(what, wlen, "/sys/kernel/btf/vmlinux");
+		return 0;
+	}
+	uname(&u);
+	*path = embedded_btf(u.release, &size);
+	if (*path) {
+		snprintf(what, wlen, "built-in minimal BTF for %s (%zu bytes)", u.release, size);
+		return 0;
+	}
 	snprintf(why, len, "this kernel has no BTF (/sys/kernel/btf/vmlinux missing): CO-RE programs "
-			   "cannot be relocated; a kernel built with CONFIG_DEBUG_INFO_BTF=y is needed");
+			   "cannot be relocated; give --btf FILE (this kernel's BTF, or one made by "
+			   "`bpftool gen min_core_btf`), or use a kernel built with CONFIG_DEBUG_INFO_BTF=y");
 	return -1;
+}
+
+int mft_check_btf(const char *file, char *why, size_t len)
+{
+	const char *path;
+
+	return mft_btf_resolve(file, &path, NULL, 0, why, len);
 }
 
 int mft_ensure_tracefs(bool *mounted_now, char *why, size_t len)

@@ -11,8 +11,25 @@
 
 /* 0 if we may load BPF and attach probes; else -1 with a one-line reason. */
 int mft_check_privileges(char *why, size_t len);
-/* 0 if the running kernel has BTF (CO-RE needs it). */
-int mft_check_btf(char *why, size_t len);
+/*
+ * A minimal BTF built into the binary for one kernel release (make btf, then make
+ * static: the Makefile generates the table; a binary without one has none).
+ */
+struct mft_btf_blob {
+	const char *release; /* uname -r of the kernel it was generated from */
+	const unsigned char *data;
+	size_t size;
+};
+
+/*
+ * The BTF that CO-RE relocations read kernel types from: file (--btf) if given; else the
+ * running kernel's /sys/kernel/btf/vmlinux; else a minimal BTF built into this binary for
+ * the running kernel's release. 0 with *path the file to hand libbpf (NULL: the kernel's
+ * own) and what describing it (what may be NULL); else -1 with a one-line reason.
+ */
+int mft_btf_resolve(const char *file, const char **path, char *what, size_t wlen, char *why, size_t len);
+/* 0 if there is a BTF to load with (mft_btf_resolve() without its answers). */
+int mft_check_btf(const char *file, char *why, size_t len);
 /* Make sure tracefs is mounted (mounting it if needed). 0 on success. */
 int mft_ensure_tracefs(bool *mounted_now, char *why, size_t len);
 /* Fill r for kernel function func (fentry, kprobe) and tracepoint "cat/name". */

@@ -119,6 +119,18 @@ int mft_cli_format(const char *s, bool timelines, int *fmt)
 	return -1;
 }
 
+int mft_cli_btf(const char *s, const char **file)
+{
+	char why[512];
+
+	if (mft_check_btf(s, why, sizeof(why))) {
+		fprintf(stderr, "mftrace: %s\n", why);
+		return -1;
+	}
+	*file = s;
+	return 0;
+}
+
 /* One of the shared options: 1 taken, 0 not one of them, -1 after a one-line error. */
 static int trace_opt(int opt, const char *arg, struct mft_cli_trace *t)
 {
@@ -128,6 +140,7 @@ static int trace_opt(int opt, const char *arg, struct mft_cli_trace *t)
 	case 'T': t->co.tls_records = true; return 1;
 	case 'M': return mft_cli_mechanism(arg, &t->co.forced_mech) ? -1 : 1;
 	case 'v': t->co.verbose = true; return 1;
+	case 'B': return mft_cli_btf(arg, &t->co.btf) ? -1 : 1;
 	case 'j': t->json = true; return 1;
 	case 'w': t->wide = true; return 1;
 	case 'f': {

@@ -16,7 +16,7 @@ struct mft_cli_trace {
 	uint32_t pids[MFT_MAX_PIDS];
 	int n_pids;
 	double duration;              /* 0: until Ctrl-C */
-	struct mft_collector_opts co; /* --tls-records, --mechanism, --verbose */
+	struct mft_collector_opts co; /* --tls-records, --mechanism, --verbose, --btf */
 	bool json, quiet, wide;
 };
 
@@ -29,7 +29,8 @@ int mft_cli_format(const char *s, bool timelines, int *fmt);
 #define MFT_CLI_PROBE_LONGOPTS                                   \
 	{ "tls-records", no_argument, NULL, 'T' },               \
 	{ "mechanism", required_argument, NULL, 'M' },           \
-	{ "verbose", no_argument, NULL, 'v' }
+	{ "verbose", no_argument, NULL, 'v' },                   \
+	{ "btf", required_argument, NULL, 'B' }
 #define MFT_CLI_TARGET_LONGOPTS                                  \
 	{ "pid", required_argument, NULL, 'p' },                 \
 	{ "duration", required_argument, NULL, 'd' }
@@ -64,6 +65,8 @@ int mft_cli_pid(const char *s, uint32_t *pid);
 int mft_cli_add_pid(const char *s, uint32_t *pids, int *n, int max);
 int mft_cli_duration(const char *s, double *secs);
 int mft_cli_mechanism(const char *s, int *mech);
+/* --btf FILE: a BTF that libbpf can read (checked now, for a one-line error). */
+int mft_cli_btf(const char *s, const char **file);
 /* Before touching the kernel: the privileges, and that every pid is a QEMU. */
 int mft_cli_check_targets(const uint32_t *pids, int n_pids);
 

@@ -24,7 +24,7 @@
 #include "collect/procinfo.h"
 
 static const char usage[] =
-"Usage: mftrace doctor [-p PID ...] [--mechanism M] [-v]\n"
+"Usage: mftrace doctor [-p PID ...] [--mechanism M] [--btf FILE] [-v]\n"
 "\n"
 "Say what this host lets mftrace observe, and prove it: privileges, kernel BTF, tracefs,\n"
 "which mechanism carries each kernel probe (fentry, kprobe, tracepoint) and why, and\n"
@@ -39,6 +39,7 @@ static const char usage[] =
 "  -p, --pid PID        also report on this QEMU process (repeat for several)\n"
 "      --mechanism M    kernel probes for shutdown/close: auto, fentry, kprobe, tracepoint\n"
 "      --tls-records    also prove the per-record probe (gnutls_record_recv)\n"
+"      --btf FILE       kernel types for a kernel without /sys/kernel/btf/vmlinux\n"
 "  -v, --verbose        libbpf's log\n"
 "  -h, --help           this help\n"
 "\n"
@@ -271,12 +272,14 @@ static int doctor(const uint32_t *pids, int n_pids, const struct mft_collector_o
 		return 1;
 	}
 	line("[ok]", "privileges", "%s", geteuid() == 0 ? "root" : "CAP_BPF + CAP_PERFMON");
-	bool btf = mft_check_btf(why, sizeof(why)) == 0;
+	const char *btf_path;
+	char btf_what[300];
+	bool btf = mft_btf_resolve(co->btf, &btf_path, btf_what, sizeof(btf_what), why, sizeof(why)) == 0;
 
 	if (!btf)
 		line("[FAIL]", "BTF", "%s", why);
 	else
-		line("[ok]", "BTF", "/sys/kernel/btf/vmlinux");
+		line("[ok]", "BTF", "%s", btf_what);
 	if (mft_ensure_tracefs(&mounted, why, sizeof(why)))
 		line("[FAIL]", "tracefs", "%s", why);
 	else
@@ -307,7 +310,7 @@ static int doctor(const uint32_t *pids, int n_pids, const struct mft_collector_o
 	if (btf)
 		prove(co);
 	else
-		printf("\nproof that the probes fire: skipped: without kernel BTF nothing can load\n");
+		printf("\nproof that the probes fire: skipped: without BTF (the kernel's, or --btf FILE) nothing can load\n");
 	printf("\n%s\n", failures ? "doctor: some checks FAILED" : "doctor: all checks passed");
 	return failures ? 1 : 0;
 }

@@ -58,6 +58,8 @@ static const char usage[] =
 "                          Costs ~10 us per TLS record; off by default\n"
 "      --mechanism M       kernel probes for shutdown/close: auto, fentry, kprobe or\n"
 "                          tracepoint (see mftrace --help)\n"
+"      --btf FILE          kernel types for a kernel without /sys/kernel/btf/vmlinux\n"
+"                          (see mftrace --help)\n"
 "  -v, --verbose           libbpf's and libmicrohttpd's logs, every attach point\n"
 "  -h, --help              this help\n"
 "\n"

@@ -33,7 +33,7 @@ const struct mft_command mft_commands[] = {
 
 static const char usage[] =
 "Usage: mftrace -p PID [-p PID ...] [options]\n"
-"       mftrace doctor [-p PID]\n"
+"       mftrace doctor [-p PID] [--btf FILE]\n"
 "       mftrace COMMAND --help   (doctor, exporter, record, report: see Commands below)\n"
 "\n"
 "Trace every multifd channel of a QEMU live migration and tell, per channel, who\n"
@@ -63,6 +63,9 @@ static const char usage[] =
 "                       kernel events and rare GnuTLS calls\n"
 "      --mechanism M    kernel probes for shutdown/close: auto (default: fentry, then\n"
 "                       kprobe, then tracepoint), fentry, kprobe or tracepoint\n"
+"      --btf FILE       kernel types for a kernel without /sys/kernel/btf/vmlinux:\n"
+"                       its BTF, or a minimal one from `bpftool gen min_core_btf`\n"
+"                       (`make btf`); also for doctor\n"
 "  -v, --verbose        show libbpf's log and every attach point\n"
 "  -V, --version        print the version\n"
 "  -h, --help           this help\n"

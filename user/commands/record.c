@@ -48,6 +48,8 @@ static const char usage[] =
 "                       has exited)\n"
 "      --tls-records    full fidelity: probe every gnutls_record_recv() result (costly)\n"
 "      --mechanism M    kernel probes for shutdown/close: auto, fentry, kprobe, tracepoint\n"
+"      --btf FILE       kernel types for a kernel without /sys/kernel/btf/vmlinux\n"
+"                       (see mftrace --help)\n"
 "      --show           also print what live mode prints: the verdict tables as\n"
 "                       migrations end (with -q), and event lines (without)\n"
 "  -j, --json           with --show: JSON lines, as `mftrace --json` (= --format json)\n"

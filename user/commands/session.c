@@ -177,7 +177,7 @@ int mft_session_run(const struct mft_session_opts *o, volatile sig_atomic_t *sto
 	uint64_t t_end = 0, t_empty = 0, t_scan = 0;
 	bool stay = o->stay || o->all_qemus;
 
-	if (mft_check_btf(err, sizeof(err)) || mft_ensure_tracefs(&mounted, err, sizeof(err))) {
+	if (mft_check_btf(o->co.btf, err, sizeof(err)) || mft_ensure_tracefs(&mounted, err, sizeof(err))) {
 		fprintf(stderr, "mftrace: %s\n", err);
 		return 1;
 	}
