@@ -16,6 +16,7 @@
 #include <sys/utsname.h>
 #include <time.h>
 #include <unistd.h>
+#include "base/util.h"
 #include "commands/doctor.h"
 #include "collect/elfsym.h"
 #include "collect/host.h"
@@ -172,13 +173,19 @@ static void report_target(uint32_t pid)
 
 	printf("\ntarget pid %u:\n", pid);
 	if (mft_procinfo_read(pid, &pi, err, sizeof(err))) {
-		line("[FAIL]", "process", "%s", err);
+		line("[FAIL]", "process", "%s", mft_sanitize(err, sizeof(err), err));
 		return;
 	}
 	bool qemu = mft_procinfo_is_qemu(&pi);
 	struct mft_elf *e = mft_elf_open(pi.exe_open, err, sizeof(err));
 
 	mft_procinfo_versions(&pi);
+	/* what the target chose (paths, name, version texts) is shown sanitised */
+	mft_sanitize(pi.exe, sizeof(pi.exe), pi.exe);
+	mft_sanitize(pi.name, sizeof(pi.name), pi.name);
+	mft_sanitize(pi.gnutls, sizeof(pi.gnutls), pi.gnutls);
+	mft_sanitize(pi.qemu_version, sizeof(pi.qemu_version), pi.qemu_version);
+	mft_sanitize(pi.gnutls_version, sizeof(pi.gnutls_version), pi.gnutls_version);
 	line(qemu ? "[ok]" : "[FAIL]", "binary", "%s (%s)%s", pi.exe, pi.name, qemu ? "" : ": not a QEMU");
 	line("[info]", "owner", "uid %u", pi.uid);
 	if (qemu)

@@ -39,10 +39,13 @@ static const char usage[] =
 "targets, a clock snapshot, the probes attached and how, the events, and the count of\n"
 "lost events. Without -p, every QEMU on this host, including those that start later.\n"
 "The file reads back up to its last complete record after a kill -9 or a cut at any byte.\n"
+"Secrets in the command lines are redacted (data=, password=, key=, ...: see mftrace(8)).\n"
 "\n"
 "Options:\n"
 "  -p, --pid PID        record this QEMU process (repeat for several)\n"
-"  -o, --output FILE    the recording (created or truncated)\n"
+"  -o, --output FILE    the recording: created with mode 0640, never through a symbolic\n"
+"                       link, never over an existing file (see --force)\n"
+"      --force          replace an existing FILE (a link is replaced, not followed)\n"
 "      --max-size SIZE  flight recorder: keep the newest events in a file of at most SIZE\n"
 "                       bytes (K, M, G suffixes; at least 512K), a ring of 8 segments\n"
 "  -d, --duration SECS  stop after SECS seconds (default: Ctrl-C, or when every -p target\n"
@@ -117,9 +120,10 @@ static void host_info(struct mft_rec_host *h, const struct mft_collector_opts *c
 	h->all_qemus = all;
 }
 
+/* The arguments joined by spaces, secrets redacted (mft_redact_args: the rule is in mftrace(8)). */
 static void cmdline(uint32_t pid, char *buf, size_t len)
 {
-	char path[64];
+	char path[64], raw[8192];
 	int fd;
 	ssize_t n;
 
@@ -128,18 +132,10 @@ static void cmdline(uint32_t pid, char *buf, size_t len)
 	fd = open(path, O_RDONLY | O_CLOEXEC);
 	if (fd < 0)
 		return;
-	n = read(fd, buf, len - 1);
+	n = read(fd, raw, sizeof(raw));
 	close(fd);
-	if (n <= 0) {
-		buf[0] = '\0';
-		return;
-	}
-	buf[n] = '\0';
-	for (ssize_t i = 0; i < n; i++)
-		if (buf[i] == '\0')
-			buf[i] = ' ';
-	while (n > 0 && buf[n - 1] == ' ')
-		buf[--n] = '\0';
+	if (n > 0)
+		mft_redact_args(buf, len, raw, (size_t)n);
 }
 
 /* Attach statuses not yet written: the kernel's at start, each target's as it is added. */
@@ -279,6 +275,7 @@ int mft_cmd_record(int argc, char **argv)
 		{ "json", no_argument, NULL, 'j' },
 		{ "quiet", no_argument, NULL, 'q' },
 		{ "verbose", no_argument, NULL, 'v' },
+		{ "force", no_argument, NULL, 'F' },
 		{ "help", no_argument, NULL, 'h' },
 		{ 0 },
 	};
@@ -321,6 +318,7 @@ int mft_cmd_record(int argc, char **argv)
 		case 'j': json = true; break;
 		case 'q': quiet = true; break;
 		case 'v': co.verbose = true; break;
+		case 'F': wo.force = true; break;
 		case 'h': fputs(usage, stdout); return 0;
 		default:
 			return mft_cli_option_error("record", opt, argv);

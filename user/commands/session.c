@@ -65,9 +65,11 @@ static void print_status(const struct mft_collector *col, bool verbose)
 			continue;
 		if (!st[i].ok && !verbose && !st[i].required && strcmp(st[i].mech, "symbol") == 0)
 			continue;
+		char why[sizeof(st[i].why)]; /* may name the target's files */
+
 		fprintf(stderr, "mftrace: %s%s%u %-26s %-10s %s%s\n", st[i].ok ? "" : "note: ",
 			st[i].pid ? "pid " : "kernel", st[i].pid ? st[i].pid : 0, st[i].what, st[i].mech,
-			st[i].ok ? "" : "unavailable: ", st[i].why);
+			st[i].ok ? "" : "unavailable: ", mft_sanitize(why, sizeof(why), st[i].why));
 	}
 }
 
@@ -109,15 +111,22 @@ static int add_target(struct mft_session *s, uint32_t pid, bool fatal)
 		s->refused[s->n_refused % MAX_REFUSED].start = pi.start_time;
 		s->n_refused++;
 fail:
-		if (fatal || s->o->chatter)
-			fprintf(stderr, "mftrace: pid %u: %s\n", pid, err);
+		if (fatal || s->o->chatter) {
+			char safe[sizeof(err)];
+
+			fprintf(stderr, "mftrace: pid %u: %s\n", pid, mft_sanitize(safe, sizeof(safe), err));
+		}
 		return -1;
 	}
 	s->pids[s->n_pids++] = pid;
 	mft_corr_set_process_name(s->corr, pid, pi.name);
-	if (s->o->chatter)
-		fprintf(stderr, "mftrace: tracing pid %u (%s, %s%s%s)\n", pid, pi.name, pi.exe,
-			pi.gnutls[0] ? ", GnuTLS " : ", no GnuTLS mapped", pi.gnutls);
+	if (s->o->chatter) {
+		char name[sizeof(pi.name)], exe[sizeof(pi.exe)], lib[sizeof(pi.gnutls)];
+
+		fprintf(stderr, "mftrace: tracing pid %u (%s, %s%s%s)\n", pid, mft_sanitize(name, sizeof(name), pi.name),
+			mft_sanitize(exe, sizeof(exe), pi.exe), pi.gnutls[0] ? ", GnuTLS " : ", no GnuTLS mapped",
+			mft_sanitize(lib, sizeof(lib), pi.gnutls));
+	}
 	if (s->o->target)
 		s->o->target(s->o->ctx, s, &pi, true);
 	return 0;

@@ -85,9 +85,12 @@ static void event_detail(const struct mft_event *ev, char *buf, size_t len)
 			 (unsigned long long)ev->snap.tx_bytes, (unsigned long long)ev->snap.rx_calls);
 		break;
 	case MFT_EV_MIG_STATE:
-		if (ev->str[0])
-			snprintf(buf, len, "%.*s", MFT_STR_LEN, ev->str);
-		else
+		if (ev->str[0]) { /* read from the target's memory: its own choice of bytes */
+			char s[MFT_STR_LEN + 1];
+
+			snprintf(s, sizeof(s), "%.*s", MFT_STR_LEN, ev->str);
+			mft_sanitize(buf, len, s);
+		} else
 			snprintf(buf, len, "state %lld", (long long)ev->ret);
 		break;
 	case MFT_EV_SYNC_MAIN:
@@ -225,15 +228,17 @@ static void migration_text(struct mft_output *o, const struct mft_correlator *c,
 	const struct mft_process *p = mft_corr_process(c, m->pid);
 	const struct mft_mig_verdict *mv = &m->verdict;
 	uint64_t t0 = teardown_t0(m);
-	char poss[64], when[32];
+	char poss[64], when[32], name[sizeof(p->name)], outcome[sizeof(m->outcome)];
 	FILE *f = o->out;
 
 	mft_possible_str(mv->possible, poss, sizeof(poss));
 	mft_fmt_clock(o, t0 ? t0 : m->t_first, when, sizeof(when));
+	/* the VM name and a state name (the outcome) are the target's own bytes */
+	mft_sanitize(name, sizeof(name), p ? p->name : "");
+	mft_sanitize(outcome, sizeof(outcome), m->outcome);
 	fprintf(f, "\n== migration #%" PRIu64 ": pid %u%s%s%s, %s %s %s, outcome %s\n", m->id, m->pid,
-		p && p->name[0] ? " (" : "", p && p->name[0] ? p->name : "", p && p->name[0] ? ")" : "",
-		role_name(m->role), m->role == MFT_ROLE_DEST ? "listening on" : "connected to", m->endpoint,
-		m->outcome);
+		name[0] ? " (" : "", name, name[0] ? ")" : "", role_name(m->role),
+		m->role == MFT_ROLE_DEST ? "listening on" : "connected to", m->endpoint, outcome);
 	fprintf(f, "   times are relative to the first teardown step at %s\n", when);
 	if (m->n_sync || m->has_uuid) {
 		char last[24] = "-", uuid[40] = "unknown";

@@ -169,10 +169,14 @@ int mft_tl_chrome(const struct mft_timeline *tl, FILE *f)
 		snprintf(pname, sizeof(pname), "migration #%" PRIu64, m->m.id);
 		meta(&c, "thread_name", m->m.pid, (int)(m->m.id * 1000), "name", pname);
 		sep(&c);
-		fprintf(f, "{\"ph\":\"X\",\"cat\":\"migration\",\"name\":\"%s %s%s\",\"pid\":%u,\"tid\":%d,"
-			   "\"ts\":%.3f,\"dur\":%.3f}",
-			m->m.outcome, m->m.verdict.kind >= 0 ? mft_vkind_name(m->m.verdict.kind) : "undecided",
-			m->m.verdict.flagged ? " FLAGGED" : "", m->m.pid, (int)(m->m.id * 1000), us(&c, m->m.t_first),
+		/* the outcome can be a state name read from the target: escaped like every string */
+		snprintf(pname, sizeof(pname), "%s %s%s", m->m.outcome,
+			 m->m.verdict.kind >= 0 ? mft_vkind_name(m->m.verdict.kind) : "undecided",
+			 m->m.verdict.flagged ? " FLAGGED" : "");
+		fputs("{\"ph\":\"X\",\"cat\":\"migration\",\"name\":", f);
+		mft_json_str(f, pname);
+		fprintf(f, ",\"pid\":%u,\"tid\":%d,\"ts\":%.3f,\"dur\":%.3f}", m->m.pid, (int)(m->m.id * 1000),
+			us(&c, m->m.t_first),
 			m->m.t_last_end > m->m.t_first ? (double)(m->m.t_last_end - m->m.t_first) / 1e3 : 0.001);
 		for (size_t k = 0; k < m->n; k++)
 			channel(&c, &tl->chans[m->first + k]);
