@@ -69,7 +69,7 @@ struct recorder {
 	const char *path;
 	struct mft_output out;
 	bool show;
-	size_t n_status;               /* attach statuses written */
+	uint64_t status_seq;           /* the last attach status written (mft_attach_status.seq) */
 	struct mft_rec_counters last;
 	uint64_t t_counters, t_clock;
 	bool warned;
@@ -138,21 +138,29 @@ static void cmdline(uint32_t pid, char *buf, size_t len)
 		mft_redact_args(buf, len, raw, (size_t)n);
 }
 
-/* Attach statuses not yet written: the kernel's at start, each target's as it is added. */
+/* Attach statuses not yet written: the kernel's at start, each target's as it is added.
+ * By sequence number, not position: the statuses of a forgotten target are removed from
+ * the collector's array, which moves the later ones down. */
 static void write_statuses(struct recorder *r, const struct mft_session *s)
 {
 	size_t n;
 	const struct mft_attach_status *st = mft_session_status(s, &n);
+	uint64_t last = r->status_seq;
 
-	for (; r->n_status < n; r->n_status++) {
-		const struct mft_attach_status *a = &st[r->n_status];
+	for (size_t i = 0; i < n; i++) {
+		const struct mft_attach_status *a = &st[i];
 		struct mft_rec_probe p = { .pid = a->pid, .ok = a->ok, .required = a->required };
 
+		if (a->seq <= r->status_seq)
+			continue;
+		if (a->seq > last)
+			last = a->seq;
 		snprintf(p.what, sizeof(p.what), "%s", a->what);
 		snprintf(p.mech, sizeof(p.mech), "%s", a->mech);
 		snprintf(p.why, sizeof(p.why), "%s", a->why);
 		mft_recw_probe(r->w, &p);
 	}
+	r->status_seq = last;
 }
 
 static void on_raw(void *ctx, const struct mft_event *ev)
