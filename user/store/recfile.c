@@ -236,15 +236,14 @@ static bool tlv_walk(const uint8_t *p, size_t len, void (*fn)(void *ctx, unsigne
 	return true;
 }
 
+/* The bytes as they were recorded (a VM name is the target's choice): whoever prints them
+ * as text sanitises them (mft_sanitize), JSON escapes them. */
 static void tlv_copy(char *dst, size_t cap, const uint8_t *v, size_t n)
 {
 	if (n >= cap)
 		n = cap - 1;
 	memcpy(dst, v, n);
 	dst[n] = '\0';
-	for (size_t i = 0; i < n; i++) /* keep output one line per field */
-		if ((unsigned char)dst[i] < 0x20)
-			dst[i] = ' ';
 }
 
 static uint64_t tlv_num(const uint8_t *v, size_t n)
