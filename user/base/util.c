@@ -331,11 +331,13 @@ static size_t slot_of(const struct mft_index *ix, uint64_t key, mft_index_eq eq,
 	size_t mask = ix->cap - 1, i = (size_t)mft_hash64(key) & mask;
 
 	for (;; i = (i + 1) & mask) {
-		if (!ix->val[i]) {
+		const struct mft_index_slot *s = &ix->slot[i];
+
+		if (!s->val) {
 			*found = false;
 			return i;
 		}
-		if (ix->key[i] == key && (!eq || eq(ctx, ix->val[i] - 1))) {
+		if (s->key == key && (!eq || eq(ctx, s->val - 1))) {
 			*found = true;
 			return i;
 		}
@@ -350,29 +352,24 @@ size_t mft_index_find(const struct mft_index *ix, uint64_t key, mft_index_eq eq,
 	if (!ix->cap)
 		return SIZE_MAX;
 	i = slot_of(ix, key, eq, ctx, &found);
-	return found ? ix->val[i] - 1 : SIZE_MAX;
+	return found ? ix->slot[i].val - 1 : SIZE_MAX;
 }
 
 static int index_grow(struct mft_index *ix)
 {
 	struct mft_index nx = { .cap = ix->cap ? ix->cap * 2 : 64 };
 
-	nx.key = calloc(nx.cap, sizeof(*nx.key));
-	nx.val = calloc(nx.cap, sizeof(*nx.val));
-	if (!nx.key || !nx.val) {
-		free(nx.key);
-		free(nx.val);
+	nx.slot = calloc(nx.cap, sizeof(*nx.slot));
+	if (!nx.slot)
 		return -1;
-	}
 	for (size_t i = 0; i < ix->cap; i++) {
 		size_t mask = nx.cap - 1, j;
 
-		if (!ix->val[i])
+		if (!ix->slot[i].val)
 			continue;
-		for (j = (size_t)mft_hash64(ix->key[i]) & mask; nx.val[j]; j = (j + 1) & mask)
+		for (j = (size_t)mft_hash64(ix->slot[i].key) & mask; nx.slot[j].val; j = (j + 1) & mask)
 			;
-		nx.key[j] = ix->key[i];
-		nx.val[j] = ix->val[i];
+		nx.slot[j] = ix->slot[i];
 	}
 	nx.n = ix->n;
 	mft_index_free(ix);
@@ -389,18 +386,16 @@ int mft_index_set(struct mft_index *ix, uint64_t key, size_t pos, mft_index_eq e
 		return -1;
 	i = slot_of(ix, key, eq, ctx, &found);
 	if (!found) {
-		ix->key[i] = key;
+		ix->slot[i].key = key;
 		ix->n++;
 	}
-	ix->val[i] = pos + 1;
+	ix->slot[i].val = pos + 1;
 	return 0;
 }
 
 void mft_index_free(struct mft_index *ix)
 {
-	free(ix->key);
-	free(ix->val);
-	ix->key = NULL;
-	ix->val = NULL;
+	free(ix->slot);
+	ix->slot = NULL;
 	ix->cap = ix->n = 0;
 }

@@ -75,9 +75,12 @@ uint64_t mft_hash_bytes(const void *p, size_t n, uint64_t h);
  * a lookup is O(1) whatever the input. Keys may be hashes that collide: eq (NULL: the key
  * decides) tells whether the item at a position is the one looked for.
  */
+struct mft_index_slot {
+	uint64_t key;
+	size_t val;    /* position + 1; 0: an empty slot */
+};
 struct mft_index {
-	uint64_t *key;
-	size_t *val;   /* position + 1; 0: an empty slot */
+	struct mft_index_slot *slot;
 	size_t cap, n; /* cap: a power of two */
 };
 typedef bool (*mft_index_eq)(const void *ctx, size_t pos);
