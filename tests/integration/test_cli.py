@@ -29,7 +29,7 @@ import time
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 MFTRACE = os.path.join(REPO, "build", "mftrace")
 MAIN_C = os.path.join(REPO, "user", "commands", "main.c")
-VERDICT_C = os.path.join(REPO, "user", "verdict.c")
+VERDICT_C = os.path.join(REPO, "user", "correlate", "verdict.c")
 VERSION_H = os.path.join(REPO, "include", "version.h")
 MANPAGE = os.path.join(REPO, "docs", "mftrace.8")
 QEMU = "/usr/bin/qemu-system-x86_64"

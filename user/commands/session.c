@@ -11,6 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
+#include <unistd.h>
 #include <time.h>
 #include "collect/elfsym.h"
 #include "collect/host.h"
@@ -131,7 +132,10 @@ static int add_target(struct mft_session *s, uint32_t pid, bool fatal)
 		return 0;
 	mft_procinfo_versions(&pi);
 	if (mft_collector_add_target(s->col, &pi, err, sizeof(err))) {
-		remember_refused(s, pid, pi.start_time, false);
+		/* A QEMU still starting can remap its libgnutls between our reading its maps and
+		 * opening the mapping: that is worth another look at the next rescan. */
+		if (fatal || !pi.gnutls_open[0] || !access(pi.gnutls_open, F_OK))
+			remember_refused(s, pid, pi.start_time, false);
 fail:
 		if (fatal || s->o->chatter) {
 			char safe[sizeof(err)];
@@ -348,11 +352,11 @@ int mft_session_run(const struct mft_session_opts *o, volatile sig_atomic_t *sto
 		uint64_t dropped = mft_collector_counter(s.col, MFT_CNT_RB_DROPPED);
 		uint64_t full = mft_collector_counter(s.col, MFT_CNT_SOCK_MAP_FULL);
 
+		print_limits(&s); /* the events line stays the last: scripts read it */
 		fprintf(stderr, "mftrace: %llu events, %llu lost (ring buffer full), %llu sockets untracked "
 				"(map full), %llu malformed\n",
 			(unsigned long long)mft_collector_counter(s.col, MFT_CNT_EVENTS), (unsigned long long)dropped,
 			(unsigned long long)full, (unsigned long long)mft_collector_bad_events(s.col));
-		print_limits(&s);
 		if (dropped || full)
 			fprintf(stderr, "mftrace: warning: events were lost; verdicts may be incomplete\n");
 	}
