@@ -241,7 +241,7 @@ class Soak:
             failed: list = []
             starter = threading.Thread(target=lambda: failed.append(None) if obs.start() is None else None)
             starter.start()         # bpftrace compiles while the exporter picks the QEMUs up
-            traced = self.wait_traced([m.src_pid, m.dst_pid], 30)
+            traced = self.wait_traced([m.src_pid, m.dst_pid], 120)  # the host may be busy
             steps["traced"] = round(time.monotonic() - t0, 1)
             starter.join()
             steps["observer"] = round(time.monotonic() - t0, 1)

@@ -1,10 +1,12 @@
 // SPDX-License-Identifier: GPL-2.0
 /*
- * The collector (collector.h). Detaching a uprobe link makes the kernel wait for an RCU
- * tasks-trace grace period (tens to hundreds of milliseconds here): a target has about 25
- * links, so forgetting one inline would stall the ring buffer for seconds, and leaving a
- * host with 200 QEMUs would take many minutes. Links are therefore handed to a few reaper
- * threads, whose concurrent detaches share grace periods; closing waits for them.
+ * The collector (collector.h). Detaching a uprobe link makes the kernel wait for RCU grace
+ * periods (tens to hundreds of milliseconds here), under a mutex that every perf-event
+ * attach and detach on the host takes: a target has about 20 links, so forgetting one
+ * inline would stall the ring buffer for seconds. Links are therefore handed to a reaper
+ * thread. One is enough (the kernel serialises detaches anyway), and it pauses while a
+ * target is being attached, so that picking up a new QEMU does not queue behind the old
+ * one's links. Closing waits for it.
  */
 #include <errno.h>
 #include <pthread.h>
@@ -23,7 +25,7 @@
 #include "mftrace.skel.h"
 
 #define MAX_LINKS_PER_TARGET 48 /* a target needs about 20 (25 with USDT) */
-#define REAPERS 8
+#define REAPERS 1
 
 /* Links waiting to be destroyed, and the threads that destroy them. */
 struct reaper {
@@ -33,6 +35,7 @@ struct reaper {
 	size_t n, cap;
 	unsigned busy;
 	bool stop;
+	bool hold;           /* a target is being attached: wait */
 	pthread_t th[REAPERS];
 	int n_threads;
 };
@@ -67,7 +70,7 @@ static void *reap_loop(void *arg)
 
 	pthread_mutex_lock(&r->lock);
 	for (;;) {
-		while (!r->n && !r->stop)
+		while ((!r->n || r->hold) && !r->stop)
 			pthread_cond_wait(&r->more, &r->lock);
 		if (!r->n)
 			break;
@@ -109,10 +112,22 @@ static void reap(struct reaper *r, struct bpf_link *l)
 	bpf_link__destroy(l);
 }
 
+/* Attaching a target: the reaper waits (hold) until it is done. */
+static void reaper_hold(struct reaper *r, bool hold)
+{
+	pthread_mutex_lock(&r->lock);
+	r->hold = hold;
+	if (!hold)
+		pthread_cond_broadcast(&r->more);
+	pthread_mutex_unlock(&r->lock);
+}
+
 /* Wait until every link handed over is destroyed, then end the threads. */
 static void reaper_finish(struct reaper *r)
 {
 	pthread_mutex_lock(&r->lock);
+	r->hold = false;
+	pthread_cond_broadcast(&r->more);
 	while (r->n || r->busy)
 		pthread_cond_wait(&r->idle, &r->lock);
 	r->stop = true;
@@ -517,8 +532,20 @@ static int attach_gnutls(struct mft_collector *c, struct target *t, const struct
 	return 0;
 }
 
+static int add_target(struct mft_collector *c, const struct mft_procinfo *pi, char *err, size_t errlen);
+
 int mft_collector_add_target(struct mft_collector *c, const struct mft_procinfo *pi, char *err,
 			     size_t errlen)
+{
+	int rc;
+
+	reaper_hold(&c->reaper, true);
+	rc = add_target(c, pi, err, errlen);
+	reaper_hold(&c->reaper, false);
+	return rc;
+}
+
+static int add_target(struct mft_collector *c, const struct mft_procinfo *pi, char *err, size_t errlen)
 {
 	struct mftrace_bpf *s = c->skel;
 	struct mft_target tv = {};
