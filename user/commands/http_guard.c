@@ -12,6 +12,7 @@
 #include <linux/netlink.h>
 #include <linux/sock_diag.h>
 #include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
@@ -155,6 +156,17 @@ static bool same_client(const struct client *a, const struct client *b)
 	return !memcmp(&a->ip, &b->ip, sizeof(a->ip));
 }
 
+/* The client closed it already, libmicrohttpd has not noticed yet: it holds nothing. (A
+ * script fetching in a loop opens the next connection before the last one is reaped.) */
+static bool peer_gone(const struct conn *k)
+{
+	struct tcp_info ti;
+	socklen_t l = sizeof(ti);
+
+	return !getsockopt(k->fd, IPPROTO_TCP, TCP_INFO, &ti, &l) &&
+	       (ti.tcpi_state == TCP_CLOSE_WAIT || ti.tcpi_state == TCP_LAST_ACK || ti.tcpi_state == TCP_CLOSE);
+}
+
 /* Close it now: the peer sees EOF, libmicrohttpd sees the socket shut and closes it. */
 static void cut(struct conn *k)
 {
@@ -193,6 +205,12 @@ void mft_http_guard_notify(void *cls, struct MHD_Connection *c, void **socket_co
 			slot = slot ? slot : &g->conns[i];
 		else if (same_client(&g->conns[i].who, &who) && !g->conns[i].refused)
 			same++;
+	}
+	if (slot && same >= g->per_client) { /* over its share: unless some of those are gone */
+		same = 0;
+		for (unsigned i = 0; i < g->max_conn; i++)
+			same += g->conns[i].used && !g->conns[i].refused && same_client(&g->conns[i].who, &who) &&
+				!peer_gone(&g->conns[i]);
 	}
 	if (slot) {
 		*slot = (struct conn){ .used = true, .fd = fd, .who = who, .deadline = mft_mono_now() + g->timeout_ns };
