@@ -252,7 +252,7 @@ def main() -> int:
         deadline(exp)
         # detaching uprobes takes the kernel tens of ms each, one at a time, for every QEMU traced
         check("exporter: SIGTERM stops it, exit 0 after the attack",
-              lambda: None if exp.stop(timeout=120) == 0 else f"exit status {exp.proc.returncode}: {exp.stderr()[-300:]}")
+              lambda: None if exp.stop(timeout=300) == 0 else f"exit status {exp.proc.returncode}: {exp.stderr()[-300:]}")
     except Exception as e:
         report(False, "exporter hostile clients", f"{type(e).__name__}: {e} [logs in {wd}] " +
                traceback.format_exc(limit=3).replace("\n", " | "))
