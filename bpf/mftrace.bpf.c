@@ -49,21 +49,21 @@ struct mft_state_call {
 
 struct {
 	__uint(type, BPF_MAP_TYPE_HASH);
-	__uint(max_entries, 1024);
+	__uint(max_entries, MFT_MAX_TARGETS);
 	__type(key, __u32); /* tgid */
 	__type(value, struct mft_target);
 } targets SEC(".maps");
 
 struct {
 	__uint(type, BPF_MAP_TYPE_HASH);
-	__uint(max_entries, 8192);
+	__uint(max_entries, MFT_MAX_SOCKS); /* not LRU: a full map is counted, never evicts a live channel */
 	__type(key, __u64); /* struct sock * */
 	__type(value, struct mft_sock);
 } socks SEC(".maps");
 
 struct {
 	__uint(type, BPF_MAP_TYPE_HASH);
-	__uint(max_entries, 8192);
+	__uint(max_entries, MFT_MAX_SESSIONS);
 	__type(key, __u64); /* gnutls_session_t */
 	__type(value, __u64); /* struct sock * */
 } sessions SEC(".maps");
@@ -71,7 +71,7 @@ struct {
 /* A gnutls_handshake()/gnutls_bye() in progress on a thread. */
 struct {
 	__uint(type, BPF_MAP_TYPE_HASH);
-	__uint(max_entries, 4096);
+	__uint(max_entries, MFT_MAX_THREADS);
 	__type(key, __u32); /* tid */
 	__type(value, struct mft_call);
 } tls_calls SEC(".maps");
@@ -79,7 +79,7 @@ struct {
 /* --tls-records: a gnutls_record_recv() in progress on a thread. */
 struct {
 	__uint(type, BPF_MAP_TYPE_HASH);
-	__uint(max_entries, 4096);
+	__uint(max_entries, MFT_MAX_THREADS);
 	__type(key, __u32);
 	__type(value, struct mft_call);
 } record_calls SEC(".maps");
@@ -95,7 +95,7 @@ struct {
 /* With USDT: the socket each multifd thread last sent or received on. */
 struct {
 	__uint(type, BPF_MAP_TYPE_LRU_HASH);
-	__uint(max_entries, 4096);
+	__uint(max_entries, MFT_MAX_THREADS);
 	__type(key, __u32);
 	__type(value, __u64);
 } thread_sock SEC(".maps");
@@ -273,7 +273,8 @@ static __always_inline void note_calls(__u32 tid, __u64 sk, struct mft_sock *st,
 		if (c->session) {
 			st->session = c->session;
 			st->snap.flags |= MFT_SF_TLS;
-			bpf_map_update_elem(&sessions, &c->session, &sk, BPF_ANY);
+			if (bpf_map_update_elem(&sessions, &c->session, &sk, BPF_ANY))
+				count(MFT_CNT_SESSION_MAP_FULL);
 		}
 	}
 	if (!is_recv)
@@ -599,7 +600,8 @@ static __always_inline int call_enter(void *map, __u64 session, __u32 kind)
 	if (!is_target(id >> 32))
 		return 0;
 	count(MFT_CNT_UPROBE_HITS);
-	bpf_map_update_elem(map, &tid, &c, BPF_ANY);
+	if (bpf_map_update_elem(map, &tid, &c, BPF_ANY))
+		count(MFT_CNT_CALL_MAP_FULL);
 	return 0;
 }
 

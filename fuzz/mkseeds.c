@@ -36,7 +36,7 @@ static void fill(struct mft_recw *w, int n)
 
 int main(int argc, char **argv)
 {
-	struct mft_recw_opts ring = { .max_size = MFT_REC_PREAMBLE_LEN + 4 * MFT_REC_MIN_SEGMENT, .n_segments = 4 };
+	struct mft_recw_opts ring = { .max_size = MFT_REC_PREAMBLE_LEN + 4 * MFT_REC_MIN_SEGMENT, .n_segments = 4, .force = true };
 	char path[512], err[256];
 	struct mft_recw *w;
 
@@ -45,7 +45,7 @@ int main(int argc, char **argv)
 		return 1;
 	}
 	snprintf(path, sizeof(path), "%s/plain.mftrec", argv[1]);
-	if (!(w = mft_recw_open(path, NULL, err, sizeof(err))))
+	if (!(w = mft_recw_open(path, &(struct mft_recw_opts){ .force = true }, err, sizeof(err))))
 		return fprintf(stderr, "%s\n", err), 1;
 	fill(w, 12);
 	snprintf(path, sizeof(path), "%s/ring.mftrec", argv[1]);

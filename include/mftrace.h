@@ -13,6 +13,17 @@
 
 #define MFT_STR_LEN 24
 
+/*
+ * Capacities: the BPF maps and user space's tables are sized by these, for a host with a
+ * few hundred QEMUs (200 VMs, each migrating with up to 16 channels, plus other sockets).
+ * Every one is counted and shown: doctor, the exporter's mftrace_resource_* metrics, and
+ * the summary a session prints when it ends (docs/mftrace.8, LIMITS).
+ */
+#define MFT_MAX_TARGETS 1024    /* QEMU processes traced at once (targets map) */
+#define MFT_MAX_SOCKS 32768     /* TCP sockets of targets tracked at once (socks map) */
+#define MFT_MAX_SESSIONS 32768  /* TLS sessions of targets (sessions map) */
+#define MFT_MAX_THREADS 16384   /* target threads inside a probed call, or bound to a channel */
+
 /* One event per boundary in a channel's life. Never one per packet. */
 enum mft_ev_type {
 	MFT_EV_SOCK_CONNECT = 1, /* target connect()ed a TCP socket: it is the source of the stream */
@@ -130,6 +141,8 @@ enum mft_counter {
 	MFT_CNT_SOCK_MAP_FULL,  /* a socket could not be tracked: socks map full */
 	MFT_CNT_EVENTS,         /* events submitted */
 	MFT_CNT_UPROBE_HITS,    /* GnuTLS/QEMU uprobe entries in a target (doctor proves they fire) */
+	MFT_CNT_SESSION_MAP_FULL, /* a TLS session could not be tied to its socket: sessions map full */
+	MFT_CNT_CALL_MAP_FULL,  /* a GnuTLS call could not be followed: tls_calls/record_calls full */
 	MFT_CNT__MAX,
 };
 

@@ -62,7 +62,7 @@ PROMTOOL = "/usr/bin/promtool"
 SCENARIOS = os.environ.get("MFTRACE_SCENARIOS", "7.2-7.2 10.0-10.0 7.2-10.0 7.2-10.0-strict").split()
 TOKEN = "mftx" + secrets.token_hex(3)   # this run's VM names start with it
 HTTP_TIMEOUT = 3    # the exporter's --timeout for these tests (seconds)
-MAX_CONN = 32       # its --max-connections (16 per client address)
+MAX_CONN = 32       # its --max-connections (4 per client: a local user, or an address)
 
 results = {"pass": 0, "fail": 0, "skip": 0}
 
@@ -578,11 +578,17 @@ def compare_histograms(prom: Prometheus, truth: Truth, baseline: dict, exp: Expo
                 got = now[key].get(role, 0) - baseline[key].get(role, 0)
                 if got != want and not (foreign and got >= want):
                     errs.append(f"{key} {role}: {got} != {want}")
-        # and Prometheus has the same as the exporter
-        pc = prom.vector("sum by (role) (mftrace_channel_received_bytes_count)", ("role",))
-        for role, v in now["rx_count"].items():
-            if v and pc.get((role,)) != v:
-                errs.append(f"Prometheus rx count {role} {pc.get((role,))} != exporter {v}")
+        # and Prometheus has the same as the exporter (other QEMUs on the host may migrate
+        # meanwhile: the next scrape catches up)
+        def same():
+            pc = prom.vector("sum by (role) (mftrace_channel_received_bytes_count)", ("role",))
+            cur = histogram_state(exp)["rx_count"]
+            return [f"Prometheus rx count {role} {pc.get((role,))} != exporter {v}"
+                    for role, v in cur.items() if v and pc.get((role,)) != v]
+        if wait_for(lambda: not same(), 10):
+            pass
+        else:
+            errs += same()
         if errs:
             return "; ".join(errs)
         return None
@@ -823,13 +829,15 @@ def check_robustness(exp: Exporter) -> None:
     check("http: malformed requests get 4xx or a closed connection; the exporter keeps serving", malformed)
 
     def slow_clients():
-        # six clients trickle a request one byte every 0.4 s; meanwhile normal scrapes
-        # must stay fast
+        # two clients trickle a request one byte every 0.4 s; meanwhile normal scrapes by
+        # the same user must stay fast. That user (root) may hold MAX_CONN / 8 = 4
+        # connections: Prometheus' keep-alive one, the two slow ones, and the scrape. Other
+        # users' hostile clients: tests/integration/test_exporter_hostile.py
         req = b"GET /metrics HTTP/1.1\r\nHost: x\r\n"
-        socks = [socket.create_connection(("127.0.0.1", port), timeout=5) for _ in range(6)]
+        socks = [socket.create_connection(("127.0.0.1", port), timeout=5) for _ in range(2)]
         worst = 0.0
         try:
-            for i in range(8):
+            for i in range(6):   # well inside the --timeout deadline
                 for s in socks:
                     s.send(req[i:i + 1])
                 t = time.monotonic()
@@ -949,7 +957,9 @@ def main() -> int:
         check_robustness(exp)
 
         def shutdown():
-            rc = exp.stop()
+            # the kernel detaches uprobes one at a time, tens of ms each (seconds on a busy host),
+            # for every QEMU of the host this exporter traces
+            rc = exp.stop(timeout=300)
             return None if rc == 0 else f"exit status {rc} on SIGTERM: {exp.stderr()[-300:]}"
         check("exporter: SIGTERM stops it, exit 0", shutdown)
     except Exception as e:

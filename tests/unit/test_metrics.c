@@ -494,7 +494,7 @@ static void series_bounded(void)
 
 	/* roles x possible sets x VMs: more label combinations than a family may hold */
 	fake_init(&f, MFT_ROLE_DEST, "completed", NULL, 0);
-	for (int vm = 0; vm < 22; vm++) {
+	for (int vm = 0; vm < MFT_METRICS_MAX_SERIES / (3 * 63) + 2; vm++) {
 		snprintf(name, sizeof(name), "vm%d", vm);
 		for (int role = 0; role < 3; role++)
 			for (unsigned p = 1; p < 64; p++) {
@@ -510,6 +510,36 @@ static void series_bounded(void)
 	CHECK_INT(count_prefix(t, "mftrace_migrations_total{"), MFT_METRICS_MAX_SERIES);
 	CHECK(!has_line(t, "mftrace_exporter_series_dropped_total 0"));
 	CHECK_INT(count_prefix(t, "mftrace_exporter_series_dropped_total "), 1);
+	/* and the bound is shown as one */
+	CHECK(has_line(t, "mftrace_resource_capacity{resource=\"series\"} 16384"));
+	CHECK(has_line(t, "mftrace_resource_used{resource=\"series\"} 16384"));
+	CHECK(!has_line(t, "mftrace_resource_refused_total{resource=\"series\"} 0"));
+	CHECK_INT(count_prefix(t, "mftrace_resource_refused_total{resource=\"series\"} "), 1);
+	free(t);
+	mft_metrics_free(m);
+}
+
+/* Every bounded table as three series: capacity, used, refused. */
+static void resource_limits(void)
+{
+	struct mft_metrics *m = mft_metrics_new(&build);
+	const struct mft_limit l[] = {
+		{ "targets", 3, 1024, 0, "" },
+		{ "socket_map", 17, 32768, 5, "" },
+	};
+	char *t;
+
+	mft_metrics_set_limits(m, l, 2);
+	mft_metrics_set_limits(m, l, 2); /* set again: the same series */
+	t = render(m, false);
+	CHECK(t);
+	CHECK(has_line(t, "mftrace_resource_capacity{resource=\"targets\"} 1024"));
+	CHECK(has_line(t, "mftrace_resource_used{resource=\"targets\"} 3"));
+	CHECK(has_line(t, "mftrace_resource_refused_total{resource=\"targets\"} 0"));
+	CHECK(has_line(t, "mftrace_resource_used{resource=\"socket_map\"} 17"));
+	CHECK(has_line(t, "mftrace_resource_refused_total{resource=\"socket_map\"} 5"));
+	CHECK(has_line(t, "mftrace_resource_capacity{resource=\"vm_labels\"} 1024"));
+	CHECK_INT(count_prefix(t, "mftrace_resource_capacity{resource=\"targets\"}"), 1);
 	free(t);
 	mft_metrics_free(m);
 }
@@ -531,5 +561,6 @@ int main(void)
 	RUN(info_replaced);
 	RUN(vm_table_bounded);
 	RUN(series_bounded);
+	RUN(resource_limits);
 	UNIT_EXIT();
 }

@@ -365,6 +365,87 @@ static void test_renderers(void)
 	mft_tl_free(&tl);
 }
 
+static int count(const char *buf, const char *what)
+{
+	int n = 0;
+
+	for (const char *p = buf; (p = strstr(p, what)); p++)
+		n++;
+	return n;
+}
+
+/* The axis step: 1, 2 or 5 x 10^k, at most 8 steps in any span. */
+static void test_axis_step(void)
+{
+	static const uint64_t spans[] = { 0, 1, 9, 10000, 1000000000ull, 400 * 1000000000ull, 401 * 1000000000ull,
+					  86400ull * 11 * 1000000000ull, 1ull << 62, UINT64_MAX };
+
+	for (size_t i = 0; i < sizeof(spans) / sizeof(spans[0]); i++) {
+		uint64_t step = mft_html_axis_step(spans[i]);
+
+		CHECK(step >= 1);
+		CHECK(spans[i] / step <= 8);
+		CHECK(step == 1 || step == UINT64_MAX || spans[i] / step >= 2 || step <= 5); /* not needlessly coarse */
+	}
+	CHECK_INT(mft_html_axis_step(500 * 1000000000ull), 100 * 1000000000ull);
+}
+
+/*
+ * A group whose teardown spans 500 s, 11 days, or 2^62 ns (one channel closes that long
+ * after the others): the HTML page and the Chrome trace stay the size they are for a
+ * short one. (The axis once stepped by 1 ns past 400 s and never finished.)
+ */
+static void test_renderers_any_span(void)
+{
+	static const int64_t spans[] = { 500 * S, 86400 * 11 * S, 1ll << 62 };
+	size_t short_html = 0, short_chrome = 0;
+
+	alarm(60); /* a renderer that loops is a failure, not a hang */
+	for (int k = -1; k < (int)(sizeof(spans) / sizeof(spans[0])); k++) {
+		struct evs s = { 0 }, d = { .dst = true };
+		struct mft_recording rs, rd;
+		struct mft_timeline tl;
+		char *buf = NULL;
+		size_t len = 0, hlen;
+		FILE *f;
+
+		migration(&s, &d, 10 * S, SRC, DST);
+		for (size_t i = 0; k >= 0 && i < d.n; i++) /* channel 4's teardown, span later */
+			if ((d.e[i].sk - 0xffff000000000000ull) % 100 == 4 && d.e[i].ts_ns > (uint64_t)(10 * S + 400 * MS - THETA))
+				d.e[i].ts_ns += (uint64_t)spans[k];
+		rec(&rs, &s, "src-host", "boot-src", REAL0, SRC);
+		rec(&rd, &d, "dst-host", "boot-dst", REAL0 + THETA, DST);
+		mft_tl_init(&tl);
+		mft_tl_add(&tl, "src.mftrec", &rs);
+		mft_tl_add(&tl, "dst.mftrec", &rd);
+		mft_tl_align(&tl);
+		mft_tl_run(&tl, NULL);
+		f = open_memstream(&buf, &len);
+		CHECK_INT(mft_tl_html(&tl, f), 0);
+		fclose(f);
+		hlen = len;
+		CHECK(count(buf, "<line class=\"grid\"") >= 2 && count(buf, "<line class=\"grid\"") <= 12);
+		CHECK(count(buf, "<g class=\"lane") >= 10 && count(buf, "<g class=\"lane") <= 12);
+		free(buf);
+		buf = NULL;
+		f = open_memstream(&buf, &len);
+		CHECK_INT(mft_tl_chrome(&tl, f), 0);
+		fclose(f);
+		free(buf);
+		if (k < 0) {
+			short_html = hlen;
+			short_chrome = len;
+		} else {
+			printf("# span %.0f s: HTML %zu bytes (%zu for 0.5 s), Chrome %zu bytes (%zu)\n", spans[k] / 1e9, hlen,
+			       short_html, len, short_chrome);
+			CHECK(hlen < 2 * short_html);
+			CHECK(len < 2 * short_chrome);
+		}
+		mft_tl_free(&tl);
+	}
+	alarm(0);
+}
+
 /* Long before the teardown, the ring wraps: the channels' openings are carried, and the
  * verdicts come out as from the whole recording. */
 static void test_flight_recorder_same_verdicts(void)
@@ -447,6 +528,8 @@ int main(void)
 	RUN(test_uuid_pairing);
 	RUN(test_no_shared_connection);
 	RUN(test_renderers);
+	RUN(test_axis_step);
+	RUN(test_renderers_any_span);
 	RUN(test_flight_recorder_same_verdicts);
 	UNIT_EXIT();
 }

@@ -1,5 +1,16 @@
 // SPDX-License-Identifier: GPL-2.0
+/*
+ * The collector (collector.h). Detaching a uprobe link makes the kernel wait for RCU grace
+ * periods (tens to hundreds of milliseconds here), under a mutex that every perf-event
+ * attach and detach on the host takes: a target has about 20 links, so forgetting one
+ * inline would stall the ring buffer for seconds. Links are therefore handed to a reaper
+ * thread. One is enough (the kernel serialises detaches anyway), and it pauses while a
+ * target is being attached, so that picking up a new QEMU does not queue behind the old
+ * one's links. Closing waits for it.
+ */
 #include <errno.h>
+#include <pthread.h>
+#include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -7,14 +18,27 @@
 #include <unistd.h>
 #include <bpf/bpf.h>
 #include <bpf/libbpf.h>
+#include "base/util.h"
 #include "collect/collector.h"
 #include "collect/elfsym.h"
 #include "collect/host.h"
 #include "mftrace.skel.h"
 
-#define MAX_TARGETS 256
-#define MAX_STATUS 512
-#define MAX_LINKS_PER_TARGET 32
+#define MAX_LINKS_PER_TARGET 48 /* a target needs about 20 (25 with USDT) */
+#define REAPERS 1
+
+/* Links waiting to be destroyed, and the threads that destroy them. */
+struct reaper {
+	pthread_mutex_t lock;
+	pthread_cond_t more, idle;
+	struct bpf_link **q;
+	size_t n, cap;
+	unsigned busy;
+	bool stop;
+	bool hold;           /* a target is being attached: wait */
+	pthread_t th[REAPERS];
+	int n_threads;
+};
 
 struct target {
 	uint32_t pid;
@@ -30,12 +54,94 @@ struct mft_collector {
 	void *ctx;
 	struct bpf_link *klinks[32];
 	int n_klinks;
-	struct target targets[MAX_TARGETS];
+	struct target targets[MFT_MAX_TARGETS];
 	size_t n_targets;
-	struct mft_attach_status status[MAX_STATUS];
-	size_t n_status;
+	struct mft_attach_status *status; /* grown as needed, at most MFT_MAX_STATUS */
+	size_t n_status, cap_status;
+	uint64_t status_seq, status_dropped;
 	uint64_t bad_events;
+	uint64_t no_fd;              /* attaches that failed for want of a file descriptor */
+	struct reaper reaper;
 };
+
+static void *reap_loop(void *arg)
+{
+	struct reaper *r = arg;
+
+	pthread_mutex_lock(&r->lock);
+	for (;;) {
+		while ((!r->n || r->hold) && !r->stop)
+			pthread_cond_wait(&r->more, &r->lock);
+		if (!r->n)
+			break;
+		struct bpf_link *l = r->q[--r->n];
+
+		r->busy++;
+		pthread_mutex_unlock(&r->lock);
+		bpf_link__destroy(l);
+		pthread_mutex_lock(&r->lock);
+		if (!--r->busy && !r->n)
+			pthread_cond_broadcast(&r->idle);
+	}
+	pthread_mutex_unlock(&r->lock);
+	return NULL;
+}
+
+static void reaper_init(struct reaper *r)
+{
+	pthread_mutex_init(&r->lock, NULL);
+	pthread_cond_init(&r->more, NULL);
+	pthread_cond_init(&r->idle, NULL);
+	while (r->n_threads < REAPERS && !pthread_create(&r->th[r->n_threads], NULL, reap_loop, r))
+		r->n_threads++;
+}
+
+/* Destroy a link soon, in a reaper thread (at once, here, if there is none). */
+static void reap(struct reaper *r, struct bpf_link *l)
+{
+	if (!l)
+		return;
+	pthread_mutex_lock(&r->lock);
+	if (r->n_threads) {
+		r->q = mft_grow(r->q, &r->cap, r->n + 1, sizeof(*r->q));
+		r->q[r->n++] = l;
+		pthread_cond_signal(&r->more);
+		l = NULL;
+	}
+	pthread_mutex_unlock(&r->lock);
+	bpf_link__destroy(l);
+}
+
+/* Attaching a target: the reaper waits (hold) until it is done. */
+static void reaper_hold(struct reaper *r, bool hold)
+{
+	pthread_mutex_lock(&r->lock);
+	r->hold = hold;
+	if (!hold)
+		pthread_cond_broadcast(&r->more);
+	pthread_mutex_unlock(&r->lock);
+}
+
+/* Wait until every link handed over is destroyed, then end the threads. */
+static void reaper_finish(struct reaper *r)
+{
+	pthread_mutex_lock(&r->lock);
+	r->hold = false;
+	pthread_cond_broadcast(&r->more);
+	while (r->n || r->busy)
+		pthread_cond_wait(&r->idle, &r->lock);
+	r->stop = true;
+	pthread_cond_broadcast(&r->more);
+	pthread_mutex_unlock(&r->lock);
+	for (int i = 0; i < r->n_threads; i++)
+		pthread_join(r->th[i], NULL);
+	r->n_threads = 0;
+	free(r->q);
+	r->q = NULL;
+	pthread_cond_destroy(&r->more);
+	pthread_cond_destroy(&r->idle);
+	pthread_mutex_destroy(&r->lock);
+}
 
 static bool g_verbose;
 
@@ -59,10 +165,14 @@ static struct mft_attach_status *add_status(struct mft_collector *c, uint32_t pi
 	struct mft_attach_status *s;
 	va_list ap;
 
-	if (c->n_status == MAX_STATUS)
+	if (c->n_status == MFT_MAX_STATUS) {
+		c->status_dropped++;
 		return NULL;
+	}
+	c->status = mft_grow(c->status, &c->cap_status, c->n_status + 1, sizeof(*c->status));
 	s = &c->status[c->n_status++];
 	memset(s, 0, sizeof(*s));
+	s->seq = ++c->status_seq;
 	s->pid = pid;
 	snprintf(s->what, sizeof(s->what), "%s", what);
 	s->mech = mech;
@@ -141,6 +251,7 @@ struct mft_collector *mft_collector_open(const struct mft_collector_opts *o, mft
 	c->opts = *o;
 	c->fn = fn;
 	c->ctx = ctx;
+	reaper_init(&c->reaper);
 	mft_libbpf_log(o->verbose);
 	if (mft_btf_resolve(o->btf, &btf, NULL, 0, err, errlen))
 		goto fail;
@@ -236,8 +347,11 @@ static bool uprobe_cookie(struct mft_collector *c, struct target *t, struct bpf_
 	struct bpf_link *l;
 	uint64_t off;
 
-	if (t->n_links == MAX_LINKS_PER_TARGET)
+	if (t->n_links == MAX_LINKS_PER_TARGET) {
+		add_status(c, t->pid, func, mech, false, required, "not attached: %d probes in one target already",
+			   MAX_LINKS_PER_TARGET);
 		return false;
+	}
 	if (mft_elf_symbol_offset(e, func, &off)) {
 		add_status(c, t->pid, func, mech, false, required, "%s: symbol not found", path);
 		errno = ENOENT;
@@ -247,6 +361,7 @@ static bool uprobe_cookie(struct mft_collector *c, struct target *t, struct bpf_
 	if (!l) {
 		int err = errno;
 
+		c->no_fd += err == EMFILE || err == ENFILE;
 		add_status(c, t->pid, func, mech, false, required, "%s: %s", path, strerror(err));
 		errno = err;
 		return false;
@@ -292,10 +407,14 @@ static bool usdt(struct mft_collector *c, struct target *t, struct bpf_program *
 	LIBBPF_OPTS(bpf_usdt_opts, uo, .usdt_cookie = cookie);
 	struct bpf_link *l;
 
-	if (t->n_links == MAX_LINKS_PER_TARGET)
+	if (t->n_links == MAX_LINKS_PER_TARGET) {
+		add_status(c, t->pid, name, MFT_MECH_USDT, false, false, "not attached: %d probes in one target already",
+			   MAX_LINKS_PER_TARGET);
 		return false;
+	}
 	l = bpf_program__attach_usdt(p, (pid_t)t->pid, path, "qemu", name, &uo);
 	if (!l) {
+		c->no_fd += errno == EMFILE || errno == ENFILE;
 		add_status(c, t->pid, name, MFT_MECH_USDT, false, false, "%s: %s", path, strerror(errno));
 		return false;
 	}
@@ -419,8 +538,20 @@ static int attach_gnutls(struct mft_collector *c, struct target *t, const struct
 	return 0;
 }
 
+static int add_target(struct mft_collector *c, const struct mft_procinfo *pi, char *err, size_t errlen);
+
 int mft_collector_add_target(struct mft_collector *c, const struct mft_procinfo *pi, char *err,
 			     size_t errlen)
+{
+	int rc;
+
+	reaper_hold(&c->reaper, true);
+	rc = add_target(c, pi, err, errlen);
+	reaper_hold(&c->reaper, false);
+	return rc;
+}
+
+static int add_target(struct mft_collector *c, const struct mft_procinfo *pi, char *err, size_t errlen)
 {
 	struct mftrace_bpf *s = c->skel;
 	struct mft_target tv = {};
@@ -429,8 +560,8 @@ int mft_collector_add_target(struct mft_collector *c, const struct mft_procinfo 
 
 	if (target_get(c, pi->pid))
 		return 0;
-	if (c->n_targets == MAX_TARGETS) {
-		snprintf(err, errlen, "too many targets (max %d)", MAX_TARGETS);
+	if (c->n_targets == MFT_MAX_TARGETS) {
+		snprintf(err, errlen, "too many targets (max %d)", MFT_MAX_TARGETS);
 		return -1;
 	}
 	e = mft_elf_open(pi->exe_open, err, errlen);
@@ -470,8 +601,8 @@ void mft_collector_remove_target(struct mft_collector *c, uint32_t pid)
 	if (!t)
 		return;
 	bpf_map__delete_elem(c->skel->maps.targets, &pid, sizeof(pid), 0);
-	for (int i = 0; i < t->n_links; i++)
-		bpf_link__destroy(t->links[i]);
+	for (int i = 0; i < t->n_links; i++) /* the map entry is gone: they fire for nothing now */
+		reap(&c->reaper, t->links[i]);
 	*t = c->targets[--c->n_targets];
 	/* forget its attach statuses, so that a long-running session never fills up */
 	size_t keep = 0;
@@ -515,6 +646,88 @@ const struct mft_attach_status *mft_collector_status(const struct mft_collector 
 	return c->status;
 }
 
+uint64_t mft_collector_statuses_dropped(const struct mft_collector *c)
+{
+	return c->status_dropped;
+}
+
+uint64_t mft_collector_attach_no_fd(const struct mft_collector *c)
+{
+	return c->no_fd;
+}
+
+/* Keys of a map, one at a time (a hash map has no count the kernel would give us). */
+static uint64_t map_entries(const struct bpf_map *m)
+{
+	uint8_t key[16], next[16];
+	uint64_t n = 0;
+	int fd = bpf_map__fd(m);
+	const void *prev = NULL;
+
+	if (fd < 0 || bpf_map__key_size(m) > sizeof(key))
+		return 0;
+	while (n <= bpf_map__max_entries(m) && !bpf_map_get_next_key(fd, prev, next)) {
+		memcpy(key, next, bpf_map__key_size(m));
+		prev = key;
+		n++;
+	}
+	return n;
+}
+
+void mft_collector_map_fill(const struct mft_collector *c, enum mft_map_fill which, uint64_t *used,
+			    uint64_t *capacity)
+{
+	const struct mftrace_bpf *s = c->skel;
+	const struct bpf_map *m[2] = { NULL, NULL };
+
+	switch (which) {
+	case MFT_FILL_TARGETS: m[0] = s->maps.targets; break;
+	case MFT_FILL_SOCKS: m[0] = s->maps.socks; break;
+	case MFT_FILL_SESSIONS: m[0] = s->maps.sessions; break;
+	case MFT_FILL_CALLS: m[0] = s->maps.tls_calls; m[1] = s->maps.record_calls; break;
+	case MFT_FILL_THREADS: m[0] = s->maps.thread_sock; break;
+	}
+	*used = *capacity = 0;
+	for (int i = 0; i < 2 && m[i]; i++) {
+		*used += map_entries(m[i]);
+		*capacity += bpf_map__max_entries(m[i]);
+	}
+}
+
+/* Delete the keys (thread ids) of map whose thread is gone. */
+static size_t sweep_map(const struct bpf_map *m)
+{
+	__u32 key, next, dead[256];
+	const void *prev = NULL;
+	size_t n_dead = 0, walked = 0;
+	int fd = bpf_map__fd(m);
+
+	if (fd < 0 || bpf_map__key_size(m) != sizeof(__u32))
+		return 0;
+	while (walked++ <= bpf_map__max_entries(m) && !bpf_map_get_next_key(fd, prev, &next)) {
+		key = next;
+		prev = &key;
+		if (kill((pid_t)key, 0) && errno == ESRCH && n_dead < sizeof(dead) / sizeof(dead[0]))
+			dead[n_dead++] = key;
+	}
+	for (size_t i = 0; i < n_dead; i++) /* after the walk: deleting during it restarts it */
+		bpf_map_delete_elem(fd, &dead[i]);
+	return n_dead;
+}
+
+size_t mft_collector_sweep(struct mft_collector *c)
+{
+	const struct mftrace_bpf *s = c->skel;
+	const struct bpf_map *per_thread[] = { s->maps.tls_calls, s->maps.record_calls, s->maps.newchan_calls,
+					       s->maps.init_reads, s->maps.hdr_reads, s->maps.state_calls,
+					       s->maps.thread_sock };
+	size_t n = 0;
+
+	for (size_t i = 0; i < sizeof(per_thread) / sizeof(per_thread[0]); i++)
+		n += sweep_map(per_thread[i]);
+	return n;
+}
+
 void mft_collector_close(struct mft_collector *c)
 {
 	if (!c)
@@ -522,8 +735,10 @@ void mft_collector_close(struct mft_collector *c)
 	while (c->n_targets)
 		mft_collector_remove_target(c, c->targets[0].pid);
 	for (int i = 0; i < c->n_klinks; i++)
-		bpf_link__destroy(c->klinks[i]);
+		reap(&c->reaper, c->klinks[i]);
+	reaper_finish(&c->reaper); /* every link gone before the programs and maps */
 	ring_buffer__free(c->rb);
 	mftrace_bpf__destroy(c->skel);
+	free(c->status);
 	free(c);
 }

@@ -22,12 +22,33 @@ struct mft_collector_opts {
 
 /* One attach point and how it went: shown by doctor, -v, and at start-up on failure. */
 struct mft_attach_status {
+	uint64_t seq;      /* 1, 2, ...: the order added (statuses of forgotten targets go) */
 	uint32_t pid;      /* 0 for kernel-wide probes */
 	char what[48];     /* "shutdown", "gnutls_bye", ... */
 	int mech;          /* enum mft_mech (mft_mech_name() for its word) */
 	bool ok;
 	bool required;
 	char why[320];
+};
+
+/* At most this many attach statuses are kept (a target makes about 25); more are counted. */
+#define MFT_MAX_STATUS (MFT_MAX_TARGETS * 40 + 64)
+
+/* A bounded table and how full it is (mft_session_limits, doctor, the exporter). */
+struct mft_limit {
+	const char *resource; /* targets, attach_statuses, socket_map, ... */
+	uint64_t used, capacity;
+	uint64_t refused;     /* what could not be added since the start */
+	const char *what;     /* one line: what fills it, what a refusal costs */
+};
+
+/* The kernel maps whose fill is shown */
+enum mft_map_fill {
+	MFT_FILL_TARGETS,  /* targets */
+	MFT_FILL_SOCKS,    /* socks */
+	MFT_FILL_SESSIONS, /* sessions */
+	MFT_FILL_CALLS,    /* tls_calls + record_calls: threads inside a GnuTLS call */
+	MFT_FILL_THREADS,  /* thread_sock (LRU): threads bound to a channel (USDT) */
 };
 
 struct mft_collector;
@@ -49,6 +70,16 @@ uint64_t mft_collector_counter(const struct mft_collector *c, int idx);
 /* Events that user space rejected (wrong size). */
 uint64_t mft_collector_bad_events(const struct mft_collector *c);
 const struct mft_attach_status *mft_collector_status(const struct mft_collector *c, size_t *n);
+/* Statuses not kept because MFT_MAX_STATUS were (counted). */
+uint64_t mft_collector_statuses_dropped(const struct mft_collector *c);
+/* Probes that could not attach for want of a file descriptor (each link holds two). */
+uint64_t mft_collector_attach_no_fd(const struct mft_collector *c);
+/* Entries in one of the kernel maps now (a walk of its keys), and its capacity. */
+void mft_collector_map_fill(const struct mft_collector *c, enum mft_map_fill which, uint64_t *used,
+			    uint64_t *capacity);
+/* Forget the per-thread entries of threads that are gone (killed inside a probed call):
+ * without this they would stay in the kernel maps for good. Returns entries removed. */
+size_t mft_collector_sweep(struct mft_collector *c);
 void mft_collector_close(struct mft_collector *c);
 
 /* libbpf's log: quiet unless verbose. */

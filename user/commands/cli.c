@@ -5,6 +5,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include "base/util.h"
 #include "commands/cli.h"
 #include "collect/host.h"
 #include "collect/probe_select.h"
@@ -186,12 +187,15 @@ int mft_cli_check_targets(const uint32_t *pids, int n_pids)
 		return -1;
 	}
 	for (int i = 0; i < n_pids; i++) {
+		char comm[sizeof(pi.comm)], exe[sizeof(pi.exe)];
+
 		if (mft_procinfo_read(pids[i], &pi, err, sizeof(err))) {
-			fprintf(stderr, "mftrace: %s\n", err);
+			fprintf(stderr, "mftrace: %s\n", mft_sanitize(exe, sizeof(exe), err));
 			return -1;
 		}
 		if (!mft_procinfo_is_qemu(&pi)) {
-			fprintf(stderr, "mftrace: pid %u (%s, %s) is not a QEMU process\n", pids[i], pi.comm, pi.exe);
+			fprintf(stderr, "mftrace: pid %u (%s, %s) is not a QEMU process\n", pids[i],
+				mft_sanitize(comm, sizeof(comm), pi.comm), mft_sanitize(exe, sizeof(exe), pi.exe));
 			return -1;
 		}
 	}

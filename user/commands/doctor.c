@@ -5,6 +5,7 @@
  * GnuTLS calls, and check that each expected event arrived.
  */
 #include <arpa/inet.h>
+#include <dirent.h>
 #include <dlfcn.h>
 #include <getopt.h>
 #include <stdarg.h>
@@ -17,6 +18,7 @@
 #include <sys/utsname.h>
 #include <time.h>
 #include <unistd.h>
+#include "base/util.h"
 #include "commands/cli.h"
 #include "commands/commands.h"
 #include "collect/elfsym.h"
@@ -131,6 +133,53 @@ static int gnutls_exercise(void)
 	return 0; /* keep the library mapped: uprobes are attached to it */
 }
 
+/* Sockets (of any kind) a process holds now: an upper bound on its TCP sockets. */
+static unsigned sockets_of(uint32_t pid)
+{
+	char path[64], link[64];
+	struct dirent *de;
+	unsigned n = 0;
+	DIR *d;
+
+	snprintf(path, sizeof(path), "/proc/%u/fd", pid);
+	if (!(d = opendir(path)))
+		return 0;
+	while ((de = readdir(d))) {
+		char fd[336];
+		ssize_t l;
+
+		snprintf(fd, sizeof(fd), "%s/%s", path, de->d_name);
+		l = readlink(fd, link, sizeof(link) - 1);
+		if (l > 7 && !strncmp(link, "socket:", 7))
+			n++;
+	}
+	closedir(d);
+	return n;
+}
+
+/*
+ * The bounded tables, against what this host holds now: the QEMUs (targets) and their
+ * sockets (socket map). Each is also counted when reached, in the exporter's
+ * mftrace_resource_* metrics and in the summary a session prints when it ends.
+ */
+static void limits(const uint32_t *qemus, int n_qemus)
+{
+	unsigned socks = 0;
+
+	for (int i = 0; i < n_qemus; i++)
+		socks += sockets_of(qemus[i]);
+	printf("\nlimits (sized for a few hundred QEMUs; each is counted when reached):\n");
+	line(n_qemus > MFT_MAX_TARGETS ? "[FAIL]" : "[ok]", "targets", "%d QEMU process%s here now; at most %d traced "
+	     "at once", n_qemus > MFT_MAX_TARGETS ? MFT_MAX_TARGETS + 1 : n_qemus, n_qemus == 1 ? "" : "es",
+	     MFT_MAX_TARGETS);
+	line(socks > MFT_MAX_SOCKS ? "[FAIL]" : "[ok]", "socket_map", "their %u sockets (TCP or not) now; at most %d TCP "
+	     "sockets tracked at once (not LRU: a full map is counted)", socks, MFT_MAX_SOCKS);
+	line("[info]", "tls_session_map", "at most %d TLS sessions at once", MFT_MAX_SESSIONS);
+	line("[info]", "call_maps", "at most %d threads inside a probed GnuTLS call at once (x2: handshake/bye, "
+	     "--tls-records)", MFT_MAX_THREADS);
+	line("[info]", "attach_statuses", "at most %d attach points remembered (about 25 per target)", MFT_MAX_STATUS);
+}
+
 static void wait_events(struct mft_collector *c)
 {
 	for (int i = 0; i < 10; i++)
@@ -197,13 +246,19 @@ static void report_target(uint32_t pid)
 
 	printf("\ntarget pid %u:\n", pid);
 	if (mft_procinfo_read(pid, &pi, err, sizeof(err))) {
-		line("[FAIL]", "process", "%s", err);
+		line("[FAIL]", "process", "%s", mft_sanitize(err, sizeof(err), err));
 		return;
 	}
 	bool qemu = mft_procinfo_is_qemu(&pi);
 	struct mft_elf *e = mft_elf_open(pi.exe_open, err, sizeof(err));
 
 	mft_procinfo_versions(&pi);
+	/* what the target chose (paths, name, version texts) is shown sanitised */
+	mft_sanitize(pi.exe, sizeof(pi.exe), pi.exe);
+	mft_sanitize(pi.name, sizeof(pi.name), pi.name);
+	mft_sanitize(pi.gnutls, sizeof(pi.gnutls), pi.gnutls);
+	mft_sanitize(pi.qemu_version, sizeof(pi.qemu_version), pi.qemu_version);
+	mft_sanitize(pi.gnutls_version, sizeof(pi.gnutls_version), pi.gnutls_version);
 	line(qemu ? "[ok]" : "[FAIL]", "binary", "%s (%s)%s", pi.exe, pi.name, qemu ? "" : ": not a QEMU");
 	line("[info]", "owner", "uid %u", pi.uid);
 	if (qemu)
@@ -297,16 +352,18 @@ static int doctor(const uint32_t *pids, int n_pids, const struct mft_collector_o
 	}
 	for (int i = 0; i < n_pids; i++)
 		report_target(pids[i]);
-	if (!n_pids) {
-		uint32_t found[64];
-		int n = mft_find_qemu_pids(found, 64, NULL, NULL);
+	static uint32_t found[MFT_MAX_TARGETS + 1];
+	int n = mft_find_qemu_pids(found, MFT_MAX_TARGETS + 1, NULL, NULL);
 
+	if (!n_pids) {
 		printf("\nQEMU processes on this host: ");
 		if (n <= 0)
 			printf("none\n");
-		for (int k = 0; k < n; k++)
-			printf("%u%s", found[k], k + 1 < n ? " " : " (use: mftrace doctor -p PID)\n");
+		for (int k = 0; k < n && k < 64; k++)
+			printf("%u%s", found[k], k + 1 < n && k < 63 ? " " : n > 64 ? " ... (use: mftrace doctor -p PID)\n"
+									   : " (use: mftrace doctor -p PID)\n");
 	}
+	limits(found, n > 0 ? n : 0);
 	if (btf)
 		prove(co);
 	else

@@ -6,7 +6,9 @@
  * Two threads. The main thread runs the session: ring buffer, correlator, and the
  * metric updates from its callbacks. libmicrohttpd's internal polling thread serves
  * HTTP: a scrape takes the registry's mutex only to render a snapshot into memory,
- * so it never holds up event collection for longer than that.
+ * so it never holds up event collection for longer than that. A third thread, the guard's
+ * watchdog (http_guard.c), closes connections past their deadline; the guard also keeps
+ * any one local user (or remote address) to its share of the connections.
  */
 #include <arpa/inet.h>
 #include <errno.h>
@@ -28,17 +30,19 @@
 #include "commands/session.h"
 
 #include "commands/cli.h"
+#include "commands/http_guard.h"
 #include "version.h"
 
 /* Outside 9100-9999 (the Prometheus wiki's exporter port allocations, all taken), below
  * the Linux ephemeral range (32768-60999), and not in /etc/services. */
 #define DEFAULT_PORT 19353
-#define DEFAULT_TIMEOUT 10     /* seconds a connection may stay idle */
-#define DEFAULT_MAX_CONN 32
+#define DEFAULT_TIMEOUT 10     /* seconds a connection gets per request answered */
+#define DEFAULT_MAX_CONN 64
 #define MAX_CONN_LIMIT 1024
 #define MAX_TIMEOUT 3600
 #define REQUEST_MEMORY 16384   /* per connection: the request line and headers must fit */
-#define LISTEN_BACKLOG 64
+#define LISTEN_BACKLOG 1024    /* a burst of connections waits here, not in SYN retries */
+#define LIMITS_EVERY_NS 1000000000ull
 
 static const char usage[] =
 "Usage: mftrace exporter [--listen ADDR:PORT] [options]\n"
@@ -51,9 +55,12 @@ static const char usage[] =
 "Options:\n"
 "  -l, --listen ADDR:PORT  where to serve (default 127.0.0.1:19353). ADDR is an IPv4\n"
 "                          address or [IPv6]; port 0 picks a free one (printed)\n"
-"      --max-connections N at most N connections at once (default 32; per client\n"
-"                          address, half of it)\n"
-"      --timeout SECS      close a connection idle this long (default 10)\n"
+"      --max-connections N at most N connections at once (default 64); one client (a\n"
+"                          local user, told by the owner of its socket, or a remote\n"
+"                          address) holds at most an eighth of them (at least 2)\n"
+"      --timeout SECS      a deadline, not an idle timeout: a connection that has not\n"
+"                          had a request answered within SECS of opening or of its\n"
+"                          previous answer is closed, however slowly it sends (default 10)\n"
 "      --tls-records       full fidelity: probe every gnutls_record_recv() result.\n"
 "                          Costs ~10 us per TLS record; off by default\n"
 "      --mechanism M       kernel probes for shutdown/close: auto, fentry, kprobe or\n"
@@ -78,6 +85,9 @@ static const char usage[] =
 "  mftrace_last_migration_info{vm,role,endpoint,uuid,...}    joins source and destination\n"
 "  mftrace_events_lost_total, mftrace_probe_attached, mftrace_targets, mftrace_build_info,\n"
 "  mftrace_exporter_scrape_duration_seconds                  the exporter's own health\n"
+"  mftrace_resource_{capacity,used,refused_total}{resource}  every bounded table (targets,\n"
+"    socket_map, ..., http_connections): its size, its use, what it refused\n"
+"  mftrace_exporter_connections_closed_total{reason}         deadline, client_share\n"
 "Each has a # HELP line; deploy/ has alert rules, a Grafana dashboard and a systemd unit.\n"
 "\n"
 "Binds to loopback by default: the metrics are not authenticated. Needs root, or\n"
@@ -86,7 +96,9 @@ static const char usage[] =
 
 struct exporter {
 	struct mft_metrics *m;
+	struct mft_http_guard *guard;
 	bool probes_known;
+	uint64_t t_limits;
 };
 
 /* ---- the session side ---- */
@@ -128,11 +140,18 @@ static void on_tick(void *ctx, const struct mft_session *s, uint64_t now_ns)
 		.malformed = mft_session_bad_events(s),
 	};
 
-	(void)now_ns;
 	mft_metrics_set_self(x->m, &self);
 	if (!x->probes_known) { /* the kernel-wide probes, before any target */
 		update_probes(x, s);
 		x->probes_known = true;
+	}
+	if (now_ns >= x->t_limits + LIMITS_EVERY_NS) { /* walks the kernel maps: once a second */
+		struct mft_limit l[16];
+		size_t n = mft_session_limits(s, l, 14);
+
+		mft_http_guard_limits(x->guard, l + n);
+		mft_metrics_set_limits(x->m, l, n + 2);
+		x->t_limits = now_ns;
 	}
 }
 
@@ -209,6 +228,8 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
 
 	(void)version;
 	(void)upload_data;
+	if (mft_http_guard_refused(conn))
+		return MHD_NO; /* over its client's share, or past its deadline: closed */
 	/* First call, with the headers. A refusal is sent now, without reading a body:
 	 * libmicrohttpd then closes the connection. An accepted request is answered on
 	 * the second call, so that the connection can be kept alive. */
@@ -411,17 +432,30 @@ int mft_cmd_exporter(int argc, char **argv)
 		return 1;
 	}
 	signal(SIGPIPE, SIG_IGN);
+	/* No per-address limit of libmicrohttpd's: every local user shares 127.0.0.1. The
+	 * guard gives each client (local user or remote address) its share instead. */
+	x.guard = mft_http_guard_new((unsigned)max_conn, max_conn / 8 > 2 ? (unsigned)max_conn / 8 : 2,
+				     (unsigned)timeout, x.m);
+	if (!x.guard || mft_http_guard_start(x.guard)) {
+		fprintf(stderr, "mftrace: cannot start the HTTP guard: %s\n", x.guard ? "no thread" : "out of memory");
+		mft_http_guard_free(x.guard);
+		close(fd);
+		mft_metrics_free(x.m);
+		return 1;
+	}
 	d = MHD_start_daemon(MHD_USE_AUTO_INTERNAL_THREAD | (t.co.verbose ? MHD_USE_ERROR_LOG : 0), 0, NULL, NULL,
 			     on_request, &x,
 			     MHD_OPTION_LISTEN_SOCKET, fd,
 			     MHD_OPTION_CONNECTION_LIMIT, (unsigned int)max_conn,
-			     MHD_OPTION_PER_IP_CONNECTION_LIMIT, (unsigned int)(max_conn > 1 ? max_conn / 2 : 1),
 			     MHD_OPTION_CONNECTION_TIMEOUT, (unsigned int)timeout,
 			     MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)REQUEST_MEMORY,
+			     MHD_OPTION_NOTIFY_CONNECTION, mft_http_guard_notify, x.guard,
+			     MHD_OPTION_NOTIFY_COMPLETED, mft_http_guard_completed, x.guard,
 			     MHD_OPTION_EXTERNAL_LOGGER, mhd_log, NULL,
 			     MHD_OPTION_END);
 	if (!d) {
 		fprintf(stderr, "mftrace: cannot start the HTTP server (libmicrohttpd %s)\n", MHD_get_version());
+		mft_http_guard_free(x.guard);
 		close(fd);
 		mft_metrics_free(x.m);
 		return 1;
@@ -444,7 +478,9 @@ int mft_cmd_exporter(int argc, char **argv)
 
 	mft_cli_catch_signals();
 	rc = mft_session_run(&so, &mft_cli_stop);
-	MHD_stop_daemon(d); /* closes fd too */
+	mft_http_guard_stop(x.guard); /* no shutdown() after libmicrohttpd closes the sockets */
+	MHD_stop_daemon(d);           /* closes fd too */
+	mft_http_guard_free(x.guard);
 	mft_metrics_free(x.m);
 	return rc ? 1 : 0;
 }

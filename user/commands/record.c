@@ -38,10 +38,13 @@ static const char usage[] =
 "targets, a clock snapshot, the probes attached and how, the events, and the count of\n"
 "lost events. Without -p, every QEMU on this host, including those that start later.\n"
 "The file reads back up to its last complete record after a kill -9 or a cut at any byte.\n"
+"Secrets in the command lines are redacted (data=, password=, key=, ...: see mftrace(8)).\n"
 "\n"
 "Options:\n"
 "  -p, --pid PID        record this QEMU process (repeat for several)\n"
-"  -o, --output FILE    the recording (created or truncated)\n"
+"  -o, --output FILE    the recording: created with mode 0640, never through a symbolic\n"
+"                       link, never over an existing file (see --force)\n"
+"      --force          replace an existing FILE (a link is replaced, not followed)\n"
 "      --max-size SIZE  flight recorder: keep the newest events in a file of at most SIZE\n"
 "                       bytes (K, M, G suffixes; at least 512K), a ring of 8 segments\n"
 "  -d, --duration SECS  stop after SECS seconds (default: Ctrl-C, or when every -p target\n"
@@ -69,7 +72,7 @@ struct recorder {
 	const char *path;
 	struct mft_output out;
 	bool show;
-	size_t n_status;               /* attach statuses written */
+	uint64_t status_seq;           /* the last attach status written (mft_attach_status.seq) */
 	struct mft_rec_counters last;
 	uint64_t t_counters, t_clock;
 	bool warned;
@@ -120,9 +123,10 @@ static void host_info(struct mft_rec_host *h, const struct mft_collector_opts *c
 	h->all_qemus = all;
 }
 
+/* The arguments joined by spaces, secrets redacted (mft_redact_args: the rule is in mftrace(8)). */
 static void cmdline(uint32_t pid, char *buf, size_t len)
 {
-	char path[64];
+	char path[64], raw[8192];
 	int fd;
 	ssize_t n;
 
@@ -131,35 +135,35 @@ static void cmdline(uint32_t pid, char *buf, size_t len)
 	fd = open(path, O_RDONLY | O_CLOEXEC);
 	if (fd < 0)
 		return;
-	n = read(fd, buf, len - 1);
+	n = read(fd, raw, sizeof(raw));
 	close(fd);
-	if (n <= 0) {
-		buf[0] = '\0';
-		return;
-	}
-	buf[n] = '\0';
-	for (ssize_t i = 0; i < n; i++)
-		if (buf[i] == '\0')
-			buf[i] = ' ';
-	while (n > 0 && buf[n - 1] == ' ')
-		buf[--n] = '\0';
+	if (n > 0)
+		mft_redact_args(buf, len, raw, (size_t)n);
 }
 
-/* Attach statuses not yet written: the kernel's at start, each target's as it is added. */
+/* Attach statuses not yet written: the kernel's at start, each target's as it is added.
+ * By sequence number, not position: the statuses of a forgotten target are removed from
+ * the collector's array, which moves the later ones down. */
 static void write_statuses(struct recorder *r, const struct mft_session *s)
 {
 	size_t n;
 	const struct mft_attach_status *st = mft_session_status(s, &n);
+	uint64_t last = r->status_seq;
 
-	for (; r->n_status < n; r->n_status++) {
-		const struct mft_attach_status *a = &st[r->n_status];
+	for (size_t i = 0; i < n; i++) {
+		const struct mft_attach_status *a = &st[i];
 		struct mft_rec_probe p = { .pid = a->pid, .ok = a->ok, .required = a->required };
 
+		if (a->seq <= r->status_seq)
+			continue;
+		if (a->seq > last)
+			last = a->seq;
 		snprintf(p.what, sizeof(p.what), "%s", a->what);
 		snprintf(p.mech, sizeof(p.mech), "%s", mft_mech_name(a->mech));
 		snprintf(p.why, sizeof(p.why), "%s", a->why);
 		mft_recw_probe(r->w, &p);
 	}
+	r->status_seq = last;
 }
 
 static void on_raw(void *ctx, const struct mft_event *ev)
@@ -278,6 +282,7 @@ int mft_cmd_record(int argc, char **argv)
 		MFT_CLI_PROBE_LONGOPTS,
 		{ "show", no_argument, NULL, 's' },
 		MFT_CLI_PRINT_LONGOPTS,
+		{ "force", no_argument, NULL, 'F' },
 		{ "help", no_argument, NULL, 'h' },
 		{ 0 },
 	};
@@ -300,6 +305,7 @@ int mft_cmd_record(int argc, char **argv)
 			}
 			break;
 		case 's': r.show = true; break;
+		case 'F': wo.force = true; break;
 		case 'h': fputs(usage, stdout); return 0;
 		default: /* MFT_CLI_BAD: already said */
 			return 1;

@@ -11,6 +11,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 #include "base/util.h"
 #include "commands/cli.h"
 #include "commands/commands.h"
@@ -33,7 +34,9 @@ static const char usage[] =
 "                   `mftrace --json`), chrome (Chrome Trace Event JSON: open it in\n"
 "                   ui.perfetto.dev), html (a self-contained page with an SVG timeline)\n"
 "  -j, --json       the same as --format json\n"
-"  -o, --output OUT write there instead of standard output\n"
+"  -o, --output OUT write there instead of standard output: created with mode 0640,\n"
+"                   never through a symbolic link, never over an existing file\n"
+"      --force      replace an existing OUT (a link is replaced, not followed)\n"
 "  -q, --quiet      text and json: no event lines, only the verdicts\n"
 "  -w, --wide       text: every column of the verdict table (see mftrace --help)\n"
 "  -h, --help       this help\n"
@@ -60,6 +63,15 @@ static bool lost_any(const struct mft_recording *rec)
 	       rec->corrupt_regions || rec->bad_records;
 }
 
+/* Text from a recording, made safe for a terminal: a file is input from elsewhere. */
+static const char *safe(const char *s)
+{
+	static char buf[8][4096];
+	static unsigned next;
+
+	return mft_sanitize(buf[next++ % 8], sizeof(buf[0]), s);
+}
+
 /* "probes: 31 attached (kernel: shutdown tracepoint, close tracepoint); unavailable: ..." */
 static void probes_text(FILE *f, const struct mft_recording *r)
 {
@@ -72,10 +84,11 @@ static void probes_text(FILE *f, const struct mft_recording *r)
 	for (size_t k = 0; k < r->n_probes; k++)
 		if (!r->probes[k].pid && r->probes[k].ok && (!strcmp(r->probes[k].what, "shutdown") ||
 							     !strcmp(r->probes[k].what, "close")))
-			fprintf(f, ", %s by %s", r->probes[k].what, r->probes[k].mech);
+			fprintf(f, ", %s by %s", safe(r->probes[k].what), safe(r->probes[k].mech));
 	for (size_t k = 0; k < r->n_probes; k++)
 		if (!r->probes[k].ok) {
-			fprintf(f, "%s%s (%s)", first ? "; unavailable: " : ", ", r->probes[k].what, r->probes[k].mech);
+			fprintf(f, "%s%s (%s)", first ? "; unavailable: " : ", ", safe(r->probes[k].what),
+				safe(r->probes[k].mech));
 			first = false;
 		}
 	fputc('\n', f);
@@ -95,13 +108,14 @@ static void summary_text(FILE *f, const struct mft_timeline *tl)
 			mft_fmt_clock(&o, (uint64_t)((int64_t)r->events[0].ts_ns + h->align.offset), from, sizeof(from));
 			mft_fmt_clock(&o, (uint64_t)((int64_t)r->events[r->n_events - 1].ts_ns + h->align.offset), to, sizeof(to));
 		}
-		fprintf(f, "  %s: host %s, kernel %s, format %u.%u%s, %s mode\n", h->path, h->label, r->host.kernel, r->major,
-			r->minor, r->ring ? ", flight recorder" : "", r->host.tls_records ? "--tls-records" : "default");
+		fprintf(f, "  %s: host %s, kernel %s, format %u.%u%s, %s mode\n", safe(h->path), safe(h->label),
+			safe(r->host.kernel), r->major, r->minor, r->ring ? ", flight recorder" : "",
+			r->host.tls_records ? "--tls-records" : "default");
 		for (size_t k = 0; k < r->n_targets; k++)
 			fprintf(f, "    pid %u%s %s: QEMU %s, GnuTLS %s%s\n", r->targets[k].pid + h->pid_add,
-				r->targets[k].incoming ? " (incoming)" : "", r->targets[k].name,
-				r->targets[k].qemu_version[0] ? r->targets[k].qemu_version : "?",
-				r->targets[k].gnutls_version[0] ? r->targets[k].gnutls_version : "not mapped",
+				r->targets[k].incoming ? " (incoming)" : "", safe(r->targets[k].name),
+				r->targets[k].qemu_version[0] ? safe(r->targets[k].qemu_version) : "?",
+				r->targets[k].gnutls_version[0] ? safe(r->targets[k].gnutls_version) : "not mapped",
 				r->targets[k].removed ? ", tracing ended" : "");
 		probes_text(f, r);
 		lost_text(r, lost, sizeof(lost));
@@ -109,11 +123,11 @@ static void summary_text(FILE *f, const struct mft_timeline *tl)
 			r->n_carried ? " (openings carried over included)" : "", lost);
 		fprintf(f, "    %s\n", r->stopped);
 		for (int k = 0; k < r->n_problems; k++)
-			fprintf(f, "    problem: %s\n", r->problems[k]);
-		fprintf(f, "    clock: %s\n", h->align.text);
+			fprintf(f, "    problem: %s\n", safe(r->problems[k]));
+		fprintf(f, "    clock: %s\n", safe(h->align.text));
 	}
 	for (int i = 0; i < tl->n_notes; i++)
-		fprintf(f, "  note: %s\n", tl->notes[i]);
+		fprintf(f, "  note: %s\n", safe(tl->notes[i]));
 	fflush(f);
 }
 
@@ -127,6 +141,8 @@ static void json_num_or_null(FILE *f, const char *name, bool have, int64_t v)
 
 static void summary_json(FILE *f, const struct mft_timeline *tl)
 {
+	static char cmd[sizeof(((struct mft_rec_target *)0)->cmdline) * 2];
+
 	for (int i = 0; i < tl->n_hosts; i++) {
 		const struct mft_tl_host *h = &tl->hosts[i];
 		const struct mft_recording *r = &h->rec;
@@ -164,8 +180,8 @@ static void summary_json(FILE *f, const struct mft_timeline *tl)
 			mft_json_str(f, r->targets[k].qemu_version);
 			fputs(",\"gnutls_version\":", f);
 			mft_json_str(f, r->targets[k].gnutls_version);
-			fputs(",\"cmdline\":", f);
-			mft_json_str(f, r->targets[k].cmdline);
+			fputs(",\"cmdline\":", f); /* redacted again: the file may come from an older mftrace */
+			mft_json_str(f, mft_redact(cmd, sizeof(cmd), r->targets[k].cmdline));
 			fputc('}', f);
 		}
 		fputs("],\"probes\":[", f);
@@ -210,6 +226,7 @@ int mft_cmd_report(int argc, char **argv)
 		{ "output", required_argument, NULL, 'o' },
 		{ "quiet", no_argument, NULL, 'q' },
 		{ "wide", no_argument, NULL, 'w' },
+		{ "force", no_argument, NULL, 'F' },
 		{ "help", no_argument, NULL, 'h' },
 		{ 0 },
 	};
@@ -217,7 +234,7 @@ int mft_cmd_report(int argc, char **argv)
 	struct mft_output rep = { 0 };
 	int fmt = MFT_FMT_TEXT;
 	const char *out_path = NULL;
-	bool quiet = false, wide = false;
+	bool quiet = false, wide = false, force = false;
 	int opt, unreadable = 0, rc = 0;
 	FILE *out = stdout;
 
@@ -233,6 +250,7 @@ int mft_cmd_report(int argc, char **argv)
 		case 'w': wide = true; break;
 		case 'o': out_path = optarg; break;
 		case 'q': quiet = true; break;
+		case 'F': force = true; break;
 		case 'h': fputs(usage, stdout); return 0;
 		default:
 			return mft_cli_option_error("report", opt, argv);
@@ -248,13 +266,13 @@ int mft_cmd_report(int argc, char **argv)
 		char lost[512];
 
 		if (mft_rec_load(argv[i], &rec)) {
-			fprintf(stderr, "mftrace: %s: %s\n", argv[i], rec.n_problems ? rec.problems[0] : "unreadable");
+			fprintf(stderr, "mftrace: %s: %s\n", safe(argv[i]), rec.n_problems ? rec.problems[0] : "unreadable");
 			mft_rec_free(&rec);
 			unreadable++;
 			continue;
 		}
 		for (int k = 0; k < rec.n_problems; k++)
-			fprintf(stderr, "mftrace: %s: %s\n", argv[i], rec.problems[k]);
+			fprintf(stderr, "mftrace: %s: %s\n", safe(argv[i]), rec.problems[k]);
 		if (!rec.clean_end)
 			fprintf(stderr, "mftrace: %s: %s\n", argv[i], rec.stopped);
 		if (lost_any(&rec)) {
@@ -271,14 +289,23 @@ int mft_cmd_report(int argc, char **argv)
 		fprintf(stderr, "mftrace: no readable recording\n");
 		return 1;
 	}
-	if (out_path && !(out = fopen(out_path, "we"))) {
-		fprintf(stderr, "mftrace: cannot create %s: %s\n", out_path, strerror(errno));
-		mft_tl_free(&tl);
-		return 1;
+	if (out_path) {
+		char err[512];
+		int fd = mft_create_output(out_path, force, err, sizeof(err));
+
+		if (fd < 0 || !(out = fdopen(fd, "w"))) {
+			if (fd >= 0) {
+				snprintf(err, sizeof(err), "cannot write %s: %s", out_path, strerror(errno));
+				close(fd);
+			}
+			fprintf(stderr, "mftrace: %s\n", err);
+			mft_tl_free(&tl);
+			return 1;
+		}
 	}
 	mft_tl_align(&tl);
 	for (int i = 0; i < tl.n_notes; i++)
-		fprintf(stderr, "mftrace: note: %s\n", tl.notes[i]);
+		fprintf(stderr, "mftrace: note: %s\n", safe(tl.notes[i]));
 	rep.out = out;
 	rep.json = fmt == MFT_FMT_JSON;
 	rep.events = !quiet;

@@ -1,27 +1,37 @@
 // SPDX-License-Identifier: GPL-2.0
+/*
+ * The tracing loop every command runs (session.h). Its tables are bounded (targets, the
+ * processes refused once) and every bound is counted: mft_session_limits() gives them to
+ * the exporter's metrics, and the summary printed at the end names each one that was
+ * reached.
+ */
+#include <dirent.h>
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
+#include <unistd.h>
 #include <time.h>
 #include "collect/elfsym.h"
 #include "collect/host.h"
 #include "commands/session.h"
 
-#define MAX_TARGETS 256
 #define RESCAN_NS 1000000000ull     /* look for new QEMUs every second */
-#define MAX_REFUSED 256
+#define MAX_REFUSED MFT_MAX_TARGETS
 #define FORGET_AFTER_NS 3000000000ull /* keep an exited target's probes this long */
 
 struct mft_session {
 	const struct mft_session_opts *o;
 	struct mft_collector *col;
 	struct mft_correlator *corr;
-	uint32_t pids[MAX_TARGETS];
+	uint32_t pids[MFT_MAX_TARGETS];
 	int n_pids;
-	/* processes refused once (pid, start time): not asked again at every rescan */
-	struct { uint32_t pid; uint64_t start; } refused[MAX_REFUSED];
+	/* processes refused once (pid, start time): not asked again at every rescan; those
+	 * refused only because the table was full (full) are asked again once a slot frees */
+	struct { uint32_t pid; uint64_t start; bool full; } refused[MAX_REFUSED];
 	unsigned n_refused;
+	uint64_t targets_over_limit;  /* QEMUs not traced because MFT_MAX_TARGETS were */
 };
 
 uint64_t mft_session_counter(const struct mft_session *s, int idx)
@@ -65,9 +75,11 @@ static void print_status(const struct mft_collector *col, bool verbose)
 			continue;
 		if (!st[i].ok && !verbose && !st[i].required && st[i].mech == MFT_MECH_SYMBOL)
 			continue;
+		char why[sizeof(st[i].why)]; /* may name the target's files */
+
 		fprintf(stderr, "mftrace: %s%s%u %-26s %-10s %s%s\n", st[i].ok ? "" : "note: ",
 			st[i].pid ? "pid " : "kernel", st[i].pid ? st[i].pid : 0, st[i].what, mft_mech_name(st[i].mech),
-			st[i].ok ? "" : "unavailable: ", st[i].why);
+			st[i].ok ? "" : "unavailable: ", mft_sanitize(why, sizeof(why), st[i].why));
 	}
 }
 
@@ -89,28 +101,47 @@ static bool needs_gnutls(const struct mft_procinfo *pi)
 	return yes;
 }
 
+static void remember_refused(struct mft_session *s, uint32_t pid, uint64_t start, bool full)
+{
+	s->refused[s->n_refused % MAX_REFUSED].pid = pid;
+	s->refused[s->n_refused % MAX_REFUSED].start = start;
+	s->refused[s->n_refused % MAX_REFUSED].full = full;
+	s->n_refused++;
+}
+
 /* Start tracing pid. -1 on failure (reason on stderr when chatter, or always if fatal). */
 static int add_target(struct mft_session *s, uint32_t pid, bool fatal)
 {
 	struct mft_procinfo pi;
 	char err[512];
 
-	if (known(s, pid) || s->n_pids == MAX_TARGETS)
+	if (known(s, pid))
 		return 0;
 	if (mft_procinfo_read(pid, &pi, err, sizeof(err)))
 		goto fail;
+	if (s->n_pids == MFT_MAX_TARGETS) { /* counted and said once per process */
+		s->targets_over_limit++;
+		remember_refused(s, pid, pi.start_time, true);
+		snprintf(err, sizeof(err), "not traced: %d QEMU processes are traced already, the limit "
+			 "(mftrace_resource_refused_total{resource=\"targets\"})", MFT_MAX_TARGETS);
+		goto fail;
+	}
 	/* Found while its dynamic loader is still at work: come back at the next rescan,
 	 * or its TLS channels would look plain. */
 	if (!fatal && !pi.gnutls[0] && needs_gnutls(&pi))
 		return 0;
 	mft_procinfo_versions(&pi);
 	if (mft_collector_add_target(s->col, &pi, err, sizeof(err))) {
-		s->refused[s->n_refused % MAX_REFUSED].pid = pid;
-		s->refused[s->n_refused % MAX_REFUSED].start = pi.start_time;
-		s->n_refused++;
+		/* A QEMU still starting can remap its libgnutls between our reading its maps and
+		 * opening the mapping: that is worth another look at the next rescan. */
+		if (fatal || !pi.gnutls_open[0] || !access(pi.gnutls_open, F_OK))
+			remember_refused(s, pid, pi.start_time, false);
 fail:
-		if (fatal || s->o->chatter)
-			fprintf(stderr, "mftrace: pid %u: %s\n", pid, err);
+		if (fatal || s->o->chatter) {
+			char safe[sizeof(err)];
+
+			fprintf(stderr, "mftrace: pid %u: %s\n", pid, mft_sanitize(safe, sizeof(safe), err));
+		}
 		return -1;
 	}
 	s->pids[s->n_pids++] = pid;
@@ -140,6 +171,9 @@ static void forget_target(struct mft_session *s, int idx)
 
 	mft_collector_remove_target(s->col, s->pids[idx]);
 	s->pids[idx] = s->pids[--s->n_pids];
+	for (unsigned i = 0; i < s->n_refused && i < MAX_REFUSED; i++)
+		if (s->refused[i].full) /* a slot is free: ask them again */
+			s->refused[i].pid = 0;
 	if (s->o->target)
 		s->o->target(s->o->ctx, s, &pi, false);
 }
@@ -160,11 +194,88 @@ static bool skip_known(void *ctx, uint32_t pid)
 
 static void rescan(struct mft_session *s)
 {
-	uint32_t found[MAX_TARGETS];
-	int n = mft_find_qemu_pids(found, MAX_TARGETS, skip_known, s);
+	static uint32_t found[MFT_MAX_TARGETS];
+	int n = mft_find_qemu_pids(found, MFT_MAX_TARGETS, skip_known, s);
 
 	for (int i = 0; i < n; i++)
 		add_target(s, found[i], false);
+}
+
+/* Descriptors open now: every probe link holds two (the link and its perf event). */
+static uint64_t open_fds(void)
+{
+	DIR *d = opendir("/proc/self/fd");
+	uint64_t n = 0;
+
+	if (!d)
+		return 0;
+	while (readdir(d))
+		n++;
+	closedir(d);
+	return n > 3 ? n - 3 : 0; /* ".", ".." and the directory's own */
+}
+
+/* Every probe link holds two descriptors: a few hundred QEMUs need thousands. Take the
+ * hard limit (the systemd unit sets LimitNOFILE); a shortfall shows as a limit. */
+static void raise_nofile(void)
+{
+	struct rlimit r;
+
+	if (!getrlimit(RLIMIT_NOFILE, &r) && r.rlim_cur < r.rlim_max) {
+		r.rlim_cur = r.rlim_max;
+		setrlimit(RLIMIT_NOFILE, &r);
+	}
+}
+
+size_t mft_session_limits(const struct mft_session *s, struct mft_limit *out, size_t max)
+{
+	const struct mft_collector *c = s->col;
+	size_t n = 0, n_status;
+	struct rlimit nofile = { 0 };
+	struct mft_limit l[6] = {
+		{ "targets", (uint64_t)s->n_pids, MFT_MAX_TARGETS, s->targets_over_limit,
+		  "QEMU processes traced at once; one over it is not traced (said once, retried when one exits)" },
+		{ "attach_statuses", 0, MFT_MAX_STATUS, mft_collector_statuses_dropped(c),
+		  "attach points remembered (about 25 per target); past it a probe's status is not shown" },
+		{ "socket_map", 0, 0, mft_collector_counter(c, MFT_CNT_SOCK_MAP_FULL),
+		  "TCP sockets of targets tracked in the kernel (not LRU); past it a socket is untracked" },
+		{ "tls_session_map", 0, 0, mft_collector_counter(c, MFT_CNT_SESSION_MAP_FULL),
+		  "TLS sessions tied to their socket; past it a bye or deinit cannot be placed" },
+		{ "call_maps", 0, 0, mft_collector_counter(c, MFT_CNT_CALL_MAP_FULL),
+		  "target threads inside a probed GnuTLS call; past it the call is not followed" },
+		{ "file_descriptors", open_fds(), 0, mft_collector_attach_no_fd(c),
+		  "two per probe link (about 20 links per target); past RLIMIT_NOFILE a probe cannot attach" },
+	};
+
+	mft_collector_status(c, &n_status);
+	l[1].used = n_status;
+	mft_collector_map_fill(c, MFT_FILL_SOCKS, &l[2].used, &l[2].capacity);
+	mft_collector_map_fill(c, MFT_FILL_SESSIONS, &l[3].used, &l[3].capacity);
+	mft_collector_map_fill(c, MFT_FILL_CALLS, &l[4].used, &l[4].capacity);
+	if (!getrlimit(RLIMIT_NOFILE, &nofile))
+		l[5].capacity = nofile.rlim_cur == RLIM_INFINITY ? UINT64_MAX : nofile.rlim_cur;
+	for (size_t i = 0; i < sizeof(l) / sizeof(l[0]) && n < max; i++)
+		out[n++] = l[i];
+	return n;
+}
+
+/* The end-of-run summary: every bounded table, and a warning for each that overflowed. */
+static void print_limits(const struct mft_session *s)
+{
+	struct mft_limit l[8];
+	size_t n = mft_session_limits(s, l, 8);
+	char line[512];
+	size_t len = 0;
+
+	for (size_t i = 0; i < n; i++)
+		len += (size_t)snprintf(line + len, len < sizeof(line) ? sizeof(line) - len : 0, "%s%s %llu/%llu",
+					i ? ", " : "", l[i].resource, (unsigned long long)l[i].used,
+					(unsigned long long)l[i].capacity);
+	fprintf(stderr, "mftrace: limits (in use/capacity): %s\n", line);
+	for (size_t i = 0; i < n; i++)
+		if (l[i].refused)
+			fprintf(stderr, "mftrace: warning: limit reached: %s: %llu refused (%s)\n", l[i].resource,
+				(unsigned long long)l[i].refused, l[i].what);
 }
 
 int mft_session_run(const struct mft_session_opts *o, volatile sig_atomic_t *stop)
@@ -177,6 +288,7 @@ int mft_session_run(const struct mft_session_opts *o, volatile sig_atomic_t *sto
 	uint64_t t_end = 0, t_empty = 0, t_scan = 0;
 	bool stay = o->stay || o->all_qemus;
 
+	raise_nofile();
 	if (mft_check_btf(o->co.btf, err, sizeof(err)) || mft_ensure_tracefs(&mounted, err, sizeof(err))) {
 		fprintf(stderr, "mftrace: %s\n", err);
 		return 1;
@@ -221,8 +333,10 @@ int mft_session_run(const struct mft_session_opts *o, volatile sig_atomic_t *sto
 			if (p && p->exited && now > p->t_exit + FORGET_AFTER_NS)
 				forget_target(&s, i--);
 		}
-		if (o->all_qemus && now >= t_scan + RESCAN_NS) {
-			rescan(&s);
+		if (now >= t_scan + RESCAN_NS) {
+			if (o->all_qemus)
+				rescan(&s);
+			mft_collector_sweep(s.col);
 			t_scan = now;
 		}
 		if (!stay && !s.n_pids) {
@@ -245,6 +359,7 @@ int mft_session_run(const struct mft_session_opts *o, volatile sig_atomic_t *sto
 		uint64_t dropped = mft_collector_counter(s.col, MFT_CNT_RB_DROPPED);
 		uint64_t full = mft_collector_counter(s.col, MFT_CNT_SOCK_MAP_FULL);
 
+		print_limits(&s); /* the events line stays the last: scripts read it */
 		fprintf(stderr, "mftrace: %llu events, %llu lost, %llu sockets untracked, %llu malformed\n",
 			(unsigned long long)mft_collector_counter(s.col, MFT_CNT_EVENTS), (unsigned long long)dropped,
 			(unsigned long long)full, (unsigned long long)mft_collector_bad_events(s.col));

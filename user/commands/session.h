@@ -45,6 +45,9 @@ uint64_t mft_session_counter(const struct mft_session *s, int idx);
 uint64_t mft_session_bad_events(const struct mft_session *s);
 const struct mft_attach_status *mft_session_status(const struct mft_session *s, size_t *n);
 size_t mft_session_n_targets(const struct mft_session *s);
+/* Every bounded table of the session and how full it is (walks the kernel maps' keys:
+ * call it about once a second at most). Returns how many were written to out. */
+size_t mft_session_limits(const struct mft_session *s, struct mft_limit *out, size_t max);
 
 
 #endif

@@ -20,7 +20,7 @@
 
 #define MAX_LABELS 6
 #define LV_LEN 64 /* a label value, NUL included: VM names are at most 63 bytes too */
-#define MAX_TARGETS 256
+#define MAX_TARGETS MFT_MAX_TARGETS
 #define N(a) (int)(sizeof(a) / sizeof((a)[0]))
 
 enum mtype { T_COUNTER, T_GAUGE, T_HISTOGRAM, T_INFO };
@@ -38,6 +38,7 @@ enum fam {
 	F_RX_BYTES, F_LAST_INFO, F_LAST_TIME,
 	F_TARGETS, F_EVENTS, F_LOST, F_UNTRACKED, F_MALFORMED, F_PROBE,
 	F_BUILD, F_SCRAPE, F_HTTP, F_DROPPED, F_EVICTED,
+	F_RES_CAPACITY, F_RES_USED, F_RES_REFUSED, F_HTTP_CLOSED,
 	F__MAX
 };
 
@@ -108,6 +109,20 @@ static const struct family families[F__MAX] = {
 		"Updates lost because a metric family reached its series limit." },
 	[F_EVICTED] = { "mftrace_exporter_vms_evicted", T_COUNTER, NULL,
 		"VMs no longer traced that were forgotten, with their series, to keep the VM table bounded." },
+	[F_RES_CAPACITY] = { "mftrace_resource_capacity", T_GAUGE, NULL,
+		"Capacity of each bounded table: targets, attach_statuses, socket_map, tls_session_map, "
+		"call_maps (kernel), vm_labels, series (per metric family), http_connections, "
+		"http_connections_per_client.", { "resource" } },
+	[F_RES_USED] = { "mftrace_resource_used", T_GAUGE, NULL,
+		"Entries of each bounded table in use now (series: the fullest family; "
+		"http_connections_per_client: the client holding the most).", { "resource" } },
+	[F_RES_REFUSED] = { "mftrace_resource_refused", T_COUNTER, NULL,
+		"What could not be added because a bounded table was full (a QEMU not traced, a socket "
+		"untracked, a VM evicted, a connection closed, ...).", { "resource" } },
+	[F_HTTP_CLOSED] = { "mftrace_exporter_connections_closed", T_COUNTER, NULL,
+		"HTTP connections the exporter closed itself, by reason: deadline (no request answered within "
+		"--timeout of opening or of the previous answer) or client_share (one local user or address "
+		"holding its share of --max-connections already).", { "reason" } },
 };
 
 struct series {
@@ -143,6 +158,7 @@ struct mft_metrics {
 	struct target targets[MAX_TARGETS];
 	int n_targets;
 	uint64_t clock;
+	uint64_t vm_overflow; /* names given MFT_METRICS_OVERFLOW_VM: the table was full of traced VMs */
 };
 
 static int n_labels(const struct family *fd)
@@ -356,6 +372,7 @@ static void vm_label(struct mft_metrics *m, const char *raw, char *out)
 				v = &m->vms[i];
 		if (!v) {
 			snprintf(out, LV_LEN, "%s", MFT_METRICS_OVERFLOW_VM);
+			m->vm_overflow++;
 			return;
 		}
 		drop_vm(m, v->name);
@@ -405,6 +422,9 @@ struct mft_metrics *mft_metrics_new(const struct mft_metrics_build *b)
 			mft_metrics_free(m);
 			return NULL;
 		}
+	/* the two reasons a connection is closed exist from the start, at 0 */
+	series(m, F_HTTP_CLOSED, (const char *[]){ "deadline" });
+	series(m, F_HTTP_CLOSED, (const char *[]){ "client_share" });
 	const char *lv[] = { b->version ? b->version : "", b->libbpf ? b->libbpf : "",
 			     b->libmicrohttpd ? b->libmicrohttpd : "" };
 	struct series *s = series(m, F_BUILD, lv);
@@ -555,10 +575,12 @@ void mft_metrics_set_self(struct mft_metrics *m, const struct mft_metrics_self *
 	pthread_mutex_unlock(&m->lock);
 }
 
+/* A later status of the same pid, probe and mechanism? A target's statuses are added
+ * together, so only the run of its pid is looked at: linear in the statuses overall. */
 static bool superseded(const struct mft_attach_status *st, size_t n, size_t i)
 {
-	for (size_t j = i + 1; j < n; j++)
-		if (st[j].pid == st[i].pid && !strcmp(st[j].what, st[i].what) && st[j].mech == st[i].mech)
+	for (size_t j = i + 1; j < n && st[j].pid == st[i].pid; j++)
+		if (!strcmp(st[j].what, st[i].what) && st[j].mech == st[i].mech)
 			return true;
 	return false;
 }
@@ -579,10 +601,50 @@ void mft_metrics_set_probes(struct mft_metrics *m, const struct mft_attach_statu
 	pthread_mutex_unlock(&m->lock);
 }
 
+static void set_limit(struct mft_metrics *m, const char *resource, double used, double capacity, double refused)
+{
+	const char *lv[] = { resource };
+	struct series *s;
+
+	if ((s = series(m, F_RES_CAPACITY, lv)))
+		s->value = capacity;
+	if ((s = series(m, F_RES_USED, lv)))
+		s->value = used;
+	if ((s = series(m, F_RES_REFUSED, lv)))
+		s->value = refused;
+}
+
+void mft_metrics_set_limits(struct mft_metrics *m, const struct mft_limit *l, size_t n)
+{
+	pthread_mutex_lock(&m->lock);
+	for (size_t i = 0; i < n; i++)
+		set_limit(m, l[i].resource, (double)l[i].used, (double)l[i].capacity, (double)l[i].refused);
+	pthread_mutex_unlock(&m->lock);
+}
+
+/* The registry's own bounds, as of now (under the lock). */
+static void own_limits(struct mft_metrics *m)
+{
+	size_t fullest = 0;
+
+	for (int i = 0; i < F__MAX; i++)
+		if (m->f[i].n > fullest)
+			fullest = m->f[i].n;
+	set_limit(m, "vm_labels", m->n_vms, MFT_METRICS_MAX_VMS, m->f[F_EVICTED].s[0].value + m->vm_overflow);
+	set_limit(m, "series", (double)fullest, MFT_METRICS_MAX_SERIES, m->f[F_DROPPED].s[0].value);
+}
+
 void mft_metrics_scrape_done(struct mft_metrics *m, bool openmetrics, double seconds)
 {
 	pthread_mutex_lock(&m->lock);
 	observe(m, F_SCRAPE, (const char *[]){ openmetrics ? "openmetrics" : "text" }, seconds);
+	pthread_mutex_unlock(&m->lock);
+}
+
+void mft_metrics_http_closed(struct mft_metrics *m, const char *reason)
+{
+	pthread_mutex_lock(&m->lock);
+	inc(m, F_HTTP_CLOSED, (const char *[]){ reason });
 	pthread_mutex_unlock(&m->lock);
 }
 
@@ -801,6 +863,7 @@ int mft_metrics_render(struct mft_metrics *m, bool openmetrics, char **buf, size
 	if (!f)
 		return -1;
 	pthread_mutex_lock(&m->lock);
+	own_limits(m);
 	for (int i = 0; i < F__MAX; i++)
 		render_family(f, &families[i], &m->f[i], openmetrics);
 	pthread_mutex_unlock(&m->lock);

@@ -19,8 +19,8 @@
 #include "collect/collector.h"
 #include "correlate/correlator.h"
 
-#define MFT_METRICS_MAX_VMS 256
-#define MFT_METRICS_MAX_SERIES 4096 /* per metric family */
+#define MFT_METRICS_MAX_VMS 1024
+#define MFT_METRICS_MAX_SERIES 16384 /* per metric family: 1024 VMs x 2 roles x 8 verdicts */
 #define MFT_METRICS_OVERFLOW_VM "_overflow"
 
 struct mft_metrics;
@@ -47,6 +47,9 @@ void mft_metrics_target(struct mft_metrics *m, uint32_t pid, const char *vm, boo
 void mft_metrics_set_self(struct mft_metrics *m, const struct mft_metrics_self *s);
 /* The collector's attach statuses. Entries of pids that are not traced now are ignored. */
 void mft_metrics_set_probes(struct mft_metrics *m, const struct mft_attach_status *st, size_t n);
+/* Bounded tables and how full they are: mftrace_resource_{capacity,used,refused_total}.
+ * The registry adds its own (vm_labels, series) when it renders. */
+void mft_metrics_set_limits(struct mft_metrics *m, const struct mft_limit *l, size_t n);
 
 /* HTTP side */
 /* Does this Accept header ask for OpenMetrics (over text 0.0.4)? NULL: no. */
@@ -57,5 +60,7 @@ const char *mft_metrics_content_type(bool openmetrics);
 int mft_metrics_render(struct mft_metrics *m, bool openmetrics, char **buf, size_t *len);
 void mft_metrics_scrape_done(struct mft_metrics *m, bool openmetrics, double seconds);
 void mft_metrics_http_response(struct mft_metrics *m, unsigned int code);
+/* The exporter closed a connection itself: reason "deadline" or "client_share". */
+void mft_metrics_http_closed(struct mft_metrics *m, const char *reason);
 
 #endif

@@ -141,9 +141,12 @@ static void event_detail(const struct mft_event *ev, char *buf, size_t len)
 			 (unsigned long long)ev->snap.tx_bytes, (unsigned long long)ev->snap.rx_calls);
 		break;
 	case MFT_EV_MIG_STATE:
-		if (ev->str[0])
-			snprintf(buf, len, "%.*s", MFT_STR_LEN, ev->str);
-		else
+		if (ev->str[0]) { /* read from the target's memory: its own choice of bytes */
+			char s[MFT_STR_LEN + 1];
+
+			snprintf(s, sizeof(s), "%.*s", MFT_STR_LEN, ev->str);
+			mft_sanitize(buf, len, s);
+		} else
 			snprintf(buf, len, "state %lld", (long long)ev->ret);
 		break;
 	case MFT_EV_SYNC_MAIN:
@@ -292,7 +295,7 @@ static void migration_text(struct mft_output *o, const struct mft_correlator *c,
 	const struct mft_process *p = mft_corr_process(c, m->pid);
 	const struct mft_mig_verdict *mv = &m->verdict;
 	uint64_t t0 = teardown_t0(m);
-	char poss[64], when[32], name[64] = "", line[1024], outcome[64];
+	char poss[64], when[32], name[sizeof(p->name)] = "", line[1024], outcome[sizeof(m->outcome)];
 	FILE *f = o->out;
 	int t = tier(o);
 

@@ -5,6 +5,7 @@
  * one slice with the channel's boundaries as instants, and a flow arrow from the source's
  * shutdown() to the destination's final read on every connection traced at both ends.
  * Timestamps are microseconds since the first event, so that nanoseconds survive.
+ * The output is a fixed number of records per channel and per process, whatever the span.
  */
 #include <inttypes.h>
 #include <string.h>
@@ -135,6 +136,7 @@ static void channel(struct chrome *c, const struct mft_tl_chan *tc)
 int mft_tl_chrome(const struct mft_timeline *tl, FILE *f)
 {
 	struct chrome c = { f, tl, true };
+	struct mft_index named = { 0 }; /* pids whose process is named already */
 	uint64_t flow = 0;
 
 	fprintf(f, "{\"displayTimeUnit\":\"ns\",\"otherData\":{\"tool\":\"mftrace report\",\"t0_realtime_ns\":%" PRId64
@@ -153,11 +155,13 @@ int mft_tl_chrome(const struct mft_timeline *tl, FILE *f)
 	fputs("]},\"traceEvents\":[", f);
 	for (size_t i = 0; i < tl->n_migs; i++) {
 		const struct mft_tl_mig *m = &tl->migs[i];
-		bool seen = false;
+		bool seen = mft_index_find(&named, m->m.pid, NULL, NULL) != SIZE_MAX;
 		char pname[256];
 
-		for (size_t k = 0; k < i; k++)
-			seen |= tl->migs[k].m.pid == m->m.pid;
+		if (!seen && mft_index_set(&named, m->m.pid, i, NULL, NULL)) {
+			mft_index_free(&named);
+			return -1;
+		}
 		if (!seen) {
 			snprintf(pname, sizeof(pname), "%s: pid %u %s (%s)", m->host >= 0 ? tl->hosts[m->host].label : "?",
 				 m->m.pid, m->name, mft_role_name(m->m.role));
@@ -169,10 +173,14 @@ int mft_tl_chrome(const struct mft_timeline *tl, FILE *f)
 		snprintf(pname, sizeof(pname), "migration #%" PRIu64, m->m.id);
 		meta(&c, "thread_name", m->m.pid, (int)(m->m.id * 1000), "name", pname);
 		sep(&c);
-		fprintf(f, "{\"ph\":\"X\",\"cat\":\"migration\",\"name\":\"%s %s%s\",\"pid\":%u,\"tid\":%d,"
-			   "\"ts\":%.3f,\"dur\":%.3f}",
-			m->m.outcome, mft_vkind_name(m->m.verdict.kind),
-			m->m.verdict.flagged ? " FLAGGED" : "", m->m.pid, (int)(m->m.id * 1000), us(&c, m->m.t_first),
+		/* the outcome can be a state name read from the target: escaped like every string */
+		snprintf(pname, sizeof(pname), "%s %s%s", m->m.outcome,
+			 mft_vkind_name(m->m.verdict.kind),
+			 m->m.verdict.flagged ? " FLAGGED" : "");
+		fputs("{\"ph\":\"X\",\"cat\":\"migration\",\"name\":", f);
+		mft_json_str(f, pname);
+		fprintf(f, ",\"pid\":%u,\"tid\":%d,\"ts\":%.3f,\"dur\":%.3f}", m->m.pid, (int)(m->m.id * 1000),
+			us(&c, m->m.t_first),
 			m->m.t_last_end > m->m.t_first ? (double)(m->m.t_last_end - m->m.t_first) / 1e3 : 0.001);
 		for (size_t k = 0; k < m->n; k++)
 			channel(&c, &tl->chans[m->first + k]);
@@ -195,5 +203,6 @@ int mft_tl_chrome(const struct mft_timeline *tl, FILE *f)
 			   "\"pid\":%u,\"tid\":%d,\"ts\":%.3f}", flow, d->ch.pid, tid_of(tl, d), us(&c, d->ch.verdict.t_final_read));
 	}
 	fputs("\n]}\n", f);
+	mft_index_free(&named);
 	return ferror(f) ? -1 : 0;
 }

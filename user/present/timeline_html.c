@@ -5,6 +5,10 @@
  * source's lane above the destination's when both were traced), the teardown steps as
  * marks, and the race in red: the window from what woke the final read to that read, and
  * an arrow from the source's shutdown() to it.
+ *
+ * The page stays proportional to the channels whatever their times: the axis step grows
+ * with the span (at most a dozen ticks), a group is built with one pass over its lanes,
+ * and a recording's timestamps (any 64-bit values) cannot overflow the plot.
  */
 #include <inttypes.h>
 #include <stdlib.h>
@@ -61,42 +65,58 @@ static void widen(uint64_t *lo, uint64_t *hi, uint64_t t)
 struct group {
 	size_t *lanes;     /* channel indices, in display order */
 	size_t n;
+	size_t *migs;      /* the migrations it holds, in order */
+	size_t n_migs;
+	bool *lane_in;     /* per channel: a lane of some group already */
+	bool *mig_done;    /* per migration: in some group already */
+	size_t *todo;      /* migrations still to walk (no recursion: a chain can be long) */
+	double *ys;        /* per channel: its lane's y */
 };
 
-static bool in_group(const struct group *g, size_t ci)
+static void add_lane(struct group *g, size_t ci)
 {
-	for (size_t i = 0; i < g->n; i++)
-		if (g->lanes[i] == ci)
-			return true;
-	return false;
+	if (!g->lane_in[ci]) {
+		g->lane_in[ci] = true;
+		g->lanes[g->n++] = ci;
+	}
 }
 
-static void add_mig(const struct mft_timeline *tl, struct group *g, bool *mig_done, size_t mi)
+static int cmp_size(const void *a, const void *b)
 {
-	const struct mft_tl_mig *m = &tl->migs[mi];
+	size_t x = *(const size_t *)a, y = *(const size_t *)b;
 
-	if (mig_done[mi])
-		return;
-	mig_done[mi] = true;
-	for (size_t k = 0; k < m->n; k++) {
-		size_t ci = m->first + k;
-		long peer = tl->chans[ci].peer;
+	return x < y ? -1 : x > y;
+}
 
-		if (in_group(g, ci))
-			continue;
-		/* the source's view first, then the destination's */
-		if (peer >= 0 && !in_group(g, (size_t)peer) && tl->chans[peer].ch.role == MFT_ROLE_SOURCE)
-			g->lanes[g->n++] = (size_t)peer;
-		g->lanes[g->n++] = ci;
-		if (peer >= 0 && !in_group(g, (size_t)peer))
-			g->lanes[g->n++] = (size_t)peer;
+static void build_group(const struct mft_timeline *tl, struct group *g, size_t first)
+{
+	size_t n_todo = 0;
+
+	g->n = g->n_migs = 0;
+	g->mig_done[first] = true;
+	g->todo[n_todo++] = first;
+	while (n_todo) {
+		size_t mi = g->todo[--n_todo];
+		const struct mft_tl_mig *m = &tl->migs[mi];
+
+		g->migs[g->n_migs++] = mi;
+		for (size_t k = 0; k < m->n; k++) {
+			size_t ci = m->first + k;
+			long peer = tl->chans[ci].peer;
+
+			/* the source's view first, then the destination's */
+			if (peer >= 0 && tl->chans[peer].ch.role == MFT_ROLE_SOURCE)
+				add_lane(g, (size_t)peer);
+			add_lane(g, ci);
+			if (peer >= 0)
+				add_lane(g, (size_t)peer);
+			if (peer >= 0 && !g->mig_done[tl->chans[peer].mig]) {
+				g->mig_done[tl->chans[peer].mig] = true;
+				g->todo[n_todo++] = tl->chans[peer].mig;
+			}
+		}
 	}
-	for (size_t k = 0; k < m->n; k++) {
-		long peer = tl->chans[m->first + k].peer;
-
-		if (peer >= 0)
-			add_mig(tl, g, mig_done, tl->chans[peer].mig);
-	}
+	qsort(g->migs, g->n_migs, sizeof(*g->migs), cmp_size);
 }
 
 static void lane_label(FILE *f, const struct mft_timeline *tl, const struct mft_tl_chan *tc)
@@ -144,36 +164,37 @@ static void mark(FILE *f, const struct plot *p, uint64_t t, double y, const char
 	fputs("</g>", f);
 }
 
-static void axis(FILE *f, const struct plot *p, double y_bottom)
+/* The tick step: 1, 2 or 5 times a power of ten, the smallest that puts at most 8 steps
+ * in span (whatever the span: up to 2^64 ns). */
+uint64_t mft_html_axis_step(uint64_t span)
 {
 	static const uint64_t steps[] = { 1, 2, 5 };
-	uint64_t span = p->t1 - p->t0, step = 1;
+
+	for (uint64_t mag = 1;; mag *= 10) {
+		for (size_t i = 0; i < 3; i++)
+			if (steps[i] * mag >= span / 8 + (span % 8 != 0))
+				return steps[i] * mag;
+		if (mag > UINT64_MAX / 100)
+			return UINT64_MAX; /* one step covers any span */
+	}
+}
+
+static void axis(FILE *f, const struct plot *p, double y_bottom)
+{
+	uint64_t span = p->t1 - p->t0, step = mft_html_axis_step(span);
 	char lab[40];
 
-	for (uint64_t mag = 1; mag < 100000000000ull; mag *= 10) {
-		bool found = false;
+	/* ticks at multiples of step from zero (zero lies inside [t0, t1]): at most a dozen */
+	uint64_t t = p->zero - ((p->zero - p->t0) / step) * step;
 
-		for (size_t i = 0; i < 3; i++)
-			if (span / (steps[i] * mag) <= 8) {
-				step = steps[i] * mag;
-				found = true;
-				break;
-			}
-		if (found)
-			break;
-	}
-	/* ticks at multiples of step relative to zero */
-	int64_t first = ((int64_t)(p->t0 - p->zero) / (int64_t)step) * (int64_t)step;
-
-	for (int64_t r = first; (int64_t)p->zero + r <= (int64_t)p->t1; r += (int64_t)step) {
-		uint64_t t = (uint64_t)((int64_t)p->zero + r);
-
-		if (t < p->t0)
-			continue;
+	for (int n = 0; n < 12 && t <= p->t1; n++) {
 		rel(p, t, lab, sizeof(lab));
 		fprintf(f, "<line class=\"grid\" x1=\"%.1f\" x2=\"%.1f\" y1=\"%d\" y2=\"%.1f\"/>"
 			   "<text class=\"tick\" x=\"%.1f\" y=\"%d\">%s</text>",
 			px(p, t), px(p, t), TOP - 8, y_bottom, px(p, t), TOP - 14, lab);
+		if (p->t1 - t < step)
+			break;
+		t += step;
 	}
 }
 
@@ -232,14 +253,12 @@ static void lane(FILE *f, const struct mft_timeline *tl, const struct plot *p, s
 static void group_svg(FILE *f, const struct mft_timeline *tl, const struct group *g)
 {
 	struct plot p = { 0 };
-	uint64_t lo = 0, hi = 0, life_lo = 0, life_hi = 0;
-	double *ys = calloc(tl->n_chans, sizeof(*ys));
+	uint64_t lo = 0, hi = 0, life_lo = 0, life_hi = 0, margin;
+	double *ys = g->ys;
 	double h = TOP + (double)g->n * LANE_H + 10;
 	struct mft_output o = { .mono_to_real = tl->mono_to_real };
 	char when[32];
 
-	if (!ys)
-		return;
 	for (size_t i = 0; i < g->n; i++) {
 		const struct mft_evidence *e = &tl->chans[g->lanes[i]].ch.ev;
 
@@ -258,10 +277,13 @@ static void group_svg(FILE *f, const struct mft_timeline *tl, const struct group
 		lo = life_lo;
 		hi = life_hi;
 	}
-	if (hi < lo + 10000)
-		hi = lo + 10000;
-	p.t0 = lo - (hi - lo) / 12;
-	p.t1 = hi + (hi - lo) / 12;
+	if (hi - lo < 10000)
+		hi = lo <= UINT64_MAX - 10000 ? lo + 10000 : UINT64_MAX;
+	if (hi - lo < 10000)
+		lo = hi - 10000;
+	margin = (hi - lo) / 12;
+	p.t0 = lo >= margin ? lo - margin : 0;
+	p.t1 = hi <= UINT64_MAX - margin ? hi + margin : UINT64_MAX;
 	mft_fmt_clock(&o, p.zero, when, sizeof(when));
 	fprintf(f, "<p class=\"axis-note\">Times are relative to the first teardown step, at %s (%s).</p>\n", when,
 		tl->hosts[0].label);
@@ -287,7 +309,6 @@ static void group_svg(FILE *f, const struct mft_timeline *tl, const struct group
 			px(&p, d->ch.verdict.t_final_read), ys[g->lanes[i]] - 7);
 	}
 	fputs("</svg>\n", f);
-	free(ys);
 }
 
 static void mig_summary(FILE *f, const struct mft_timeline *tl, const struct mft_tl_mig *m)
@@ -379,14 +400,15 @@ static const char style[] =
 
 int mft_tl_html(const struct mft_timeline *tl, FILE *f)
 {
-	bool *done = calloc(tl->n_migs ? tl->n_migs : 1, sizeof(*done));
-	struct group g = { calloc(tl->n_chans ? tl->n_chans : 1, sizeof(size_t)), 0 };
+	size_t nm = tl->n_migs ? tl->n_migs : 1, nc = tl->n_chans ? tl->n_chans : 1;
+	struct group g = {
+		.lanes = calloc(nc, sizeof(size_t)), .lane_in = calloc(nc, sizeof(bool)), .ys = calloc(nc, sizeof(double)),
+		.migs = calloc(nm, sizeof(size_t)), .mig_done = calloc(nm, sizeof(bool)), .todo = calloc(nm, sizeof(size_t)),
+	};
+	int rc = -1;
 
-	if (!done || !g.lanes) {
-		free(done);
-		free(g.lanes);
-		return -1;
-	}
+	if (!g.lanes || !g.lane_in || !g.ys || !g.migs || !g.mig_done || !g.todo)
+		goto out;
 	fprintf(f, "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
 		   "<meta http-equiv=\"Content-Security-Policy\" content=\"default-src 'none'; style-src 'unsafe-inline'\">"
 		   "<title>mftrace report</title><style>%s</style></head><body>\n"
@@ -402,30 +424,27 @@ int mft_tl_html(const struct mft_timeline *tl, FILE *f)
 	if (!tl->n_migs)
 		fputs("<p>No migration with multifd channels in these recordings.</p>\n", f);
 	for (size_t i = 0; i < tl->n_migs; i++) {
-		if (done[i])
+		if (g.mig_done[i])
 			continue;
-		g.n = 0;
-		add_mig(tl, &g, done, i);
+		build_group(tl, &g, i);
 		fputs("<section class=\"group\">\n<h2>", f);
-		for (size_t k = 0, shown = 0; k < tl->n_migs; k++) /* the migrations this group holds */
-			for (size_t l = 0; l < g.n; l++)
-				if (tl->chans[g.lanes[l]].mig == k) {
-					fprintf(f, "%smigration #%" PRIu64 " (%s)", shown++ ? ", " : "", tl->migs[k].m.id,
-						mft_role_name(tl->migs[k].m.role));
-					break;
-				}
+		for (size_t k = 0; k < g.n_migs; k++) /* the migrations this group holds */
+			fprintf(f, "%smigration #%" PRIu64 " (%s)", k ? ", " : "", tl->migs[g.migs[k]].m.id,
+				mft_role_name(tl->migs[g.migs[k]].m.role));
 		fputs("</h2>\n", f);
-		for (size_t k = 0; k < tl->n_migs; k++)
-			for (size_t l = 0; l < g.n; l++)
-				if (tl->chans[g.lanes[l]].mig == k) {
-					mig_summary(f, tl, &tl->migs[k]);
-					break;
-				}
+		for (size_t k = 0; k < g.n_migs; k++)
+			mig_summary(f, tl, &tl->migs[g.migs[k]]);
 		group_svg(f, tl, &g);
 		fputs("</section>\n", f);
 	}
 	fputs("</body></html>\n", f);
-	free(done);
+	rc = ferror(f) ? -1 : 0;
+out:
 	free(g.lanes);
-	return ferror(f) ? -1 : 0;
+	free(g.lane_in);
+	free(g.ys);
+	free(g.migs);
+	free(g.mig_done);
+	free(g.todo);
+	return rc;
 }

@@ -18,6 +18,7 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
+#include "base/util.h"
 #include "store/recfile.h"
 
 static const uint8_t rec_magic[8] = { 0x89, 'M', 'F', 'T', '\r', '\n', 0x1a, '\n' };
@@ -235,15 +236,14 @@ static bool tlv_walk(const uint8_t *p, size_t len, void (*fn)(void *ctx, unsigne
 	return true;
 }
 
+/* The bytes as they were recorded (a VM name is the target's choice): whoever prints them
+ * as text sanitises them (mft_sanitize), JSON escapes them. */
 static void tlv_copy(char *dst, size_t cap, const uint8_t *v, size_t n)
 {
 	if (n >= cap)
 		n = cap - 1;
 	memcpy(dst, v, n);
 	dst[n] = '\0';
-	for (size_t i = 0; i < n; i++) /* keep output one line per field */
-		if ((unsigned char)dst[i] < 0x20)
-			dst[i] = ' ';
 }
 
 static uint64_t tlv_num(const uint8_t *v, size_t n)
@@ -594,11 +594,9 @@ struct mft_recw *mft_recw_open(const char *path, const struct mft_recw_opts *o, 
 		snprintf(err, errlen, "out of memory");
 		goto fail;
 	}
-	w->fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0640);
-	if (w->fd < 0) {
-		snprintf(err, errlen, "cannot create %s: %s", path, strerror(errno));
+	w->fd = mft_create_output(path, o && o->force, err, errlen);
+	if (w->fd < 0)
 		goto fail;
-	}
 	memcpy(pre, rec_magic, 8);
 	put16(pre + 8, MFT_REC_MAJOR);
 	put16(pre + 10, MFT_REC_MINOR);
@@ -845,7 +843,8 @@ static void problem(struct mft_recording *r, const char *fmt, ...)
  * Is there a valid record at buf[pos..end)? Its total length, or 0. seq < 0: accept a
  * SEGMENT record with the sequence number in its own payload (*seq_out).
  */
-static size_t valid_at(const uint8_t *buf, size_t pos, size_t end, int64_t seq, uint64_t *seq_out)
+static size_t valid_at(const uint8_t *buf, size_t pos, size_t end, int64_t seq, uint64_t *seq_out,
+		       uint64_t *crc_bytes)
 {
 	const uint8_t *h = buf + pos;
 	uint32_t len;
@@ -864,6 +863,8 @@ static size_t valid_at(const uint8_t *buf, size_t pos, size_t end, int64_t seq, 
 		if (seq_out)
 			*seq_out = (uint64_t)seq;
 	}
+	if (crc_bytes)
+		*crc_bytes += len;
 	if (record_crc((uint64_t)seq, h, h + MFT_REC_HDR_LEN, len) != get32(h + 12))
 		return 0;
 	return MFT_REC_HDR_LEN + len;
@@ -897,34 +898,76 @@ struct rd {
 	struct mft_recording *r;
 	size_t cap_events, cap_clocks, cap_targets, cap_probes;
 	bool use_carried;
+	/* de-duplication in O(1) per record, whatever the input (docs/recording-format.md) */
+	struct mft_index ix_clocks, ix_targets, ix_probes;
+	/* checksum bytes that looking for intact records after damage may still spend */
+	uint64_t resync_budget;
+	bool gave_up;
 };
 
 static void rd_target(struct rd *d, const struct mft_rec_target *t)
 {
 	struct mft_recording *r = d->r;
+	size_t i = mft_index_find(&d->ix_targets, t->pid, NULL, NULL);
 
-	for (size_t i = 0; i < r->n_targets; i++)
-		if (r->targets[i].pid == t->pid) {
-			if (t->removed) /* says only that tracing of it ended */
-				r->targets[i].removed = true;
-			else
-				r->targets[i] = *t;
-			return;
-		}
-	push((void **)&r->targets, &r->n_targets, &d->cap_targets, t, sizeof(*t));
+	if (i != SIZE_MAX) {
+		if (t->removed) /* says only that tracing of it ended */
+			r->targets[i].removed = true;
+		else
+			r->targets[i] = *t;
+		return;
+	}
+	if (r->n_targets == MFT_REC_MAX_TARGETS) {
+		if (!r->targets_dropped++)
+			problem(r, "more than %d traced processes: the others are left out of the summary "
+				   "(their events are still replayed)", MFT_REC_MAX_TARGETS);
+		return;
+	}
+	if (push((void **)&r->targets, &r->n_targets, &d->cap_targets, t, sizeof(*t)) &&
+	    mft_index_set(&d->ix_targets, t->pid, r->n_targets - 1, NULL, NULL))
+		r->n_targets--; /* out of memory: as if never read */
+}
+
+struct probe_key {
+	const struct mft_recording *r;
+	const struct mft_rec_probe *p;
+};
+
+static bool probe_is(const void *ctx, size_t pos)
+{
+	const struct probe_key *k = ctx;
+	const struct mft_rec_probe *q = &k->r->probes[pos];
+
+	return q->pid == k->p->pid && !strcmp(q->what, k->p->what) && !strcmp(q->mech, k->p->mech);
+}
+
+static uint64_t probe_hash(const struct mft_rec_probe *p)
+{
+	uint64_t h = mft_hash_bytes(p->what, strlen(p->what), p->pid);
+
+	return mft_hash_bytes(p->mech, strlen(p->mech), h);
 }
 
 static void rd_probe(struct rd *d, const struct mft_rec_probe *p)
 {
 	struct mft_recording *r = d->r;
+	struct probe_key k = { r, p };
+	uint64_t h = probe_hash(p);
+	size_t i = mft_index_find(&d->ix_probes, h, probe_is, &k);
 
-	for (size_t i = 0; i < r->n_probes; i++)
-		if (r->probes[i].pid == p->pid && !strcmp(r->probes[i].what, p->what) &&
-		    !strcmp(r->probes[i].mech, p->mech)) {
-			r->probes[i] = *p;
-			return;
-		}
-	push((void **)&r->probes, &r->n_probes, &d->cap_probes, p, sizeof(*p));
+	if (i != SIZE_MAX) {
+		r->probes[i] = *p;
+		return;
+	}
+	if (r->n_probes == MFT_REC_MAX_PROBES) {
+		if (!r->probes_dropped++)
+			problem(r, "more than %d attach points: the others are left out of the summary",
+				MFT_REC_MAX_PROBES);
+		return;
+	}
+	if (push((void **)&r->probes, &r->n_probes, &d->cap_probes, p, sizeof(*p)) &&
+	    mft_index_set(&d->ix_probes, h, r->n_probes - 1, probe_is, &k))
+		r->n_probes--;
 }
 
 static void rd_record(struct rd *d, unsigned type, unsigned flags, const uint8_t *p, size_t len, size_t off)
@@ -953,10 +996,11 @@ static void rd_record(struct rd *d, unsigned type, unsigned flags, const uint8_t
 		c.mono_ns = get64(p);
 		c.real_ns = (int64_t)get64(p + 8);
 		c.err_ns = get64(p + 16);
-		for (size_t i = 0; i < r->n_clocks; i++)
-			if (r->clocks[i].mono_ns == c.mono_ns)
-				return;
-		push((void **)&r->clocks, &r->n_clocks, &d->cap_clocks, &c, sizeof(c));
+		if (mft_index_find(&d->ix_clocks, c.mono_ns, NULL, NULL) != SIZE_MAX)
+			return; /* repeated at a segment start */
+		if (push((void **)&r->clocks, &r->n_clocks, &d->cap_clocks, &c, sizeof(c)) &&
+		    mft_index_set(&d->ix_clocks, c.mono_ns, r->n_clocks - 1, NULL, NULL))
+			r->n_clocks--;
 		break;
 	}
 	case MFT_REC_TARGET: {
@@ -1028,10 +1072,11 @@ static size_t rd_segment(struct rd *d, const uint8_t *buf, const struct seg *s)
 {
 	struct mft_recording *r = d->r;
 	uint64_t seq;
-	size_t pos = s->start + valid_at(buf, s->start, s->end, -1, &seq);
+	size_t pos = s->start + valid_at(buf, s->start, s->end, -1, &seq, NULL);
 
 	while (pos < s->end) {
-		size_t n = valid_at(buf, pos, s->end, (int64_t)s->seq, NULL), q;
+		size_t n = valid_at(buf, pos, s->end, (int64_t)s->seq, NULL, NULL), q;
+		uint64_t spent = 0;
 
 		if (n) {
 			const uint8_t *h = buf + pos;
@@ -1040,17 +1085,29 @@ static size_t rd_segment(struct rd *d, const uint8_t *buf, const struct seg *s)
 			pos += n;
 			continue;
 		}
-		/* damage, or the end: look for a later valid record of this segment */
+		/* Damage, or the end: look for a later valid record of this segment. Each
+		 * candidate costs a checksum over its claimed length, so crafted data could make
+		 * this quadratic: a budget proportional to the file bounds it. */
 		for (q = pos + 1; q < s->end; q++) {
 			const uint8_t *m = memchr(buf + q, rec_sync[0], s->end - q);
 
 			if (!m)
 				break;
 			q = (size_t)(m - buf);
-			if (valid_at(buf, q, s->end, (int64_t)s->seq, NULL))
+			if (spent >= d->resync_budget)
+				break;
+			if (valid_at(buf, q, s->end, (int64_t)s->seq, NULL, &spent))
 				break;
 		}
-		if (q >= s->end || !valid_at(buf, q, s->end, (int64_t)s->seq, NULL))
+		d->resync_budget -= spent < d->resync_budget ? spent : d->resync_budget;
+		if (q < s->end && !d->resync_budget && !d->gave_up &&
+		    !valid_at(buf, q, s->end, (int64_t)s->seq, NULL, NULL)) {
+			d->gave_up = true;
+			problem(r, "stopped looking for intact records after damage at byte %zu: bytes %zu-%zu are "
+				   "skipped (checksum budget of 4 x the file size spent)", pos, pos, s->end - 1);
+			return pos;
+		}
+		if (q >= s->end || !valid_at(buf, q, s->end, (int64_t)s->seq, NULL, NULL))
 			return pos;
 		problem(r, "damaged data at bytes %zu-%zu (%zu bytes) skipped", pos, q - 1, q - pos);
 		r->corrupt_regions++;
@@ -1069,6 +1126,7 @@ int mft_rec_parse(const uint8_t *buf, size_t len, struct mft_recording *r)
 
 	memset(r, 0, sizeof(*r));
 	r->file_size = len;
+	d.resync_budget = 4 * (uint64_t)len + (1u << 20);
 	if (len < 8 || memcmp(buf, rec_magic, 8)) {
 		if (len >= 4 && !memcmp(buf, rec_magic, len < 8 ? len : 8))
 			problem(r, "truncated inside its preamble (%zu of %d bytes)", len, MFT_REC_PREAMBLE_LEN);
@@ -1108,7 +1166,10 @@ int mft_rec_parse(const uint8_t *buf, size_t len, struct mft_recording *r)
 		r->n_segments = 1;
 		r->segment_size = len - MFT_REC_PREAMBLE_LEN;
 	}
-	segs = calloc(r->n_segments, sizeof(*segs));
+	/* no more segments than the file can hold, whatever the preamble claims */
+	size_t fit = r->segment_size ? (len - MFT_REC_PREAMBLE_LEN) / r->segment_size + 1 : 1;
+
+	segs = calloc(r->n_segments < fit ? r->n_segments : fit, sizeof(*segs));
 	if (!segs) {
 		problem(r, "out of memory");
 		return -1;
@@ -1123,7 +1184,7 @@ int mft_rec_parse(const uint8_t *buf, size_t len, struct mft_recording *r)
 		if (start >= len)
 			break;
 		end = len - start < r->segment_size ? len : start + r->segment_size;
-		if (!valid_at(buf, start, end, -1, &seq)) {
+		if (!valid_at(buf, start, end, -1, &seq, NULL)) {
 			if (!r->ring) { /* one segment, number 0: read on from the damage */
 				if (end - start < MFT_REC_HDR_LEN + 16)
 					problem(r, "cut short before its first complete record (%zu bytes)", len);
@@ -1158,6 +1219,9 @@ int mft_rec_parse(const uint8_t *buf, size_t len, struct mft_recording *r)
 		r->tail_bytes = newest_end - stop;
 	}
 	free(segs);
+	mft_index_free(&d.ix_clocks);
+	mft_index_free(&d.ix_targets);
+	mft_index_free(&d.ix_probes);
 	if (!n_segs) {
 		if (!r->n_problems)
 			problem(r, "cut short right after its preamble: no records");

@@ -3,7 +3,7 @@
  * Recordings: the versioned file format of `mftrace record` (docs/recording-format.md),
  * its writer (one growing file, or a flight recorder: a ring of segments in a file of
  * bounded size) and its reader. Plain C and POSIX file I/O, no libbpf: the unit tests and
- * the fuzzer link this file alone.
+ * the fuzzer link this file and base/util.c alone.
  */
 #ifndef MFT_RECFILE_H
 #define MFT_RECFILE_H
@@ -96,6 +96,7 @@ struct mft_rec_counters {
 struct mft_recw_opts {
 	uint64_t max_size;     /* 0: one segment that grows; else a ring of n_segments */
 	unsigned n_segments;   /* 0: 8 */
+	bool force;            /* replace an existing file (never one a link points to) */
 };
 
 struct mft_recw_stats {
@@ -108,7 +109,8 @@ struct mft_recw_stats {
 
 struct mft_recw;
 
-/* NULL with a one-line reason in err. The file is created or truncated. */
+/* NULL with a one-line reason in err. The file is created, mode 0640, never through a
+ * symbolic link and never over an existing file unless o->force (mft_create_output). */
 struct mft_recw *mft_recw_open(const char *path, const struct mft_recw_opts *o, char *err, size_t errlen);
 /* Metadata: written now and repeated at the start of every segment. */
 void mft_recw_host(struct mft_recw *w, const struct mft_rec_host *h);
@@ -133,6 +135,9 @@ uint32_t mft_crc32(uint32_t crc, const void *buf, size_t len);
 /* ------------------------------------------------------------------ reader */
 
 #define MFT_REC_MAX_PROBLEMS 8
+/* What the reader keeps of a file, whatever it holds (docs/recording-format.md, Limits) */
+#define MFT_REC_MAX_TARGETS 4096  /* distinct pids with a TARGET record */
+#define MFT_REC_MAX_PROBES 32768  /* distinct (pid, what, mechanism) PROBE records */
 
 struct mft_recording {
 	unsigned major, minor;
@@ -143,10 +148,11 @@ struct mft_recording {
 	struct mft_rec_host host;
 	struct mft_rec_clock *clocks;
 	size_t n_clocks;
-	struct mft_rec_target *targets; /* one per pid and start: the latest word on it */
+	struct mft_rec_target *targets; /* one per pid: the latest word on it */
 	size_t n_targets;
-	struct mft_rec_probe *probes;
+	struct mft_rec_probe *probes;   /* one per pid, what and mechanism: the latest */
 	size_t n_probes;
+	uint64_t targets_dropped, probes_dropped; /* past the limits above */
 	bool has_counters;
 	struct mft_rec_counters counters; /* the latest */
 	struct mft_event *events;         /* in file order (segments by sequence number) */

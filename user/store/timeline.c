@@ -2,12 +2,14 @@
 /*
  * Timeline: recordings of one or more hosts on one clock, replayed through the correlator.
  * See timeline.h for the clock alignment argument.
+ *
+ * A recording is input from elsewhere: every lookup here goes through a hash index (or a
+ * sorted array), so the work stays near linear in the events whatever a file holds.
  */
 #include <inttypes.h>
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
-#include "base/util.h"
 #include "base/util.h"
 #include "correlate/multifd_wire.h"
 #include "store/timeline.h"
@@ -16,6 +18,7 @@
 #define TCP_TIME_WAIT 6      /* include/net/tcp_states.h */
 #define TCP_CLOSE_WAIT 8
 #define TCP_CLOSING 11
+#define MAX_CANDIDATES 64   /* connections of one 4-tuple looked at when pairing (port reuse) */
 
 void mft_tl_init(struct mft_timeline *tl)
 {
@@ -47,6 +50,13 @@ int mft_tl_add(struct mft_timeline *tl, const char *path, struct mft_recording *
 	snprintf(h->path, sizeof(h->path), "%s", path);
 	h->rec = *rec;
 	memset(rec, 0, sizeof(*rec));
+	/* the pids it knows, targets first (mft_tl_host_of, pid collisions between hosts) */
+	for (size_t k = 0; k < h->rec.n_targets + h->rec.n_events; k++) {
+		uint32_t pid = k < h->rec.n_targets ? h->rec.targets[k].pid : h->rec.events[k - h->rec.n_targets].pid;
+
+		if (mft_index_find(&h->pids, pid, NULL, NULL) == SIZE_MAX && mft_index_set(&h->pids, pid, k, NULL, NULL))
+			break; /* out of memory: that pid and later ones are unknown */
+	}
 	for (int i = 0; i < tl->n_hosts - 1; i++) /* two hosts of one name (one host, twice, is one label) */
 		if (!strcmp(tl->hosts[i].rec.host.hostname, h->rec.host.hostname) &&
 		    strcmp(tl->hosts[i].rec.host.boot_id, h->rec.host.boot_id))
@@ -64,8 +74,10 @@ int mft_tl_add(struct mft_timeline *tl, const char *path, struct mft_recording *
 
 void mft_tl_free(struct mft_timeline *tl)
 {
-	for (int i = 0; i < tl->n_hosts; i++)
+	for (int i = 0; i < tl->n_hosts; i++) {
 		mft_rec_free(&tl->hosts[i].rec);
+		mft_index_free(&tl->hosts[i].pids);
+	}
 	free(tl->migs);
 	free(tl->chans);
 	tl->migs = NULL;
@@ -89,22 +101,36 @@ struct sockview {
 	int chan_id;
 };
 
+struct sv_key {
+	const struct sockview *v;
+	const struct mft_event *e;
+};
+
+static bool sv_is(const void *ctx, size_t pos)
+{
+	const struct sv_key *k = ctx;
+
+	return k->v[pos].pid == k->e->pid && k->v[pos].sk == k->e->sk;
+}
+
 static struct sockview *sockviews(const struct mft_recording *r, size_t *n_out)
 {
 	struct sockview *v = NULL;
+	struct mft_index ix = { 0 }; /* (pid, sk) -> its latest view */
 	size_t n = 0, cap = 0;
 
 	for (size_t i = 0; i < r->n_events; i++) {
 		const struct mft_event *e = &r->events[i];
 		struct sockview *s = NULL;
+		struct sv_key k = { v, e };
+		uint64_t h = mft_hash64(e->sk ^ mft_hash64(e->pid));
+		size_t at;
 
 		if (!e->sk || e->type == MFT_EV_MIG_STATE || e->type >= MFT_EV__MAX || e->type == 0)
 			continue;
-		for (size_t k = n; k-- > 0;)
-			if (v[k].pid == e->pid && v[k].sk == e->sk) {
-				s = &v[k];
-				break;
-			}
+		at = mft_index_find(&ix, h, sv_is, &k);
+		if (at != SIZE_MAX)
+			s = &v[at];
 		if (s && s->t[MFT_EV_DESTROY] && (e->type == MFT_EV_SOCK_CONNECT || e->type == MFT_EV_SOCK_ACCEPT))
 			s = NULL; /* the address was reused */
 		if (!s) {
@@ -114,12 +140,17 @@ static struct sockview *sockviews(const struct mft_recording *r, size_t *n_out)
 				if (!nv)
 					break;
 				v = nv;
+				k.v = v;
 			}
 			s = &v[n++];
 			memset(s, 0, sizeof(*s));
 			s->pid = e->pid;
 			s->sk = e->sk;
 			s->role = e->role;
+			if (mft_index_set(&ix, h, n - 1, sv_is, &k)) {
+				n--;
+				break;
+			}
 		}
 		if (e->type == MFT_EV_SOCK_CONNECT)
 			s->role = MFT_ROLE_SOURCE;
@@ -159,8 +190,31 @@ static struct sockview *sockviews(const struct mft_recording *r, size_t *n_out)
 				s->shut_how = (int)e->ret;
 		}
 	}
+	mft_index_free(&ix);
 	*n_out = n;
 	return v;
+}
+
+/* The connection a view's 4-tuple names, as its own end sees it (mirror: as the peer does). */
+static uint64_t tuple_hash(int family, const uint8_t *la, uint16_t lp, const uint8_t *ra, uint16_t rp)
+{
+	uint64_t h = mft_hash_bytes(la, 16, (uint64_t)family << 32 | (uint64_t)lp << 16 | rp);
+
+	return mft_hash_bytes(ra, 16, h);
+}
+
+struct by_tuple {
+	uint64_t h, t;
+	size_t i;
+};
+
+static int cmp_tuple(const void *a, const void *b)
+{
+	const struct by_tuple *x = a, *y = b;
+
+	if (x->h != y->h)
+		return x->h < y->h ? -1 : 1;
+	return x->t < y->t ? -1 : x->t > y->t;
 }
 
 /* The same TCP connection seen from both ends: the 4-tuple mirrored, and where both ends
@@ -291,22 +345,40 @@ void mft_tl_align_pair(const struct mft_recording *ref, const struct mft_recordi
 	if (a->have_realtime)
 		a->realtime_offset = offy - offx;
 	a->same_clock = ref->host.boot_id[0] && !strcmp(ref->host.boot_id, other->host.boot_id);
-	for (size_t i = 0; i < nx; i++) {
+	/* the other host's views by 4-tuple, then by time (on the reference clock, estimated) */
+	struct by_tuple *ys = calloc(ny ? ny : 1, sizeof(*ys));
+
+	for (size_t j = 0; ys && j < ny; j++)
+		ys[j] = (struct by_tuple){ tuple_hash(y[j].family, y[j].la, y[j].lp, y[j].ra, y[j].rp),
+					   first_time(&y[j]) + (uint64_t)(a->same_clock ? 0 : a->realtime_offset), j };
+	if (ys)
+		qsort(ys, ny, sizeof(*ys), cmp_tuple);
+	for (size_t i = 0; ys && i < nx; i++) {
 		const struct sockview *best = NULL;
 		int64_t best_d = 0;
+		struct by_tuple want = { tuple_hash(x[i].family, x[i].ra, x[i].rp, x[i].la, x[i].lp), first_time(&x[i]), 0 };
+		size_t lo = 0, hi = ny;
 
-		for (size_t j = 0; j < ny; j++) {
+		while (lo < hi) { /* the first view of that tuple at or after x's time */
+			size_t mid = lo + (hi - lo) / 2;
+
+			if (cmp_tuple(&ys[mid], &want) < 0)
+				lo = mid + 1;
+			else
+				hi = mid;
+		}
+		/* ports can be reused: the life closest in time under the estimate, among the
+		 * nearest few on either side */
+		for (size_t k = lo > MAX_CANDIDATES ? lo - MAX_CANDIDATES : 0; k < ny && k < lo + MAX_CANDIDATES; k++) {
 			int64_t d;
 
-			if (!mirrored(&x[i], &y[j]))
+			if (ys[k].h != want.h || !mirrored(&x[i], &y[ys[k].i]))
 				continue;
-			/* ports can be reused: the life closest in time under the estimate */
-			d = (int64_t)first_time(&x[i]) - ((int64_t)first_time(&y[j]) +
-							  (a->same_clock ? 0 : a->realtime_offset));
+			d = (int64_t)(want.t - ys[k].t);
 			if (d < 0)
 				d = -d;
 			if (!best || d < best_d) {
-				best = &y[j];
+				best = &y[ys[k].i];
 				best_d = d;
 			}
 		}
@@ -315,6 +387,7 @@ void mft_tl_align_pair(const struct mft_recording *ref, const struct mft_recordi
 			connection_bounds(a, &x[i], best);
 		}
 	}
+	free(ys);
 	free(x);
 	free(y);
 	span(a->realtime_offset, est, sizeof(est));
@@ -388,18 +461,15 @@ void mft_tl_align_pair(const struct mft_recording *ref, const struct mft_recordi
 	}
 }
 
-/* The distinct pids a recording knows (targets and events). */
+/* The distinct pids a recording knows (targets, then events), the first max of them. */
 static int host_pids(const struct mft_tl_host *h, uint32_t *pids, int max)
 {
 	int n = 0;
 
-	for (size_t k = 0; k < h->rec.n_targets + h->rec.n_events; k++) {
+	for (size_t k = 0; k < h->rec.n_targets + h->rec.n_events && n < max; k++) {
 		uint32_t pid = k < h->rec.n_targets ? h->rec.targets[k].pid : h->rec.events[k - h->rec.n_targets].pid;
-		int i;
 
-		for (i = 0; i < n && pids[i] != pid; i++)
-			;
-		if (i == n && n < max)
+		if (mft_index_find(&h->pids, pid, NULL, NULL) == k) /* its first appearance */
 			pids[n++] = pid;
 	}
 	return n;
@@ -440,13 +510,8 @@ void mft_tl_align(struct mft_timeline *tl)
 		for (int p = 0; p < np; p++)
 			for (int j = 0; j < i; j++) {
 				struct mft_tl_host *o = &tl->hosts[j];
-				uint32_t opids[256];
-				int nop = host_pids(o, opids, 256);
-				bool has = false;
 
-				for (int k = 0; k < nop; k++)
-					has |= opids[k] == pids[p];
-				if (!has)
+				if (mft_index_find(&o->pids, pids[p], NULL, NULL) == SIZE_MAX)
 					continue;
 				if (o->rec.host.boot_id[0] && !strcmp(o->rec.host.boot_id, h->rec.host.boot_id)) {
 					if (h->n_skip < (int)(sizeof(h->skip_pids) / sizeof(h->skip_pids[0]))) {
@@ -472,12 +537,8 @@ int mft_tl_host_of(const struct mft_timeline *tl, uint32_t pid)
 
 		if (h->pid_add && pid < h->pid_add)
 			continue;
-		for (size_t k = 0; k < h->rec.n_targets; k++)
-			if (h->rec.targets[k].pid == p)
-				return i;
-		for (size_t k = 0; k < h->rec.n_events; k++)
-			if (h->rec.events[k].pid == p)
-				return i;
+		if (mft_index_find(&h->pids, p, NULL, NULL) != SIZE_MAX)
+			return i;
 	}
 	return -1;
 }
@@ -634,11 +695,34 @@ void mft_tl_run(struct mft_timeline *tl, const struct mft_sink *out)
 	mft_corr_tick(c, tl->t_end);
 	mft_corr_finish(c, tl->t_end);
 	mft_corr_free(c);
-	/* the other end of each connection, where both were traced */
-	for (size_t i = 0; i < tl->n_chans; i++) {
-		struct mft_chan *a = &tl->chans[i].ch;
+	/* the other end of each connection, where both were traced: channels sorted by their
+	 * 4-tuple, each looks up its mirror (the first one, in channel order) */
+	struct by_tuple *bt = calloc(tl->n_chans ? tl->n_chans : 1, sizeof(*bt));
 
-		for (size_t j = 0; j < tl->n_chans && a->lport && a->rport; j++) {
+	for (size_t i = 0; bt && i < tl->n_chans; i++) {
+		const struct mft_chan *a = &tl->chans[i].ch;
+
+		bt[i] = (struct by_tuple){ tuple_hash(0, a->laddr, a->lport, a->raddr, a->rport), i, i };
+	}
+	if (bt)
+		qsort(bt, tl->n_chans, sizeof(*bt), cmp_tuple);
+	for (size_t i = 0; bt && i < tl->n_chans; i++) {
+		const struct mft_chan *a = &tl->chans[i].ch;
+		struct by_tuple want = { tuple_hash(0, a->raddr, a->rport, a->laddr, a->lport), 0, 0 };
+		size_t lo = 0, hi = tl->n_chans, seen = 0;
+
+		if (!a->lport || !a->rport)
+			continue;
+		while (lo < hi) {
+			size_t mid = lo + (hi - lo) / 2;
+
+			if (cmp_tuple(&bt[mid], &want) < 0)
+				lo = mid + 1;
+			else
+				hi = mid;
+		}
+		for (size_t k = lo; k < tl->n_chans && bt[k].h == want.h && seen++ < MAX_CANDIDATES; k++) {
+			size_t j = bt[k].i;
 			const struct mft_chan *b = &tl->chans[j].ch;
 
 			if (j != i && b->pid != a->pid && b->lport == a->rport && b->rport == a->lport &&
@@ -648,6 +732,7 @@ void mft_tl_run(struct mft_timeline *tl, const struct mft_sink *out)
 			}
 		}
 	}
+	free(bt);
 }
 
 /* ------------------------------------------------------------------ shared by the renderers */

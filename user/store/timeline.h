@@ -19,6 +19,7 @@
 #define MFT_TIMELINE_H
 
 #include <stdio.h>
+#include "base/util.h"
 #include "correlate/correlator.h"
 #include "store/recfile.h"
 
@@ -48,6 +49,7 @@ struct mft_tl_host {
 	uint32_t pid_add;        /* added to its pids when they collide with another host's */
 	uint32_t skip_pids[8];   /* processes recorded twice (same boot): read from the first only */
 	int n_skip;
+	struct mft_index pids;   /* the pids it knows (its own numbers) */
 };
 
 /* Copies of what the correlator judged (it frees its own after the callback). */
@@ -97,6 +99,8 @@ void mft_tl_align_pair(const struct mft_recording *ref, const struct mft_recordi
 /* Renderers */
 int mft_tl_chrome(const struct mft_timeline *tl, FILE *f);
 int mft_tl_html(const struct mft_timeline *tl, FILE *f);
+/* The HTML axis' tick step for a span in ns: at most 8 steps in it (1, 2 or 5 x 10^k). */
+uint64_t mft_html_axis_step(uint64_t span);
 
 /* Shared by the renderers: the role/kind/verdict words output.c uses. */
 /* One of the times of a channel end, by name, or 0 */
