@@ -17,7 +17,9 @@ struct mft_session {
 	const struct mft_session_opts *o;
 	struct mft_collector *col;
 	struct mft_correlator *corr;
+	/* the targets: a process is its pid and its start time (a reused pid is another one) */
 	uint32_t pids[MAX_TARGETS];
+	uint64_t starts[MAX_TARGETS];
 	int n_pids;
 	/* processes refused once (pid, start time): not asked again at every rescan */
 	struct { uint32_t pid; uint64_t start; } refused[MAX_REFUSED];
@@ -71,13 +73,15 @@ static void print_status(const struct mft_collector *col, bool verbose)
 	}
 }
 
-static bool known(const struct mft_session *s, uint32_t pid)
+static int known(const struct mft_session *s, uint32_t pid)
 {
 	for (int i = 0; i < s->n_pids; i++)
 		if (s->pids[i] == pid)
-			return true;
-	return false;
+			return i;
+	return -1;
 }
+
+static void forget_target(struct mft_session *s, int idx);
 
 static bool needs_gnutls(const struct mft_procinfo *pi)
 {
@@ -94,17 +98,25 @@ static int add_target(struct mft_session *s, uint32_t pid, bool fatal)
 {
 	struct mft_procinfo pi;
 	char err[512];
+	uint64_t t_traced = 0;
+	int k = known(s, pid);
 
-	if (known(s, pid) || s->n_pids == MAX_TARGETS)
+	if (s->n_pids == MAX_TARGETS && k < 0)
 		return 0;
 	if (mft_procinfo_read(pid, &pi, err, sizeof(err)))
 		goto fail;
+	if (k >= 0) {
+		if (!pi.start_time || pi.start_time == s->starts[k])
+			return 0;
+		/* the pid now names another process: the old one is gone */
+		forget_target(s, k);
+	}
 	/* Found while its dynamic loader is still at work: come back at the next rescan,
 	 * or its TLS channels would look plain. */
 	if (!fatal && !pi.gnutls[0] && needs_gnutls(&pi))
 		return 0;
 	mft_procinfo_versions(&pi);
-	if (mft_collector_add_target(s->col, &pi, err, sizeof(err))) {
+	if (mft_collector_add_target(s->col, &pi, &t_traced, err, sizeof(err))) {
 		s->refused[s->n_refused % MAX_REFUSED].pid = pid;
 		s->refused[s->n_refused % MAX_REFUSED].start = pi.start_time;
 		s->n_refused++;
@@ -113,8 +125,10 @@ fail:
 			fprintf(stderr, "mftrace: pid %u: %s\n", pid, err);
 		return -1;
 	}
-	s->pids[s->n_pids++] = pid;
-	mft_corr_set_process_name(s->corr, pid, pi.name);
+	s->pids[s->n_pids] = pid;
+	s->starts[s->n_pids++] = pi.start_time;
+	/* before any of its events is read: a new process of this pid starts fresh */
+	mft_corr_set_process(s->corr, pid, pi.start_time, t_traced, pi.name);
 	if (s->o->chatter)
 		fprintf(stderr, "mftrace: tracing pid %u (%s, %s%s%s)\n", pid, pi.name, pi.exe,
 			pi.gnutls[0] ? ", GnuTLS " : ", no GnuTLS mapped", pi.gnutls);
@@ -128,7 +142,9 @@ static void forget_target(struct mft_session *s, int idx)
 	struct mft_procinfo pi = { .pid = s->pids[idx] };
 
 	mft_collector_remove_target(s->col, s->pids[idx]);
-	s->pids[idx] = s->pids[--s->n_pids];
+	s->n_pids--;
+	s->pids[idx] = s->pids[s->n_pids];
+	s->starts[idx] = s->starts[s->n_pids];
 	if (s->o->target)
 		s->o->target(s->o->ctx, s, &pi, false);
 }
@@ -136,10 +152,12 @@ static void forget_target(struct mft_session *s, int idx)
 static bool skip_known(void *ctx, uint32_t pid)
 {
 	const struct mft_session *s = ctx;
-
-	if (known(s, pid))
-		return true;
+	int k = known(s, pid);
 	uint64_t start = 0;
+
+	/* a known pid whose process is another one now (its start time says) is new */
+	if (k >= 0)
+		return (start = mft_proc_start_time(pid)) == 0 || start == s->starts[k];
 
 	for (unsigned i = 0; i < s->n_refused && i < MAX_REFUSED; i++)
 		if (s->refused[i].pid == pid && s->refused[i].start == (start ? start : (start = mft_proc_start_time(pid))))

@@ -222,9 +222,11 @@ static void final_read_text(const struct mft_verdict *v, uint64_t t0, char *buf,
 static void migration_text(struct mft_output *o, const struct mft_correlator *c,
 			   const struct mft_migration *m)
 {
-	const struct mft_process *p = mft_corr_process(c, m->pid);
+	const struct mft_process *p = m->proc;
 	const struct mft_mig_verdict *mv = &m->verdict;
 	uint64_t t0 = teardown_t0(m);
+
+	(void)c;
 	char poss[64], when[32];
 	FILE *f = o->out;
 
@@ -391,10 +393,11 @@ static void migration_json(struct mft_output *o, const struct mft_correlator *c,
 			   const struct mft_migration *m)
 {
 	const struct mft_mig_verdict *mv = &m->verdict;
-	const struct mft_process *p = mft_corr_process(c, m->pid);
+	const struct mft_process *p = m->proc;
 	char poss[64];
 	FILE *f = o->out;
 
+	(void)c;
 	for (size_t i = 0; i < m->n_chans; i++)
 		channel_json(o, m, m->chans[i]);
 	mft_possible_str(mv->possible, poss, sizeof(poss));

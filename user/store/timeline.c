@@ -8,14 +8,11 @@
 #include <stdlib.h>
 #include <string.h>
 #include "base/util.h"
-#include "base/util.h"
 #include "correlate/multifd_wire.h"
+#include "correlate/pairing.h"
 #include "store/timeline.h"
 
 #define PID_SPACE 4194304u /* PID_MAX_LIMIT: remapped pids start above it */
-#define TCP_TIME_WAIT 6      /* include/net/tcp_states.h */
-#define TCP_CLOSE_WAIT 8
-#define TCP_CLOSING 11
 
 void mft_tl_init(struct mft_timeline *tl)
 {
@@ -120,6 +117,7 @@ static struct sockview *sockviews(const struct mft_recording *r, size_t *n_out)
 			s->pid = e->pid;
 			s->sk = e->sk;
 			s->role = e->role;
+			s->chan_id = -1;
 		}
 		if (e->type == MFT_EV_SOCK_CONNECT)
 			s->role = MFT_ROLE_SOURCE;
@@ -136,10 +134,6 @@ static struct sockview *sockviews(const struct mft_recording *r, size_t *n_out)
 				memcpy(s->ra, e->raddr, 16);
 			}
 		}
-		/* a FIN that really arrived: ->CLOSE_WAIT, ->CLOSING, ->TIME_WAIT (not FIN_WAIT2->CLOSE,
-		 * which is the socket giving up, not the peer's FIN) */
-		if (e->type == MFT_EV_FIN_RCVD && e->ret != TCP_CLOSE_WAIT && e->ret != TCP_CLOSING && e->ret != TCP_TIME_WAIT)
-			continue;
 		if (e->type == MFT_EV_CHAN_INIT) {
 			bool has_uuid;
 			int id;
@@ -163,14 +157,13 @@ static struct sockview *sockviews(const struct mft_recording *r, size_t *n_out)
 	return v;
 }
 
-/* The same TCP connection seen from both ends: the 4-tuple mirrored, and where both ends
- * decoded QEMU's MultiFDInit_t, the same migration UUID and channel id. */
+/* The same TCP connection seen from both ends: the correlator's one rule (pairing.h). */
 static bool mirrored(const struct sockview *a, const struct sockview *b)
 {
-	if (a->has_uuid && b->has_uuid && (memcmp(a->uuid, b->uuid, 16) || a->chan_id != b->chan_id))
-		return false;
-	return a->lp && a->rp && a->lp == b->rp && a->rp == b->lp && a->family == b->family &&
-	       !memcmp(a->la, b->ra, 16) && !memcmp(a->ra, b->la, 16);
+	struct mft_end x = { a->family, a->la, a->ra, a->lp, a->rp, a->chan_id, a->has_uuid ? a->uuid : NULL };
+	struct mft_end y = { b->family, b->la, b->ra, b->lp, b->rp, b->chan_id, b->has_uuid ? b->uuid : NULL };
+
+	return mft_same_connection(&x, &y);
 }
 
 static uint64_t first_time(const struct sockview *s)
@@ -501,7 +494,7 @@ static void on_migration(void *ctx, const struct mft_correlator *c, const struct
 {
 	struct replay *r = ctx;
 	struct mft_timeline *tl = r->tl;
-	const struct mft_process *p = mft_corr_process(c, m->pid);
+	const struct mft_process *p = m->proc;
 	struct mft_tl_mig *tm;
 
 	if (r->out && r->out->migration)
@@ -634,15 +627,20 @@ void mft_tl_run(struct mft_timeline *tl, const struct mft_sink *out)
 	mft_corr_tick(c, tl->t_end);
 	mft_corr_finish(c, tl->t_end);
 	mft_corr_free(c);
-	/* the other end of each connection, where both were traced */
+	/* the other end of each connection, where both were traced: the correlator's rule */
 	for (size_t i = 0; i < tl->n_chans; i++) {
-		struct mft_chan *a = &tl->chans[i].ch;
+		const struct mft_tl_chan *a = &tl->chans[i];
+		const struct mft_tl_mig *ma = &tl->migs[a->mig];
+		struct mft_end x = { a->ch.family, a->ch.laddr, a->ch.raddr, a->ch.lport, a->ch.rport, a->ch.chan_id,
+				     ma->m.has_uuid ? ma->m.uuid : NULL };
 
-		for (size_t j = 0; j < tl->n_chans && a->lport && a->rport; j++) {
-			const struct mft_chan *b = &tl->chans[j].ch;
+		for (size_t j = 0; j < tl->n_chans; j++) {
+			const struct mft_tl_chan *b = &tl->chans[j];
+			const struct mft_tl_mig *mb = &tl->migs[b->mig];
+			struct mft_end y = { b->ch.family, b->ch.laddr, b->ch.raddr, b->ch.lport, b->ch.rport,
+					     b->ch.chan_id, mb->m.has_uuid ? mb->m.uuid : NULL };
 
-			if (j != i && b->pid != a->pid && b->lport == a->rport && b->rport == a->lport &&
-			    !memcmp(b->laddr, a->raddr, 16) && !memcmp(b->raddr, a->laddr, 16)) {
+			if (j != i && mft_same_connection(&x, &y)) {
 				tl->chans[i].peer = (long)j;
 				break;
 			}
