@@ -58,7 +58,9 @@ static const char usage[] =
 "                       kernel events and rare GnuTLS calls\n"
 "      --mechanism M    kernel probes for shutdown/close: auto (default: fentry, then\n"
 "                       kprobe, then tracepoint), fentry, kprobe or tracepoint\n"
-"  -v, --verbose        show libbpf's log and every attach point\n"
+"  -v, --verbose        show libbpf's log and every attach point, and list the other\n"
+"                       connections of the traced QEMUs (NBD, VNC, chardevs: no\n"
+"                       migration evidence, never judged)\n"
 "  -V, --version        print the version\n"
 "  -h, --help           this help\n"
 "\n"
@@ -114,6 +116,7 @@ static int live(uint32_t *pids, int n_pids, const struct mft_collector_opts *co,
 	l.out.out = stdout;
 	l.out.json = json;
 	l.out.events = !quiet;
+	l.out.others = co->verbose;
 	l.out.mono_to_real = mft_mono_to_real();
 
 	struct mft_session_opts so = {
@@ -122,7 +125,7 @@ static int live(uint32_t *pids, int n_pids, const struct mft_collector_opts *co,
 		.n_pids = n_pids,
 		.duration = duration,
 		.chatter = true,
-		.sink = { .ctx = &l, .event = on_chan_event, .migration = on_migration },
+		.sink = { .ctx = &l, .event = on_chan_event, .migration = on_migration, .other = mft_out_other },
 	};
 
 	if (mft_session_run(&so, &mft_cli_stop))

@@ -53,7 +53,8 @@ static const char usage[] =
 "                       migrations end (with -q), and event lines (without)\n"
 "  -j, --json           with --show: JSON lines, as `mftrace --json`\n"
 "  -q, --quiet          with --show: verdict tables only\n"
-"  -v, --verbose        libbpf's log and every attach point\n"
+"  -v, --verbose        libbpf's log and every attach point; with --show, the other\n"
+"                       connections too (no migration evidence, never judged)\n"
 "  -h, --help           this help\n"
 "\n"
 "Examples:\n"
@@ -349,6 +350,7 @@ int mft_cmd_record(int argc, char **argv)
 	r.out.out = stdout;
 	r.out.json = json;
 	r.out.events = !quiet;
+	r.out.others = co.verbose;
 	r.out.mono_to_real = clk.real_ns - (int64_t)clk.mono_ns;
 
 	struct mft_session_opts so = {
@@ -366,7 +368,8 @@ int mft_cmd_record(int argc, char **argv)
 	};
 
 	if (r.show)
-		so.sink = (struct mft_sink){ .ctx = &r.out, .event = mft_out_event, .migration = mft_out_migration };
+		so.sink = (struct mft_sink){ .ctx = &r.out, .event = mft_out_event, .migration = mft_out_migration,
+					     .other = mft_out_other };
 	mft_cli_catch_signals();
 	setvbuf(stdout, NULL, _IOLBF, 0);
 	fprintf(stderr, "mftrace: recording to %s%s\n", r.path, wo.max_size ? " (flight recorder)" : "");

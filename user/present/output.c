@@ -3,6 +3,7 @@
 #include <inttypes.h>
 #include <string.h>
 #include <time.h>
+#include "correlate/multifd_wire.h"
 #include "present/output.h"
 
 static const char *role_name(int role)
@@ -107,9 +108,17 @@ static void event_detail(const struct mft_event *ev, char *buf, size_t len)
 		snprintf(buf, len, "%s thread of channel %lld", ev->arg == MFT_SIDE_SEND ? "send" : "recv",
 			 (long long)ev->ret);
 		break;
-	case MFT_EV_CHAN_INIT:
-		snprintf(buf, len, "multifd channel %lld", (long long)ev->ret);
+	case MFT_EV_CHAN_INIT: {
+		uint8_t uuid[16];
+		bool has_uuid;
+		int id;
+
+		if (mft_chan_init_of_event(ev, &id, uuid, &has_uuid) == MFT_WIRE_OK)
+			snprintf(buf, len, "multifd channel %d", id);
+		else
+			snprintf(buf, len, "not a MultiFDInit_t");
 		break;
+	}
 	case MFT_EV_MULTIFD_CLEANUP:
 		snprintf(buf, len, "%s side", ev->ret == MFT_SIDE_SEND ? "send" : "recv");
 		break;
@@ -443,4 +452,30 @@ void mft_out_migration(void *ctx, const struct mft_correlator *c, const struct m
 		migration_json(o, c, m);
 	else
 		migration_text(o, c, m);
+}
+
+void mft_out_other(void *ctx, const struct mft_correlator *c, const struct mft_migration *m)
+{
+	struct mft_output *o = ctx;
+	const struct mft_process *p = m->proc;
+	size_t tls = 0;
+	FILE *f = o->out;
+
+	(void)c;
+	if (!o->others)
+		return;
+	for (size_t i = 0; i < m->n_chans; i++)
+		tls += m->chans[i]->ev.tls;
+	if (o->json) {
+		fprintf(f, "{\"type\":\"other\",\"pid\":%u,\"name\":", m->pid);
+		mft_json_str(f, p ? p->name : "");
+		fprintf(f, ",\"role\":\"%s\",\"endpoint\":\"%s\",\"connections\":%zu,\"tls\":%zu}\n",
+			role_name(m->role), m->endpoint, m->n_chans, tls);
+	} else {
+		fprintf(f, "-- other connections of pid %u%s%s%s: %s %s %s, %zu connection(s), %zu with TLS: "
+			   "no migration evidence, not judged\n",
+			m->pid, p && p->name[0] ? " (" : "", p && p->name[0] ? p->name : "", p && p->name[0] ? ")" : "",
+			role_name(m->role), m->role == MFT_ROLE_DEST ? "on" : "to", m->endpoint, m->n_chans, tls);
+	}
+	fflush(f);
 }
