@@ -405,9 +405,11 @@ int tp_sock_recv_length(struct trace_event_raw_sock_msg_length *ctx)
 				emit(MFT_EV_READ_LATE, sk, st, tgid, true, ret, 0);
 		}
 	} else if (ret == 0) {
+		bpf_map_delete_elem(&hdr_reads, &tid); /* that header read fails: nothing to look at */
 		if (!flag_test_set(st, MFT_SF_EOF_READ))
 			emit(MFT_EV_READ_EOF, sk, st, tgid, true, 0, 0);
 	} else if (ret != -EAGAIN && ret != -EINTR && ret != -ERESTARTSYS) {
+		bpf_map_delete_elem(&hdr_reads, &tid);
 		if (!flag_test_set(st, MFT_SF_READ_ERR))
 			emit(MFT_EV_READ_ERR, sk, st, tgid, true, ret, 0);
 	}
@@ -833,15 +835,6 @@ int BPF_KPROBE(up_multifd_recv_new_channel)
 	return 0;
 }
 
-SEC("uretprobe")
-int BPF_KRETPROBE(ur_multifd_recv_new_channel)
-{
-	__u32 tid = (__u32)bpf_get_current_pid_tgid();
-
-	bpf_map_delete_elem(&newchan_calls, &tid);
-	return 0;
-}
-
 /* multifd teardown entered; the attach cookie says which side (MFT_SIDE_*) */
 SEC("uprobe")
 int BPF_KPROBE(up_multifd_cleanup)
@@ -892,8 +885,12 @@ int BPF_KPROBE(up_qio_channel_write_all, void *ioc, void *buf, __u64 len)
  * qio_channel_read_all(ioc, buf, buflen, errp) inside multifd_recv_new_channel() reads the
  * channel's 64-byte MultiFDInit_t, through TLS or not: its id and the migration UUID, in
  * default mode, for one uprobe hit per channel (nocomp multifd reads nothing else this way).
+ * Entry only: the buffer is read when multifd_recv_new_channel() returns (the read is
+ * inlined there, its buffer in that frame in every QEMU built so far; multifd_wire.c
+ * checks magic and version). No uretprobe on qio_channel_read_all: NBD and other
+ * coroutines yield inside it, and a uretprobe there kills QEMU (the kernel loses the
+ * return address across the coroutine's stack switch: SIGILL).
  */
-
 SEC("uprobe")
 int BPF_KPROBE(up_qio_channel_read_all, void *ioc, void *buf, __u64 len)
 {
@@ -905,32 +902,53 @@ int BPF_KPROBE(up_qio_channel_read_all, void *ioc, void *buf, __u64 len)
 	return 0;
 }
 
-SEC("uretprobe")
-int BPF_KRETPROBE(ur_qio_channel_read_all, int ret)
+/*
+ * multifd_recv_new_channel() ran in the main loop, never in a coroutine: safe for a
+ * uretprobe. Its MultiFDInit_t, if it read one, is in the buffer; QEMU may have turned
+ * magic and version to host order in place: they go out in wire order, as read.
+ */
+static __always_inline void new_channel_done(__u32 tid)
 {
-	__u32 tid = (__u32)bpf_get_current_pid_tgid();
 	__u64 *buf = bpf_map_lookup_elem(&init_reads, &tid), *sk;
 	struct mft_sock *st;
 	__u8 h[32] = {};
 
 	if (!buf)
-		return 0;
+		return;
 	sk = bpf_map_lookup_elem(&newchan_calls, &tid);
 	st = sk && *sk ? bpf_map_lookup_elem(&socks, sk) : NULL;
-	if (ret == 0 && st && !bpf_probe_read_user(h, sizeof(h), (void *)*buf))
+	if (st && !bpf_probe_read_user(h, sizeof(h), (void *)*buf)) {
+		__u32 *w = (__u32 *)h;
+
+		if (w[0] == MFT_MULTIFD_MAGIC) {
+			w[0] = bpf_htonl(w[0]);
+			w[1] = bpf_htonl(w[1]);
+		}
 		emit_init(*sk, st, h);
+	}
 	bpf_map_delete_elem(&init_reads, &tid);
+}
+
+SEC("uretprobe")
+int BPF_KRETPROBE(ur_multifd_recv_new_channel)
+{
+	__u32 tid = (__u32)bpf_get_current_pid_tgid();
+
+	new_channel_done(tid);
+	bpf_map_delete_elem(&newchan_calls, &tid);
 	return 0;
 }
 
 /*
  * qio_channel_readv_full_all_eof(ioc, iov, niov, ...): how a multifd recv thread reads
  * each packet header, through TLS or not: the 12-byte MultiFDPacketHdr_t (10.0+), or the
- * whole 320 + 8 * pages_alloc bytes (7.2-9.x, pages_alloc agreeing). One uprobe pair per
- * 512 KiB packet; only SYNC packets become events, on the thread's socket. Not attached
- * where USDT gives the same.
+ * whole 320 + 8 * pages_alloc bytes (7.2-9.x, pages_alloc agreeing). Entry only (NBD
+ * coroutines yield inside it: no uretprobe, see above): the header read is looked at when
+ * it is surely complete, at the thread's next header-shaped read, or at its
+ * qemu_sem_post(), which a recv thread calls right after a SYNC packet; a recv that hits
+ * EOF or fails forgets it. One uprobe hit per 512 KiB packet; only SYNC packets become
+ * events, on the thread's socket. Not attached where USDT gives the same.
  */
-
 static __always_inline bool header_shaped(__u64 len)
 {
 	return len == MFT_MULTIFD_HDR_LEN ||
@@ -938,23 +956,9 @@ static __always_inline bool header_shaped(__u64 len)
 		(len - MFT_MULTIFD_PACKET_LEN) % 8 == 0);
 }
 
-SEC("uprobe")
-int BPF_KPROBE(up_qio_channel_readv_full_all_eof, void *ioc, const struct iovec *iov, __u64 niov)
+/* The header read of this thread, complete now: a SYNC packet becomes an event. */
+static __always_inline void header_done(__u64 id)
 {
-	__u64 id = bpf_get_current_pid_tgid();
-	__u32 tid = (__u32)id;
-	struct hdr_read r = {};
-
-	if (niov != 1 || !is_target(id >> 32) || bpf_probe_read_user(&r, sizeof(r), iov) || !header_shaped(r.len))
-		return 0;
-	bpf_map_update_elem(&hdr_reads, &tid, &r, BPF_ANY);
-	return 0;
-}
-
-SEC("uretprobe")
-int BPF_KRETPROBE(ur_qio_channel_readv_full_all_eof, int ret)
-{
-	__u64 id = bpf_get_current_pid_tgid();
 	__u32 tid = (__u32)id;
 	struct hdr_read *r = bpf_map_lookup_elem(&hdr_reads, &tid);
 	__u8 h[32] = {};
@@ -962,10 +966,8 @@ int BPF_KRETPROBE(ur_qio_channel_readv_full_all_eof, int ret)
 	struct mft_sock *st;
 
 	if (!r)
-		return 0;
-	/* 1: all read. Read no more than QEMU did: 12 bytes, or 32 of at least 320. */
-	if (ret != 1)
-		goto out;
+		return;
+	/* Read no more than QEMU did: 12 bytes, or 32 of at least 320. */
 	if (r->len == MFT_MULTIFD_HDR_LEN ? bpf_probe_read_user(h, MFT_MULTIFD_HDR_LEN, (void *)r->base)
 					   : bpf_probe_read_user(h, 32, (void *)r->base))
 		goto out;
@@ -983,6 +985,33 @@ int BPF_KRETPROBE(ur_qio_channel_readv_full_all_eof, int ret)
 		emit(MFT_EV_CHAN_SYNC, *sk, st, id >> 32, true, -1, num);
 out:
 	bpf_map_delete_elem(&hdr_reads, &tid);
+}
+
+SEC("uprobe")
+int BPF_KPROBE(up_qio_channel_readv_full_all_eof, void *ioc, const struct iovec *iov, __u64 niov)
+{
+	__u64 id = bpf_get_current_pid_tgid();
+	__u32 tid = (__u32)id;
+	struct hdr_read r = {};
+
+	if (!is_target(id >> 32))
+		return 0;
+	header_done(id); /* a new read: the previous one completed */
+	if (niov != 1 || bpf_probe_read_user(&r, sizeof(r), iov) || !header_shaped(r.len))
+		return 0;
+	bpf_map_update_elem(&hdr_reads, &tid, &r, BPF_ANY);
+	return 0;
+}
+
+/* qemu_sem_post(): a recv thread posts right after a SYNC packet (and its pages) */
+SEC("uprobe")
+int BPF_KPROBE(up_qemu_sem_post)
+{
+	__u64 id = bpf_get_current_pid_tgid();
+	__u32 tid = (__u32)id;
+
+	if (bpf_map_lookup_elem(&hdr_reads, &tid))
+		header_done(id);
 	return 0;
 }
 

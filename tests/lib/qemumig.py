@@ -51,9 +51,12 @@ Production-like set-ups (all on loopback, each QEMU started by this harness):
     m.nbd_server_start("dst", port)             an NBD server over TLS (PSK) on a QEMU,
     nbd_client(m, port, ...)                    exporting a null-co disk (nbd_disk=True),
                                                 and qemu-io / qemu-nbd TLS clients of it
+    tls_chardev_client(m, port, ...)            gnutls-cli on a QEMU's TLS chardev server
     Migration(..., extra_args={"dst": [...]})   more QEMU arguments for one side
     Migration(..., env={"src": {...}})          more environment for one side's QEMU
     Migration(..., binary={"src": PATH})        another QEMU binary (a private copy)
+    private_copy(version, dir, name)            such a copy; a name without "qemu" keeps
+                                                every-QEMU tracers of other tests away
     m.states(side)                              the migrate_set_state states in its -trace log
 
 CLI, for manual checking:
@@ -124,6 +127,24 @@ def _usdt_data_dirs() -> list[str]:
     if os.path.isdir(f"{p}/usr/share/qemu"):
         return [f"{p}/usr/share/qemu", f"{p}/usr/share/seabios"]
     return ["/usr/share/qemu", "/usr/share/seabios"]
+
+
+def private_copy(version: str, directory: str, name: str = "vm-system-x86_64") -> str:
+    """A copy of one installed QEMU's binary in directory (it finds its firmware through
+    the -L arguments of qemu_argv, or its built-in data path). Returns its path. A QEMU
+    run from a name without "qemu" is not picked up by tracers that watch every QEMU on
+    the host (mftrace exporter/record of other tests): only what a test attaches itself
+    sees it."""
+    os.makedirs(directory, exist_ok=True)
+    path = os.path.join(directory, name)
+    shutil.copy2(qemu_argv(version)[0], path)
+    return path
+
+
+def module_dir(version: str) -> str:
+    """Where that QEMU's loadable modules (accel-tcg, ...) are: beside its binary's prefix."""
+    return os.path.normpath(os.path.join(os.path.dirname(qemu_argv(version)[0]), "..", "lib",
+                                         "x86_64-linux-gnu", "qemu"))
 
 
 def qemu_argv(version: str) -> list[str]:
@@ -463,8 +484,10 @@ class Migration:
     def argv(self, side: str, psk_dir: str | None) -> list[str]:
         version = self.scenario.src if side == "src" else self.scenario.dst
         base = qemu_argv(version)
-        if side in self.binary:
+        if side in self.binary:     # a copy elsewhere: its firmware where the original's is
             base = [self.binary[side]] + base[1:]
+            if version == "7.2":
+                base += ["-L", "/usr/share/qemu", "-L", "/usr/share/seabios"]
         a = base + [
             "-M", self.scenario.machine, "-m", str(self.mem),
             "-nodefaults", "-display", "none", "-accel", "tcg",
@@ -482,6 +505,8 @@ class Migration:
             a += ["-object", f"tls-creds-psk,id=tls0,endpoint={endpoint},dir={psk_dir}"]
             if side != "src":   # to migrate on from here (migrate_between)
                 a += ["-object", f"tls-creds-psk,id=tlsout,endpoint=client,dir={psk_dir}"]
+            else:               # to serve TLS (NBD, chardevs) from the source too
+                a += ["-object", f"tls-creds-psk,id=tlssrv,endpoint=server,dir={psk_dir}"]
         if self.nbd_disk:
             a += ["-blockdev", "driver=null-co,node-name=disk0,size=67108864,read-zeroes=on"]
         if self.volume:
@@ -508,9 +533,12 @@ class Migration:
             fh.write(" ".join(argv) + "\n")
         err = open(self.path(side, "stderr"), "wb")
         env = None
-        if side in self.env:
+        if side in self.env or side in self.binary:
             env = dict(os.environ)
-            env.update(self.env[side])
+            if side in self.binary:  # a copy elsewhere: its modules where the original's are
+                version = self.scenario.src if side == "src" else self.scenario.dst
+                env["QEMU_MODULE_DIR"] = module_dir(version)
+            env.update(self.env.get(side, {}))
         try:
             self.procs[side] = subprocess.Popen(
                 argv, stdin=subprocess.DEVNULL, stdout=err, stderr=err, env=env,
@@ -650,7 +678,7 @@ class Migration:
         tls=False) exporting the null-co node disk0 (needs nbd_disk=True)."""
         args: dict = {"addr": {"type": "inet", "data": {"host": "127.0.0.1", "port": str(port)}}}
         if tls:
-            args["tls-creds"] = "tls0"
+            args["tls-creds"] = "tlssrv" if side == "src" else "tls0"
         q = self.qmp[side]
         q.execute("nbd-server-start", args, timeout=self.qmp_timeout)
         q.execute("block-export-add", {"type": "nbd", "id": f"exp-{export}", "node-name": "disk0",
@@ -834,6 +862,25 @@ def nbd_client(m: Migration, port: int, workdir: str, name: str, hold_ms: int = 
             argv += ["--tls-creds", "tls0"]
     else:
         raise ValueError(tool)
+    out = open(os.path.join(workdir, f"{name}.out"), "wb")
+    try:
+        return subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=out, stderr=out,
+                                preexec_fn=_die_with_parent)
+    finally:
+        out.close()
+
+
+def psk_key(m: Migration) -> str:
+    """The hex key of the PSK credentials (user "qemu") the harness wrote."""
+    with open(os.path.join(m.psk_dir, "keys.psk")) as f:
+        return f.read().strip().split(":", 1)[1]
+
+
+def tls_chardev_client(m: Migration, port: int, workdir: str, name: str, hold_s: float = 1.0) -> subprocess.Popen:
+    """gnutls-cli as a TLS-PSK client of a QEMU chardev socket server on 127.0.0.1:port,
+    holding the connection hold_s seconds (then its stdin ends and it says goodbye)."""
+    argv = ["sh", "-c", f"sleep {hold_s} | exec gnutls-cli --pskusername=qemu --pskkey={psk_key(m)} "
+            f"--priority=NORMAL:-KX-ALL:+PSK:+DHE-PSK:+ECDHE-PSK -p {port} 127.0.0.1"]
     out = open(os.path.join(workdir, f"{name}.out"), "wb")
     try:
         return subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=out, stderr=out,

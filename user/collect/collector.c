@@ -365,8 +365,7 @@ static void attach_qemu(struct mft_collector *c, struct target *t, struct mft_el
 		    false);
 	if (uprobe_pair(c, t, s->progs.up_multifd_recv_new_channel, s->progs.ur_multifd_recv_new_channel, e, path,
 			"multifd_recv_new_channel", false))
-		uprobe_pair(c, t, s->progs.up_qio_channel_read_all, s->progs.ur_qio_channel_read_all, e, path,
-			    "qio_channel_read_all", false);
+		uprobe(c, t, s->progs.up_qio_channel_read_all, e, path, "qio_channel_read_all", false, false);
 	/* teardown: the sockets shut down or closed inside are the multifd channels */
 	uprobe_first(c, t, s->progs.up_multifd_cleanup, s->progs.ur_multifd_cleanup, e, path, send_cleanup, 2,
 		     "multifd send cleanup", MFT_SIDE_SEND);
@@ -383,9 +382,11 @@ static void attach_qemu(struct mft_collector *c, struct target *t, struct mft_el
 			   "not exported: migration states are shown as numbers");
 	/* per-channel SYNC packets on a destination, where USDT does not give them */
 	if (!attach_usdt(c, t, e, path) &&
-	    uprobe_pair(c, t, s->progs.up_qio_channel_readv_full_all_eof, s->progs.ur_qio_channel_readv_full_all_eof,
-			e, path, "qio_channel_readv_full_all_eof", false))
+	    uprobe(c, t, s->progs.up_qio_channel_readv_full_all_eof, e, path, "qio_channel_readv_full_all_eof", false,
+		   false)) {
+		uprobe(c, t, s->progs.up_qemu_sem_post, e, path, "qemu_sem_post", false, false);
 		s->bss->track_threads = 1;
+	}
 }
 
 /* GnuTLS: handshake, bye, deinit; per-record results only with --tls-records. */
