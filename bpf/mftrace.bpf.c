@@ -956,6 +956,11 @@ static __always_inline bool header_shaped(__u64 len)
 		(len - MFT_MULTIFD_PACKET_LEN) % 8 == 0);
 }
 
+static __always_inline bool either_order(__u32 v, __u32 want)
+{
+	return v == want || bpf_ntohl(v) == want;
+}
+
 /* The header read of this thread, complete now: a SYNC packet becomes an event. */
 static __always_inline void header_done(__u64 id)
 {
@@ -971,11 +976,14 @@ static __always_inline void header_done(__u64 id)
 	if (r->len == MFT_MULTIFD_HDR_LEN ? bpf_probe_read_user(h, MFT_MULTIFD_HDR_LEN, (void *)r->base)
 					   : bpf_probe_read_user(h, 32, (void *)r->base))
 		goto out;
-	if (bpf_ntohl(*(__u32 *)&h[0]) != MFT_MULTIFD_MAGIC || bpf_ntohl(*(__u32 *)&h[4]) != MFT_MULTIFD_VERSION ||
-	    !(bpf_ntohl(*(__u32 *)&h[8]) & MFT_MULTIFD_FLAG_SYNC))
+	/* By now QEMU may have turned fields to host order in place (7.2 does magic, version
+	 * and pages_alloc, not flags): each is taken in either order. The flags in use fit in
+	 * the low byte, so only one order can show the SYNC bit. */
+	if (!either_order(*(__u32 *)&h[0], MFT_MULTIFD_MAGIC) || !either_order(*(__u32 *)&h[4], MFT_MULTIFD_VERSION) ||
+	    !((bpf_ntohl(*(__u32 *)&h[8]) | *(__u32 *)&h[8]) & MFT_MULTIFD_FLAG_SYNC))
 		goto out;
 	if (r->len != MFT_MULTIFD_HDR_LEN) {
-		if (bpf_ntohl(*(__u32 *)&h[12]) != (__u32)((r->len - MFT_MULTIFD_PACKET_LEN) / 8))
+		if (!either_order(*(__u32 *)&h[12], (__u32)((r->len - MFT_MULTIFD_PACKET_LEN) / 8)))
 			goto out; /* a page that merely starts like a header */
 		num = bpf_be64_to_cpu(*(__u64 *)&h[24]);
 	}
