@@ -5,14 +5,21 @@
     storage migration does beside the multifd channels) to two overlapping qemu-io
     clients and a qemu-nbd --list, while mftrace traces both QEMUs;
   - a QEMU that is not migrating at all, serving NBD over TLS (overlapping qemu-io
-    clients, qemu-nbd --list) and a TLS chardev (two overlapping gnutls-cli clients),
-    traced by live mode, the exporter and the recorder (then report).
+    clients, qemu-nbd --list) and a serial console on a TLS chardev (gnutls-cli
+    clients), traced by live mode and the recorder (then report); and one with TLS
+    serial console clients under the exporter.
 
 No migration or channel record, metric, or exit status 2 may come from these
 connections; -v must list them as other connections (the positive control: they were
 traced, with TLS). Ground truth: the bpftrace observer on the migration port (every
 migration connection and its verdict), QEMU's query-migrate, and the test itself,
-which knows which connections it made.
+which knows which connections it made. And the traced QEMUs must survive: NBD
+coroutines yield inside functions that a uretprobe must not watch (SIGILL).
+
+The QEMUs serving NBD run from private copies of the binary under a name without
+"qemu": tracers of other tests that watch every QEMU on this shared host (exporters
+built from older trees) must not attach to them. The exporter is checked on a QEMU of
+its own, run from the installed binary, with TLS chardev connections.
 """
 
 from __future__ import annotations
@@ -62,11 +69,12 @@ def nbd_during_migration() -> None:
     wd = tempfile.mkdtemp(prefix="mft-others-nbd-")
     ok = True
     try:
-        with qemumig.Migration("7.2-7.2", wd, volume=True, nbd_disk=True) as m:
+        hidden = {s: qemumig.private_copy("7.2", os.path.join(wd, "bin")) for s in ("src", "dst")}
+        with qemumig.Migration("7.2-7.2", wd, volume=True, nbd_disk=True, binary=hidden) as m:
             m.start()
             nport = qemumig.free_port()
             m.nbd_server_start("dst", nport)
-            obs = observer.Observer(m.dst_pid, m.src_pid, m.port, wd).start()
+            obs = observer.Observer(m.dst_pid, m.src_pid, m.port, wd, ready_timeout=180).start()
             t = Tracer([m.dst_pid, m.src_pid], wd, "live", ["-q", "-v"]).start()
             try:
                 clients = [qemumig.nbd_client(m, nport, wd, "io1", hold_ms=3000),
@@ -77,12 +85,17 @@ def nbd_during_migration() -> None:
                 codes = [c.wait(30) for c in clients]
                 t.wait_migrations(2)
             finally:
-                rc = t.stop()
+                rc = t.stop(timeout=60)   # detaching uprobes on a loaded host takes a while
                 run = obs.stop()
-        if res["src_status"] != "completed":
-            raise RuntimeError(f"the migration did not complete: {res['src_status']}")
+        errs = []
+        if res["src_status"] != "completed" or res["dst_exit_code"] is not None:
+            errs.append(f"the migration: source {res['src_status']}, destination exit {res['dst_exit_code']} "
+                        f"(-4: SIGILL)")
         if codes != [0, 0, 0]:
-            raise RuntimeError(f"NBD clients exited {codes}: see {wd}/io1.out, io2.out, list.out")
+            errs.append(f"NBD clients exited {codes}: see {wd}/io1.out, io2.out, list.out")
+        ok &= check(f"{name}: the traced QEMUs survive and serve NBD over TLS, the migration completes", errs, wd)
+        if errs:
+            return
         recs = t.records()
         errs = gt.check_side(recs, m.dst_pid, "dst", run, True, must_decide=True)
         errs += gt.check_side(recs, m.src_pid, "src", run, True, must_decide=True)
@@ -105,50 +118,45 @@ def nbd_during_migration() -> None:
         shutil.rmtree(wd, ignore_errors=True)
 
 
-def not_migrating() -> None:
-    name = "TLS connections on a QEMU that is not migrating"
+def idle_nbd() -> None:
+    name = "NBD and chardev TLS connections on a QEMU that is not migrating"
     wd = tempfile.mkdtemp(prefix="mft-others-idle-")
-    vm = f"mftidle-{secrets.token_hex(4)}"
     cport = qemumig.free_port()
     ok = True
     try:
-        args = {"src": ["-name", vm, "-chardev",
-                        f"socket,id=tc0,host=127.0.0.1,port={cport},server=on,wait=off,tls-creds=tlssrv"]}
-        with qemumig.Migration("7.2-7.2", wd, nbd_disk=True, extra_args=args) as m:
+        args = {"src": ["-chardev", f"socket,id=tc0,host=127.0.0.1,port={cport},server=on,wait=off,"
+                                    "tls-creds=tlssrv", "-serial", "chardev:tc0"]}
+        hidden = {"src": qemumig.private_copy("7.2", os.path.join(wd, "bin"))}
+        with qemumig.Migration("7.2-7.2", wd, nbd_disk=True, mem=128, extra_args=args, binary=hidden) as m:
             m.start()
             pid = m.src_pid
             nport = qemumig.free_port()
             m.nbd_server_start("src", nport)
-            exp = gt.Exporter(wd).start()
-            tools = [exp]
+            tools = []
             try:
                 t = Tracer([pid], wd, "live", ["-v"]).start()
                 tools.append(t)
                 rec = gt.Recorder(wd, "idle", ["-p", str(pid)]).wait_ready()
                 tools.append(rec)
-                if not gt.wait_for(lambda: exp.tracing(pid), 15):
-                    raise RuntimeError("the exporter did not pick the QEMU up")
-                # two overlapping TLS chardev clients, then overlapping NBD clients
-                cl = [qemumig.tls_chardev_client(m, cport, wd, "tc1", hold_s=1.5)]
-                time.sleep(0.3)
-                cl.append(qemumig.tls_chardev_client(m, cport, wd, "tc2", hold_s=0.5))
-                for c in cl:
-                    c.wait(30)
+                # two TLS serial console clients, one after the other (a chardev takes
+                # one at a time), then overlapping NBD clients
+                for i in (1, 2):
+                    qemumig.tls_chardev_client(m, cport, wd, f"tc{i}", hold_s=0.5).wait(30)
                 nb = [qemumig.nbd_client(m, nport, wd, "io1", hold_ms=1500)]
                 time.sleep(0.3)
                 nb.append(qemumig.nbd_client(m, nport, wd, "io2", hold_ms=300))
                 nb.append(qemumig.nbd_client(m, nport, wd, "list", tool="qemu-nbd"))
                 codes = [c.wait(30) for c in nb]
                 time.sleep(3)   # past the correlator's grace period: the groups end
-                metrics = {f: exp.sum(f, vm=vm) for f in ("mftrace_migrations_total", "mftrace_channels_total",
-                                                          "mftrace_flagged_migrations_total",
-                                                          "mftrace_premature_terminations_total")}
+                alive = m.procs["src"].poll()
             finally:
                 for x in tools:
-                    x.stop()
+                    x.stop(timeout=60)
             state = m.source_status()
-        if codes[:2] != [0, 0]:
-            raise RuntimeError(f"qemu-io clients exited {codes}: see {wd}/io1.out, io2.out")
+        errs = []
+        if alive is not None or codes != [0, 0, 0]:
+            errs.append(f"QEMU exit {alive} (-4: SIGILL), NBD clients exited {codes}: see {wd}/io1.out")
+        ok &= check(f"{name}: the traced QEMU survives and serves NBD over TLS", errs, wd)
         recs = t.records()
         mig = [r for r in recs if r.get("type") in ("migration", "channel")]
         errs = [f"{len(mig)} migration/channel records (QEMU says its migration state is {state!r})"] if mig else []
@@ -162,13 +170,47 @@ def not_migrating() -> None:
         if sum(r["connections"] for r in chd) < 2 or sum(r["tls"] for r in chd) < 2:
             errs.append(f"chardev other records {chd}: expected 2 TLS connections")
         ok &= check(f"{name}: -v lists them as other connections, with TLS (they were traced)", errs, wd)
-        bad = {k: v for k, v in metrics.items() if v}
-        ok &= check(f"{name}: the exporter counts no migration, channel or premature termination for it",
-                    [f"metrics {bad}"] if bad else [], wd)
         rc, rep, err = gt.report_json([rec.path])
         errs = [] if rc == 0 else [f"report exited {rc}: {err.strip()[-300:]}"]
         errs += [f"report: {r['type']} record {r}" for r in rep if r.get("type") in ("migration", "channel")]
         ok &= check(f"{name}: report of its recording finds no migration and exits 0", errs, wd)
+    except Exception as e:
+        ok = False
+        report(False, name, f"{type(e).__name__}: {e} [logs in {wd}] " + traceback.format_exc(limit=3).replace("\n", " | "))
+    if ok:
+        shutil.rmtree(wd, ignore_errors=True)
+
+
+def idle_exporter() -> None:
+    name = "the exporter and TLS chardev connections on a QEMU that is not migrating"
+    wd = tempfile.mkdtemp(prefix="mft-others-exp-")
+    vm = f"mftidle-{secrets.token_hex(4)}"
+    cport = qemumig.free_port()
+    ok = True
+    try:
+        args = {"src": ["-name", vm, "-chardev",
+                        f"socket,id=tc0,host=127.0.0.1,port={cport},server=on,wait=off,tls-creds=tlssrv",
+                        "-serial", "chardev:tc0"]}
+        with qemumig.Migration("7.2-7.2", wd, mem=128, extra_args=args) as m:
+            m.start()
+            exp = gt.Exporter(wd, ["-v"]).start()
+            try:
+                if not gt.wait_for(lambda: exp.tracing(m.src_pid), 15):
+                    raise RuntimeError("the exporter did not pick the QEMU up")
+                for i in range(3):   # TLS clients, one after the other (a chardev takes one)
+                    qemumig.tls_chardev_client(m, cport, wd, f"tc{i}", hold_s=0.3).wait(30)
+                time.sleep(3)   # past the correlator's grace period
+                metrics = {f: exp.sum(f, vm=vm) for f in ("mftrace_migrations_total", "mftrace_channels_total",
+                                                          "mftrace_flagged_migrations_total",
+                                                          "mftrace_premature_terminations_total")}
+                targets = exp.sum("mftrace_targets", vm=vm)
+            finally:
+                exp.stop()
+        errs = [] if targets == 1 else [f"mftrace_targets{{vm={vm}}} = {targets}: the QEMU was not traced"]
+        bad = {k: v for k, v in metrics.items() if v}
+        if bad:
+            errs.append(f"metrics {bad}")
+        ok &= check(f"{name}: it counts no migration, channel or premature termination", errs, wd)
     except Exception as e:
         ok = False
         report(False, name, f"{type(e).__name__}: {e} [logs in {wd}] " + traceback.format_exc(limit=3).replace("\n", " | "))
@@ -185,7 +227,8 @@ def main() -> int:
             report(None, "others", f"{tool} is not installed (run scripts/setup.sh)")
             return 0
     nbd_during_migration()
-    not_migrating()
+    idle_nbd()
+    idle_exporter()
     return 1 if results["fail"] else 0
 
 

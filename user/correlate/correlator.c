@@ -904,6 +904,8 @@ static void prune_others(struct mft_correlator *c, uint64_t now)
 
 			if (k + 1 < m->n_chans && chan_over(ch, now, c->opts.grace_ns) && t_end &&
 			    now >= t_end + c->opts.grace_ns && !chan_peer(c, ch)) {
+				m->n_pruned++;
+				m->n_pruned_tls += ch->ev.tls;
 				remove_chan(c, ch);
 				free_chan(ch);
 				continue;

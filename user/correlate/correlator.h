@@ -91,6 +91,7 @@ struct mft_migration {
 	const struct mft_process *proc;
 	uint64_t attempt;     /* the attempt it belongs to (struct mft_attempt.id), 0 if none known */
 	bool evidence;        /* a socket of it is a migration channel: it is a migration */
+	size_t n_pruned, n_pruned_tls; /* no migration: connections that ended and were let go */
 	int role;
 	char endpoint[64];    /* the peer (source) or listening address (destination) */
 	struct mft_chan **chans;

@@ -458,7 +458,7 @@ void mft_out_other(void *ctx, const struct mft_correlator *c, const struct mft_m
 {
 	struct mft_output *o = ctx;
 	const struct mft_process *p = m->proc;
-	size_t tls = 0;
+	size_t tls = m->n_pruned_tls, n = m->n_chans + m->n_pruned;
 	FILE *f = o->out;
 
 	(void)c;
@@ -470,12 +470,12 @@ void mft_out_other(void *ctx, const struct mft_correlator *c, const struct mft_m
 		fprintf(f, "{\"type\":\"other\",\"pid\":%u,\"name\":", m->pid);
 		mft_json_str(f, p ? p->name : "");
 		fprintf(f, ",\"role\":\"%s\",\"endpoint\":\"%s\",\"connections\":%zu,\"tls\":%zu}\n",
-			role_name(m->role), m->endpoint, m->n_chans, tls);
+			role_name(m->role), m->endpoint, n, tls);
 	} else {
 		fprintf(f, "-- other connections of pid %u%s%s%s: %s %s %s, %zu connection(s), %zu with TLS: "
 			   "no migration evidence, not judged\n",
 			m->pid, p && p->name[0] ? " (" : "", p && p->name[0] ? p->name : "", p && p->name[0] ? ")" : "",
-			role_name(m->role), m->role == MFT_ROLE_DEST ? "on" : "to", m->endpoint, m->n_chans, tls);
+			role_name(m->role), m->role == MFT_ROLE_DEST ? "on" : "to", m->endpoint, n, tls);
 	}
 	fflush(f);
 }
