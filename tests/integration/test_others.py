@@ -7,7 +7,8 @@
   - a QEMU that is not migrating at all, serving NBD over TLS (overlapping qemu-io
     clients, qemu-nbd --list) and a serial console on a TLS chardev (gnutls-cli
     clients), traced by live mode and the recorder (then report); and one with TLS
-    serial console clients under the exporter.
+    serial console clients and two overlapping VNC viewers over TLS (x509) under the
+    exporter.
 
 No migration or channel record, metric, or exit status 2 may come from these
 connections; -v must list them as other connections (the positive control: they were
@@ -38,6 +39,7 @@ sys.path.insert(0, os.path.join(HERE, "..", "lib"))
 import groundtruth as gt  # noqa: E402
 import observer  # noqa: E402
 import qemumig  # noqa: E402
+import vncclient  # noqa: E402
 from mftrace_run import Tracer  # noqa: E402
 
 results = {"pass": 0, "fail": 0, "skip": 0}
@@ -182,24 +184,34 @@ def idle_nbd() -> None:
 
 
 def idle_exporter() -> None:
-    name = "the exporter and TLS chardev connections on a QEMU that is not migrating"
+    name = "the exporter and VNC and chardev TLS connections on a QEMU that is not migrating"
     wd = tempfile.mkdtemp(prefix="mft-others-exp-")
     vm = f"mftidle-{secrets.token_hex(4)}"
-    cport = qemumig.free_port()
+    cport, vport = qemumig.free_port(), qemumig.free_port()
     ok = True
     try:
+        x509 = vncclient.x509_creds(os.path.join(wd, "x509"))
         args = {"src": ["-name", vm, "-chardev",
                         f"socket,id=tc0,host=127.0.0.1,port={cport},server=on,wait=off,tls-creds=tlssrv",
-                        "-serial", "chardev:tc0"]}
+                        "-serial", "chardev:tc0",
+                        "-object", f"tls-creds-x509,id=tlsvnc,dir={x509},endpoint=server,verify-peer=off",
+                        "-vnc", f"127.0.0.1:{vport - 5900},tls-creds=tlsvnc"]}
         with qemumig.Migration("7.2-7.2", wd, mem=128, extra_args=args) as m:
             m.start()
             exp = gt.Exporter(wd, ["-v"]).start()
             try:
                 if not gt.wait_for(lambda: exp.tracing(m.src_pid), 15):
                     raise RuntimeError("the exporter did not pick the QEMU up")
-                for i in range(3):   # TLS clients, one after the other (a chardev takes one)
+                for i in range(2):   # two overlapping VNC viewers over TLS, twice
+                    v = [qemumig.vnc_tls_viewer(vport, wd, f"vnc{i}a", hold_s=1.0)]
+                    time.sleep(0.3)
+                    v.append(qemumig.vnc_tls_viewer(vport, wd, f"vnc{i}b", hold_s=0.3))
+                    codes = [c.wait(30) for c in v]
+                    if codes != [0, 0]:
+                        raise RuntimeError(f"VNC viewers exited {codes}: see {wd}/vnc{i}a.out")
+                for i in range(2):   # TLS serial console clients, one after the other
                     qemumig.tls_chardev_client(m, cport, wd, f"tc{i}", hold_s=0.3).wait(30)
-                time.sleep(3)   # past the correlator's grace period
+                time.sleep(5)   # well past the correlator's grace period (2 s): the groups end
                 metrics = {f: exp.sum(f, vm=vm) for f in ("mftrace_migrations_total", "mftrace_channels_total",
                                                           "mftrace_flagged_migrations_total",
                                                           "mftrace_premature_terminations_total")}
@@ -222,7 +234,7 @@ def main() -> int:
     if os.geteuid() != 0:
         report(None, "others", "needs root (eBPF)")
         return 0
-    for tool in (qemumig.QEMU_IO, qemumig.QEMU_NBD, "/usr/bin/gnutls-cli"):
+    for tool in (qemumig.QEMU_IO, qemumig.QEMU_NBD, "/usr/bin/gnutls-cli", "/usr/bin/openssl"):
         if not os.access(tool, os.X_OK):
             report(None, "others", f"{tool} is not installed (run scripts/setup.sh)")
             return 0

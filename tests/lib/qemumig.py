@@ -52,6 +52,7 @@ Production-like set-ups (all on loopback, each QEMU started by this harness):
     nbd_client(m, port, ...)                    exporting a null-co disk (nbd_disk=True),
                                                 and qemu-io / qemu-nbd TLS clients of it
     tls_chardev_client(m, port, ...)            gnutls-cli on a QEMU's TLS chardev server
+    vnc_tls_viewer(port, ...)                   a VNC viewer over TLS (VeNCrypt X509None)
     Migration(..., extra_args={"dst": [...]})   more QEMU arguments for one side
     Migration(..., env={"src": {...}})          more environment for one side's QEMU
     Migration(..., binary={"src": PATH})        another QEMU binary (a private copy)
@@ -885,6 +886,18 @@ def tls_chardev_client(m: Migration, port: int, workdir: str, name: str, hold_s:
     try:
         return subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=out, stderr=out,
                                 preexec_fn=_die_with_parent)
+    finally:
+        out.close()
+
+
+def vnc_tls_viewer(port: int, workdir: str, name: str, hold_s: float = 1.0) -> subprocess.Popen:
+    """A VNC viewer over TLS (tests/lib/vncclient.py) of 127.0.0.1:port, holding the
+    session hold_s seconds; a QEMU serves it with vncclient.x509_creds() credentials."""
+    client = os.path.join(os.path.dirname(os.path.abspath(__file__)), "vncclient.py")
+    out = open(os.path.join(workdir, f"{name}.out"), "wb")
+    try:
+        return subprocess.Popen([sys.executable, client, "127.0.0.1", str(port), str(hold_s)],
+                                stdin=subprocess.DEVNULL, stdout=out, stderr=out, preexec_fn=_die_with_parent)
     finally:
         out.close()
 
