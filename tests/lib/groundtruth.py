@@ -51,17 +51,34 @@ def truth_of(run: observer.ObservedRun, conn: observer.Conn, tls: bool) -> str:
     return observer.truth_verdict(dst, src, {"tls": tls})
 
 
+ROLE = {"src": "source", "dst": "destination"}
+
+
 def check_side(recs: list[dict], pid: int, side: str, run: observer.ObservedRun, tls: bool,
-               must_decide: bool, n_migrations: int = 1) -> list[str]:
-    """One process's records (pid, role side) against the observer. Every observed
+               must_decide: bool, n_migrations: int = 1, port: int | None = None) -> list[str]:
+    """One process's records as one role (side) against the observer. Every observed
     connection of the process has its channel record with the observer's kind; every
     multifd channel its verdict (decided when must_decide, else the truth among the
-    possible ones); no channel record beyond the observed ones; n_migrations records."""
+    possible ones); no channel record beyond the observed ones; n_migrations records.
+    port: only the connections to (src) or on (dst) that migration port, and only the
+    migration records whose endpoint is that port."""
     errs = []
-    tag = f"{side} pid {pid}"
-    migs = [r for r in recs if r.get("type") == "migration" and r["pid"] == pid]
-    chans = {(r["local_port"], r["peer_port"]): r for r in recs if r.get("type") == "channel" and r["pid"] == pid}
-    conns = conns_of(run, pid, side)
+    tag = f"{side} pid {pid}" + (f" port {port}" if port else "")
+    role = ROLE[side]
+
+    def mine(r: dict) -> bool:
+        if r["pid"] != pid or r["role"] != role:
+            return False
+        if port is None:
+            return True
+        if r.get("type") == "migration":
+            return r["endpoint"].endswith(f":{port}")
+        return (r["local_port"] if side == "dst" else r["peer_port"]) == port
+
+    migs = [r for r in recs if r.get("type") == "migration" and mine(r)]
+    chans = {(r["local_port"], r["peer_port"]): r for r in recs if r.get("type") == "channel" and mine(r)}
+    conns = {k: c for k, c in conns_of(run, pid, side).items()
+             if port is None or (c.lport if side == "dst" else c.rport) == port}
     if len(migs) != n_migrations:
         errs.append(f"{tag}: {len(migs)} migration records, expected {n_migrations}")
     if not conns:
@@ -189,6 +206,34 @@ class Exporter:
                 self.proc.kill()
                 self.proc.wait()
         return self.proc.returncode
+
+
+FINAL = ("completed", "failed", "cancelled")
+
+
+def attempts(states: list) -> list:
+    """QEMU's migrate_set_state states (qemumig's Migration.states()), one attempt per run
+    from a first state to a final one: the final state of each."""
+    out, running = [], False
+    for st in states:
+        if st in FINAL:
+            if running:
+                out.append(st)
+            running = False
+        else:
+            running = True
+    return out
+
+
+def migs_of(recs: list, pid: int, role: str) -> list:
+    """A process's migration records in one role, in the order they began."""
+    return sorted((r for r in recs if r.get("type") == "migration" and r["pid"] == pid and r["role"] == role),
+                  key=lambda r: r["first_channel"] or 0)
+
+
+def outcome_errs(recs: list, pid: int, role: str, want: list, tag: str) -> list:
+    got = [r["outcome"] for r in migs_of(recs, pid, role)]
+    return [] if got == want else [f"{tag}: outcomes {got}, QEMU's attempts {want}"]
 
 
 def wait_for(fn, timeout: float, step: float = 0.1) -> bool:

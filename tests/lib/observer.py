@@ -194,7 +194,7 @@ def build_run(text: str, dst_pid: int, src_pid: int, port: int, port2: int = 0) 
     by_sk: dict[str, Conn] = {}
     byes: list[dict] = []
     ports = {p for p in (port, port2) if p}
-    open_count = {"dst": 0, "src": 0}
+    open_count: dict = {}             # (side, pid, migration port) -> connections opened
 
     def side_for_ports(lport: int, rport: int) -> str | None:
         # loopback: the destination end has local port PORT, the source end peer port PORT
@@ -265,8 +265,10 @@ def build_run(text: str, dst_pid: int, src_pid: int, port: int, port2: int = 0) 
             c.pid = ev.get("pid")
             if c.opened is None:
                 c.opened = ts
-                c.open_seq = open_count[c.side]
-                open_count[c.side] += 1
+                # the order within one process's connections to one migration port
+                group = (c.side, c.pid, c.lport if c.side == "dst" else c.rport)
+                c.open_seq = open_count.get(group, 0)
+                open_count[group] = c.open_seq + 1
         elif kind == "STATE":
             old, new = ev["old"], ev["new"]
             c.states.append((ts, TCP_STATES.get(old, old), TCP_STATES.get(new, new)))
@@ -308,6 +310,8 @@ def build_run(text: str, dst_pid: int, src_pid: int, port: int, port2: int = 0) 
         elif kind == "DESTROY":
             if c.destroyed is None:
                 c.destroyed = ts
+            if ev.get("sk") and by_sk.get(ev["sk"]) is c:
+                del by_sk[ev["sk"]]       # a later socket at this address is another one
 
     # rings of sockets that never reached TCP_CLOSE (printed by END)
     for sk, n in maps["rn"].items():
@@ -464,16 +468,16 @@ class Observer:
         except FileNotFoundError:
             return ""
 
-    def _terminate(self, timeout: float = 15.0) -> None:
+    def _terminate(self, timeout: float = 60.0) -> None:
         p = self.proc
         if p is None or p.poll() is not None:
             return
         p.send_signal(signal.SIGINT)          # bpftrace runs END and prints maps
-        try:
+        try:                                  # detaching uprobes is slow on a loaded host
             p.wait(timeout=timeout)
         except subprocess.TimeoutExpired:
             p.kill()
-            p.wait(timeout=5)
+            p.wait(timeout=60)
 
     def stop(self, linger: float = 0.3) -> ObservedRun:
         """SIGINT bpftrace (after `linger` s for in-flight events), parse its output."""
