@@ -352,8 +352,9 @@ def truth_verdict(dst_conn: Conn | None, src_conn: Conn | None = None,
       premature   the final gnutls_record_recv returned < 0: -110 (EOF without
                   close_notify) or another error code (-9 EOF inside a record, -54
                   pull error without a reset)
-      unread      no final TLS read, and the peer's FIN arrived (CLOSE_WAIT)
-      incomplete  anything else (ended with neither FIN nor a final read)
+      unread      no final TLS read, and the peer's FIN arrived (CLOSE_WAIT) or the
+                  destination shut the socket down itself (a shutdown(2) it made)
+      incomplete  anything else (ended with neither FIN, own shutdown nor a final read)
 
     "The final TLS read" ignores GNUTLS_E_AGAIN/INTERRUPTED (retried, never final).
     Meant for multifd connections; the main channel is never read after its FIN,
@@ -376,7 +377,7 @@ def truth_verdict(dst_conn: Conn | None, src_conn: Conn | None = None,
         return "clean"
     if d.tls_final is not None:
         return "premature"
-    if d.fin_rcvd is not None:
+    if d.fin_rcvd is not None or d.first_shutdown() is not None:
         return "unread"
     return "incomplete"
 
