@@ -22,6 +22,7 @@
 #define EINTR 4
 #define ERESTARTSYS 512
 #define MAX_LATE_READ_EVENTS 4
+#define TCP_EV_CLEANUP 1 /* MFT_EV_MULTIFD_CHANNEL ret: touched inside multifd teardown */
 
 char LICENSE[] SEC("license") = "GPL";
 
@@ -107,6 +108,45 @@ struct {
 	__type(value, struct mft_state_call);
 } state_calls SEC(".maps");
 
+/* qio_channel_read_all() of a MultiFDInit_t in progress on a thread: its buffer */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 1024);
+	__type(key, __u32);
+	__type(value, __u64);
+} init_reads SEC(".maps");
+
+/* A source's send thread writing its MultiFDInit_t (qio_channel_write_all): its buffer,
+ * until the first send on the thread says which socket it goes to */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 1024);
+	__type(key, __u32);
+	__type(value, __u64);
+} init_writes SEC(".maps");
+
+/* A packet header read in progress on a thread (qio_channel_readv_full_all_eof) */
+struct hdr_read {
+	__u64 base;
+	__u64 len;
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 1024);
+	__type(key, __u32);
+	__type(value, struct hdr_read);
+} hdr_reads SEC(".maps");
+
+/* multifd teardown in progress on a thread (its uprobe pair): the sockets it shuts down
+ * or closes are the multifd channels, evidence of a migration found mid-life too */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 1024);
+	__type(key, __u32);
+	__type(value, __u8);
+} cleanup_calls SEC(".maps");
+
 struct {
 	__uint(type, BPF_MAP_TYPE_RINGBUF);
 	__uint(max_entries, 1 << 20);
@@ -125,6 +165,16 @@ static __always_inline void count(__u32 idx)
 
 	if (c)
 		*c += 1;
+}
+
+/*
+ * Socket flags are set from process context and from softirq (a FIN, on another CPU) at
+ * once: atomically. Returns whether f was already set, so that "first time" tests and
+ * the set are one step.
+ */
+static __always_inline bool flag_test_set(struct mft_sock *st, __u32 f)
+{
+	return __sync_fetch_and_or(&st->snap.flags, f) & f;
 }
 
 static __always_inline bool is_target(__u32 tgid)
@@ -197,6 +247,18 @@ static __always_inline void emit(__u16 type, __u64 sk, struct mft_sock *st, __u3
 		event_submit(e);
 }
 
+/* A MultiFDInit_t (its first 32 bytes in h): raw, for user space to decode (multifd_wire.c). */
+static __always_inline void emit_init(__u64 sk, struct mft_sock *st, const __u8 *h)
+{
+	struct mft_event *e = event_start(MFT_EV_CHAN_INIT, sk, st, st->tgid, true, -1, 0);
+
+	if (!e)
+		return;
+	__builtin_memcpy(&e->arg, h, 8);
+	__builtin_memcpy(e->str, h + 8, MFT_STR_LEN);
+	event_submit(e);
+}
+
 static __always_inline struct mft_sock *track(__u64 sk, __u32 tgid, __u8 role, __u32 flags)
 {
 	struct mft_sock *st = bpf_map_lookup_elem(&socks, &sk);
@@ -206,7 +268,7 @@ static __always_inline struct mft_sock *track(__u64 sk, __u32 tgid, __u8 role, _
 		/* seen before its accept()/connect() was: that call tells the role */
 		if (role != MFT_ROLE_UNKNOWN) {
 			st->role = role;
-			st->snap.flags &= ~MFT_SF_MIDLIFE;
+			__sync_fetch_and_and(&st->snap.flags, ~MFT_SF_MIDLIFE);
 		}
 		return st;
 	}
@@ -272,7 +334,7 @@ static __always_inline void note_calls(__u32 tid, __u64 sk, struct mft_sock *st,
 		c->sk = sk;
 		if (c->session) {
 			st->session = c->session;
-			st->snap.flags |= MFT_SF_TLS;
+			flag_test_set(st, MFT_SF_TLS);
 			if (bpf_map_update_elem(&sessions, &c->session, &sk, BPF_ANY))
 				count(MFT_CNT_SESSION_MAP_FULL);
 		}
@@ -286,10 +348,8 @@ static __always_inline void note_calls(__u32 tid, __u64 sk, struct mft_sock *st,
 
 	if (nc) {
 		*nc = sk;
-		if (!(st->snap.flags & MFT_SF_MULTIFD)) {
-			st->snap.flags |= MFT_SF_MULTIFD;
+		if (!flag_test_set(st, MFT_SF_MULTIFD))
 			emit(MFT_EV_MULTIFD_CHANNEL, sk, st, st->tgid, true, 0, 0);
-		}
 	}
 }
 
@@ -346,17 +406,30 @@ int tp_sock_recv_length(struct trace_event_raw_sock_msg_length *ctx)
 				emit(MFT_EV_READ_LATE, sk, st, tgid, true, ret, 0);
 		}
 	} else if (ret == 0) {
-		if (!(st->snap.flags & MFT_SF_EOF_READ)) {
-			st->snap.flags |= MFT_SF_EOF_READ;
+		bpf_map_delete_elem(&hdr_reads, &tid); /* that header read fails: nothing to look at */
+		if (!flag_test_set(st, MFT_SF_EOF_READ))
 			emit(MFT_EV_READ_EOF, sk, st, tgid, true, 0, 0);
-		}
 	} else if (ret != -EAGAIN && ret != -EINTR && ret != -ERESTARTSYS) {
-		if (!(st->snap.flags & MFT_SF_READ_ERR)) {
-			st->snap.flags |= MFT_SF_READ_ERR;
+		bpf_map_delete_elem(&hdr_reads, &tid);
+		if (!flag_test_set(st, MFT_SF_READ_ERR))
 			emit(MFT_EV_READ_ERR, sk, st, tgid, true, ret, 0);
-		}
 	}
 	return 0;
+}
+
+/* A MultiFDInit_t written on this thread (up_qio_channel_write_all) goes to this socket. */
+static __always_inline void note_init_write(__u32 tid, __u64 sk, struct mft_sock *st)
+{
+	__u64 *buf = bpf_map_lookup_elem(&init_writes, &tid);
+	__u8 h[32] = {};
+
+	if (!buf)
+		return;
+	if (!bpf_probe_read_user(h, sizeof(h), (void *)*buf)) {
+		flag_test_set(st, MFT_SF_MULTIFD);
+		emit_init(sk, st, h);
+	}
+	bpf_map_delete_elem(&init_writes, &tid);
 }
 
 SEC("tracepoint/sock/sock_send_length")
@@ -378,12 +451,29 @@ int tp_sock_send_length(struct trace_event_raw_sock_msg_length *ctx)
 		return 0;
 	note_calls((__u32)id, sk, st, false);
 	note_thread((__u32)id, sk);
+	note_init_write((__u32)id, sk, st);
 	if (ctx->ret > 0)
 		st->snap.tx_bytes += ctx->ret;
 	return 0;
 }
 
 /* ---- TCP state: connect, FIN in/out ------------------------------------------------ */
+
+/*
+ * The peer's FIN reaching a socket in FIN_WAIT2 hands it to a time-wait mini socket: the
+ * full socket goes FIN_WAIT2 -> CLOSE. A socket closed in FIN_WAIT2 (or whose FIN_WAIT2
+ * times out) makes the same move with no FIN. tcp_fin() sets SOCK_DONE before that move;
+ * nothing else on the way to it does.
+ */
+static __always_inline bool fin_in_fin_wait2(__u64 sk, int os, int ns)
+{
+	unsigned long flags;
+
+	if (os != TCP_FIN_WAIT2 || ns != TCP_CLOSE)
+		return false;
+	flags = BPF_CORE_READ((struct sock *)sk, __sk_common.skc_flags);
+	return flags & (1ul << SOCK_DONE);
+}
 
 SEC("tracepoint/sock/inet_sock_set_state")
 int tp_inet_sock_set_state(struct trace_event_raw_inet_sock_set_state *ctx)
@@ -410,18 +500,12 @@ int tp_inet_sock_set_state(struct trace_event_raw_inet_sock_set_state *ctx)
 		return 0;
 	if (os == TCP_SYN_SENT && ns == TCP_ESTABLISHED) {
 		emit(MFT_EV_ESTABLISHED, sk, st, 0, false, 0, 0);
-	} else if (ns == TCP_CLOSE_WAIT || ns == TCP_CLOSING || ns == TCP_TIME_WAIT) {
-		/* Not FIN_WAIT2 -> CLOSE: a socket closed in FIN_WAIT2 makes that move too,
-		 * without any FIN (its time-wait mini socket takes over). */
-		if (!(st->snap.flags & MFT_SF_FIN_RCVD)) {
-			st->snap.flags |= MFT_SF_FIN_RCVD;
+	} else if (ns == TCP_CLOSE_WAIT || ns == TCP_CLOSING || ns == TCP_TIME_WAIT || fin_in_fin_wait2(sk, os, ns)) {
+		if (!flag_test_set(st, MFT_SF_FIN_RCVD))
 			emit(MFT_EV_FIN_RCVD, sk, st, 0, false, ns, os);
-		}
 	}
-	if ((ns == TCP_FIN_WAIT1 || ns == TCP_LAST_ACK) && !(st->snap.flags & MFT_SF_FIN_SENT)) {
-		st->snap.flags |= MFT_SF_FIN_SENT;
+	if ((ns == TCP_FIN_WAIT1 || ns == TCP_LAST_ACK) && !flag_test_set(st, MFT_SF_FIN_SENT))
 		emit(MFT_EV_FIN_SENT, sk, st, 0, false, ns, os);
-	}
 	return 0;
 }
 
@@ -498,6 +582,15 @@ int tp_sys_exit_accept(struct trace_event_raw_sys_exit *ctx)
 
 /* ---- shutdown and close: three mechanisms, one body ---------------------------------- */
 
+
+static __always_inline void in_cleanup(__u64 sk, struct mft_sock *st)
+{
+	__u32 tid = (__u32)bpf_get_current_pid_tgid();
+
+	if (bpf_map_lookup_elem(&cleanup_calls, &tid) && !flag_test_set(st, MFT_SF_MULTIFD))
+		emit(MFT_EV_MULTIFD_CHANNEL, sk, st, st->tgid, true, TCP_EV_CLEANUP, 0);
+}
+
 static __always_inline int on_shutdown(__u64 sk, int how)
 {
 	__u32 tgid = bpf_get_current_pid_tgid() >> 32;
@@ -508,8 +601,9 @@ static __always_inline int on_shutdown(__u64 sk, int how)
 	st = sock_of_target(sk, tgid);
 	if (!st)
 		return 0;
-	st->snap.flags |= MFT_SF_LOCAL_SHUT;
+	flag_test_set(st, MFT_SF_LOCAL_SHUT);
 	emit(MFT_EV_SHUTDOWN, sk, st, tgid, true, how, 0);
+	in_cleanup(sk, st);
 	return 0;
 }
 
@@ -521,10 +615,10 @@ static __always_inline int on_close(__u64 sk)
 	if (!sk || !is_target(tgid))
 		return 0;
 	st = bpf_map_lookup_elem(&socks, &sk);
-	if (!st || (st->snap.flags & MFT_SF_CLOSED))
+	if (!st || flag_test_set(st, MFT_SF_CLOSED))
 		return 0;
-	st->snap.flags |= MFT_SF_CLOSED;
 	emit(MFT_EV_CLOSE, sk, st, tgid, true, 0, 0);
+	in_cleanup(sk, st);
 	return 0;
 }
 
@@ -574,18 +668,35 @@ int tp_sys_enter_close(struct trace_event_raw_sys_enter *ctx)
 
 /* ---- process exit ---------------------------------------------------------------------- */
 
+/*
+ * Every thread's exit forgets what its thread id keyed (a thread that died inside a
+ * probed call leaves its entry behind, and a later thread of that id would inherit it).
+ * The last thread's exit is the process's: it leaves the targets map at once, so that a
+ * new process given the same pid is not traced until it is a target of its own.
+ */
 SEC("tracepoint/sched/sched_process_exit")
 int tp_sched_process_exit(void *ctx)
 {
-	__u32 tgid = bpf_get_current_pid_tgid() >> 32;
+	__u64 id = bpf_get_current_pid_tgid();
+	__u32 tgid = id >> 32, tid = (__u32)id;
 	struct task_struct *task;
 
+	bpf_map_delete_elem(&tls_calls, &tid);
+	bpf_map_delete_elem(&record_calls, &tid);
+	bpf_map_delete_elem(&newchan_calls, &tid);
+	bpf_map_delete_elem(&thread_sock, &tid);
+	bpf_map_delete_elem(&state_calls, &tid);
+	bpf_map_delete_elem(&init_reads, &tid);
+	bpf_map_delete_elem(&init_writes, &tid);
+	bpf_map_delete_elem(&hdr_reads, &tid);
+	bpf_map_delete_elem(&cleanup_calls, &tid);
 	if (!is_target(tgid))
 		return 0;
 	task = (struct task_struct *)bpf_get_current_task();
 	if (BPF_CORE_READ(task, signal, live.counter) != 0)
 		return 0; /* not the last thread */
 	emit(MFT_EV_PROC_EXIT, 0, NULL, tgid, true, BPF_CORE_READ(task, exit_code), 0);
+	bpf_map_delete_elem(&targets, &tgid);
 	return 0;
 }
 
@@ -692,17 +803,6 @@ int BPF_KPROBE(up_gnutls_record_recv, void *session)
 	return call_enter(&record_calls, (__u64)session, MFT_CALL_RECORD);
 }
 
-/* A MultiFDInit_t (its first 32 bytes in h): raw, for user space to decode (multifd_wire.c). */
-static __always_inline void emit_init(__u64 sk, struct mft_sock *st, const __u8 *h)
-{
-	struct mft_event *e = event_start(MFT_EV_CHAN_INIT, sk, st, st->tgid, true, -1, 0);
-
-	if (!e)
-		return;
-	__builtin_memcpy(&e->arg, h, 8);
-	__builtin_memcpy(e->str, h + 8, MFT_STR_LEN);
-	event_submit(e);
-}
 
 
 SEC("uretprobe")
@@ -737,23 +837,49 @@ int BPF_KPROBE(up_multifd_recv_new_channel)
 	return 0;
 }
 
-SEC("uretprobe")
-int BPF_KRETPROBE(ur_multifd_recv_new_channel)
-{
-	__u32 tid = (__u32)bpf_get_current_pid_tgid();
-
-	bpf_map_delete_elem(&newchan_calls, &tid);
-	return 0;
-}
-
 /* multifd teardown entered; the attach cookie says which side (MFT_SIDE_*) */
 SEC("uprobe")
 int BPF_KPROBE(up_multifd_cleanup)
 {
-	__u32 tgid = bpf_get_current_pid_tgid() >> 32;
+	__u64 id = bpf_get_current_pid_tgid();
+	__u32 tgid = id >> 32, tid = (__u32)id;
+	__u8 one = 1;
 
-	if (is_target(tgid))
-		emit(MFT_EV_MULTIFD_CLEANUP, 0, NULL, tgid, true, (__s64)bpf_get_attach_cookie(ctx), 0);
+	if (!is_target(tgid))
+		return 0;
+	emit(MFT_EV_MULTIFD_CLEANUP, 0, NULL, tgid, true, (__s64)bpf_get_attach_cookie(ctx), 0);
+	bpf_map_update_elem(&cleanup_calls, &tid, &one, BPF_ANY);
+	return 0;
+}
+
+SEC("uretprobe")
+int BPF_KRETPROBE(ur_multifd_cleanup)
+{
+	__u32 tid = (__u32)bpf_get_current_pid_tgid();
+
+	bpf_map_delete_elem(&cleanup_calls, &tid);
+	return 0;
+}
+
+/*
+ * qio_channel_write_all(ioc, buf, buflen, errp) of 64 bytes starting with the multifd
+ * magic and version: a source's send thread sending its channel's MultiFDInit_t, its first
+ * act, through TLS or not. The next send on the thread names the socket (tp_sock_send_length).
+ * One uprobe hit per packet header sent; no uretprobe.
+ */
+SEC("uprobe")
+int BPF_KPROBE(up_qio_channel_write_all, void *ioc, void *buf, __u64 len)
+{
+	__u64 id = bpf_get_current_pid_tgid();
+	__u32 tid = (__u32)id;
+	__u32 h[2] = {};
+	__u64 b = (__u64)buf;
+
+	if (len != MFT_MULTIFD_INIT_LEN || !is_target(id >> 32) || bpf_probe_read_user(h, sizeof(h), buf))
+		return 0;
+	if (bpf_ntohl(h[0]) != MFT_MULTIFD_MAGIC || bpf_ntohl(h[1]) != MFT_MULTIFD_VERSION)
+		return 0;
+	bpf_map_update_elem(&init_writes, &tid, &b, BPF_ANY);
 	return 0;
 }
 
@@ -761,14 +887,12 @@ int BPF_KPROBE(up_multifd_cleanup)
  * qio_channel_read_all(ioc, buf, buflen, errp) inside multifd_recv_new_channel() reads the
  * channel's 64-byte MultiFDInit_t, through TLS or not: its id and the migration UUID, in
  * default mode, for one uprobe hit per channel (nocomp multifd reads nothing else this way).
+ * Entry only: the buffer is read when multifd_recv_new_channel() returns (the read is
+ * inlined there, its buffer in that frame in every QEMU built so far; multifd_wire.c
+ * checks magic and version). No uretprobe on qio_channel_read_all: NBD and other
+ * coroutines yield inside it, and a uretprobe there kills QEMU (the kernel loses the
+ * return address across the coroutine's stack switch: SIGILL).
  */
-struct {
-	__uint(type, BPF_MAP_TYPE_HASH);
-	__uint(max_entries, 1024);
-	__type(key, __u32);
-	__type(value, __u64);
-} init_reads SEC(".maps");
-
 SEC("uprobe")
 int BPF_KPROBE(up_qio_channel_read_all, void *ioc, void *buf, __u64 len)
 {
@@ -780,43 +904,53 @@ int BPF_KPROBE(up_qio_channel_read_all, void *ioc, void *buf, __u64 len)
 	return 0;
 }
 
-SEC("uretprobe")
-int BPF_KRETPROBE(ur_qio_channel_read_all, int ret)
+/*
+ * multifd_recv_new_channel() ran in the main loop, never in a coroutine: safe for a
+ * uretprobe. Its MultiFDInit_t, if it read one, is in the buffer; QEMU may have turned
+ * magic and version to host order in place: they go out in wire order, as read.
+ */
+static __always_inline void new_channel_done(__u32 tid)
 {
-	__u32 tid = (__u32)bpf_get_current_pid_tgid();
 	__u64 *buf = bpf_map_lookup_elem(&init_reads, &tid), *sk;
 	struct mft_sock *st;
 	__u8 h[32] = {};
 
 	if (!buf)
-		return 0;
+		return;
 	sk = bpf_map_lookup_elem(&newchan_calls, &tid);
 	st = sk && *sk ? bpf_map_lookup_elem(&socks, sk) : NULL;
-	if (ret == 0 && st && !bpf_probe_read_user(h, sizeof(h), (void *)*buf))
+	if (st && !bpf_probe_read_user(h, sizeof(h), (void *)*buf)) {
+		__u32 *w = (__u32 *)h;
+
+		if (w[0] == MFT_MULTIFD_MAGIC) {
+			w[0] = bpf_htonl(w[0]);
+			w[1] = bpf_htonl(w[1]);
+		}
 		emit_init(*sk, st, h);
+	}
 	bpf_map_delete_elem(&init_reads, &tid);
+}
+
+SEC("uretprobe")
+int BPF_KRETPROBE(ur_multifd_recv_new_channel)
+{
+	__u32 tid = (__u32)bpf_get_current_pid_tgid();
+
+	new_channel_done(tid);
+	bpf_map_delete_elem(&newchan_calls, &tid);
 	return 0;
 }
 
 /*
  * qio_channel_readv_full_all_eof(ioc, iov, niov, ...): how a multifd recv thread reads
  * each packet header, through TLS or not: the 12-byte MultiFDPacketHdr_t (10.0+), or the
- * whole 320 + 8 * pages_alloc bytes (7.2-9.x, pages_alloc agreeing). One uprobe pair per
- * 512 KiB packet; only SYNC packets become events, on the thread's socket. Not attached
- * where USDT gives the same.
+ * whole 320 + 8 * pages_alloc bytes (7.2-9.x, pages_alloc agreeing). Entry only (NBD
+ * coroutines yield inside it: no uretprobe, see above): the header read is looked at when
+ * it is surely complete, at the thread's next header-shaped read, or at its
+ * qemu_sem_post(), which a recv thread calls right after a SYNC packet; a recv that hits
+ * EOF or fails forgets it. One uprobe hit per 512 KiB packet; only SYNC packets become
+ * events, on the thread's socket. Not attached where USDT gives the same.
  */
-struct hdr_read {
-	__u64 base;
-	__u64 len;
-};
-
-struct {
-	__uint(type, BPF_MAP_TYPE_HASH);
-	__uint(max_entries, 1024);
-	__type(key, __u32);
-	__type(value, struct hdr_read);
-} hdr_reads SEC(".maps");
-
 static __always_inline bool header_shaped(__u64 len)
 {
 	return len == MFT_MULTIFD_HDR_LEN ||
@@ -824,23 +958,14 @@ static __always_inline bool header_shaped(__u64 len)
 		(len - MFT_MULTIFD_PACKET_LEN) % 8 == 0);
 }
 
-SEC("uprobe")
-int BPF_KPROBE(up_qio_channel_readv_full_all_eof, void *ioc, const struct iovec *iov, __u64 niov)
+static __always_inline bool either_order(__u32 v, __u32 want)
 {
-	__u64 id = bpf_get_current_pid_tgid();
-	__u32 tid = (__u32)id;
-	struct hdr_read r = {};
-
-	if (niov != 1 || !is_target(id >> 32) || bpf_probe_read_user(&r, sizeof(r), iov) || !header_shaped(r.len))
-		return 0;
-	bpf_map_update_elem(&hdr_reads, &tid, &r, BPF_ANY);
-	return 0;
+	return v == want || bpf_ntohl(v) == want;
 }
 
-SEC("uretprobe")
-int BPF_KRETPROBE(ur_qio_channel_readv_full_all_eof, int ret)
+/* The header read of this thread, complete now: a SYNC packet becomes an event. */
+static __always_inline void header_done(__u64 id)
 {
-	__u64 id = bpf_get_current_pid_tgid();
 	__u32 tid = (__u32)id;
 	struct hdr_read *r = bpf_map_lookup_elem(&hdr_reads, &tid);
 	__u8 h[32] = {};
@@ -848,18 +973,19 @@ int BPF_KRETPROBE(ur_qio_channel_readv_full_all_eof, int ret)
 	struct mft_sock *st;
 
 	if (!r)
-		return 0;
-	/* 1: all read. Read no more than QEMU did: 12 bytes, or 32 of at least 320. */
-	if (ret != 1)
-		goto out;
+		return;
+	/* Read no more than QEMU did: 12 bytes, or 32 of at least 320. */
 	if (r->len == MFT_MULTIFD_HDR_LEN ? bpf_probe_read_user(h, MFT_MULTIFD_HDR_LEN, (void *)r->base)
 					   : bpf_probe_read_user(h, 32, (void *)r->base))
 		goto out;
-	if (bpf_ntohl(*(__u32 *)&h[0]) != MFT_MULTIFD_MAGIC || bpf_ntohl(*(__u32 *)&h[4]) != MFT_MULTIFD_VERSION ||
-	    !(bpf_ntohl(*(__u32 *)&h[8]) & MFT_MULTIFD_FLAG_SYNC))
+	/* By now QEMU may have turned fields to host order in place (7.2 does magic, version
+	 * and pages_alloc, not flags): each is taken in either order. The flags in use fit in
+	 * the low byte, so only one order can show the SYNC bit. */
+	if (!either_order(*(__u32 *)&h[0], MFT_MULTIFD_MAGIC) || !either_order(*(__u32 *)&h[4], MFT_MULTIFD_VERSION) ||
+	    !((bpf_ntohl(*(__u32 *)&h[8]) | *(__u32 *)&h[8]) & MFT_MULTIFD_FLAG_SYNC))
 		goto out;
 	if (r->len != MFT_MULTIFD_HDR_LEN) {
-		if (bpf_ntohl(*(__u32 *)&h[12]) != (__u32)((r->len - MFT_MULTIFD_PACKET_LEN) / 8))
+		if (!either_order(*(__u32 *)&h[12], (__u32)((r->len - MFT_MULTIFD_PACKET_LEN) / 8)))
 			goto out; /* a page that merely starts like a header */
 		num = bpf_be64_to_cpu(*(__u64 *)&h[24]);
 	}
@@ -869,6 +995,33 @@ int BPF_KRETPROBE(ur_qio_channel_readv_full_all_eof, int ret)
 		emit(MFT_EV_CHAN_SYNC, *sk, st, id >> 32, true, -1, num);
 out:
 	bpf_map_delete_elem(&hdr_reads, &tid);
+}
+
+SEC("uprobe")
+int BPF_KPROBE(up_qio_channel_readv_full_all_eof, void *ioc, const struct iovec *iov, __u64 niov)
+{
+	__u64 id = bpf_get_current_pid_tgid();
+	__u32 tid = (__u32)id;
+	struct hdr_read r = {};
+
+	if (!is_target(id >> 32))
+		return 0;
+	header_done(id); /* a new read: the previous one completed */
+	if (niov != 1 || bpf_probe_read_user(&r, sizeof(r), iov) || !header_shaped(r.len))
+		return 0;
+	bpf_map_update_elem(&hdr_reads, &tid, &r, BPF_ANY);
+	return 0;
+}
+
+/* qemu_sem_post(): a recv thread posts right after a SYNC packet (and its pages) */
+SEC("uprobe")
+int BPF_KPROBE(up_qemu_sem_post)
+{
+	__u64 id = bpf_get_current_pid_tgid();
+	__u32 tid = (__u32)id;
+
+	if (bpf_map_lookup_elem(&hdr_reads, &tid))
+		header_done(id);
 	return 0;
 }
 

@@ -14,8 +14,12 @@ computed from this observer's raw kernel/uprobe evidence alone.
         print(key, dst.role, truth_verdict(dst, src, outcome))
 
 Connections are keyed by the TCP 4-tuple from each side's point of view, on
-127.0.0.1: (local port, peer port).  On the destination every migration connection
-is (PORT, ephemeral); on the source it is (ephemeral, PORT).
+loopback (IPv4 or IPv6): (local port, peer port).  On the destination every migration
+connection is (PORT, ephemeral); on the source it is (ephemeral, PORT).  A second pair
+of QEMUs and a second port (two migrations at once, a retry to another destination)
+are watched with Observer(..., dst2_pid=, src2_pid=, port2=); each Conn says its pid.
+A QEMU that maps a private libgnutls is watched with gnutls=PATH (a path to the very
+file it maps: a hard link stays valid when the library is replaced or deleted).
 
 CLI (measurement driver, uses qemumig.py):
     python3 tests/lib/observer.py SCENARIO [--runs N] [--no-tls] [--channels N]
@@ -38,6 +42,7 @@ from dataclasses import dataclass, field
 HERE = os.path.dirname(os.path.abspath(__file__))
 BT_SCRIPT = os.path.join(HERE, "observer.bt")
 BPFTRACE = os.environ.get("MFTRACE_BPFTRACE", "/usr/bin/bpftrace")
+SYSTEM_GNUTLS = "/usr/lib/x86_64-linux-gnu/libgnutls.so.30"  # as observer.bt names it
 
 MAGIC_MAIN = 0x5145564D       # "QEVM": QEMU_VM_FILE_MAGIC, first bytes of the main channel
 MAGIC_MULTIFD = 0x11223344    # MultiFDInit_t.magic, first bytes of a multifd channel
@@ -67,6 +72,7 @@ class Conn:
     side: str                         # "dst" or "src"
     lport: int
     rport: int
+    pid: int | None = None            # the process that accepted (dst) / connected (src) it
     sk: str | None = None             # struct sock address (hex)
     role: str | None = None           # "main" / "multifd" / None
     role_by: str | None = None        # "magic" (first plaintext bytes) or "order"
@@ -114,7 +120,7 @@ class Conn:
 class ObservedRun:
     dst_pid: int
     src_pid: int
-    port: int
+    port: int                         # the first port (see ports)
     events: list                      # parsed lines: dicts with "kind" and fields
     dst_conns: dict                   # (lport, rport) -> Conn, destination side
     src_conns: dict                   # (lport, rport) -> Conn, source side
@@ -123,6 +129,7 @@ class ObservedRun:
     startup_s: float | None = None
     wall_minus_mono_ns: int = 0       # add to a ts to get wall-clock ns
     stderr: str = ""
+    ports: tuple = ()                 # every migration port watched
 
     def peer(self, conn: Conn) -> Conn | None:
         other = self.src_conns if conn.side == "dst" else self.dst_conns
@@ -180,20 +187,20 @@ def parse_lines(text: str) -> tuple[list[dict], dict]:
     return events, maps
 
 
-def build_run(text: str, dst_pid: int, src_pid: int, port: int) -> ObservedRun:
+def build_run(text: str, dst_pid: int, src_pid: int, port: int, port2: int = 0) -> ObservedRun:
     """Fold the event stream into per-connection records for both sides."""
     events, maps = parse_lines(text)
     conns: dict[str, dict[tuple[int, int], Conn]] = {"dst": {}, "src": {}}
     by_sk: dict[str, Conn] = {}
     byes: list[dict] = []
-    side_of_pid = {dst_pid: "dst", src_pid: "src"}
-    open_count = {"dst": 0, "src": 0}
+    ports = {p for p in (port, port2) if p}
+    open_count: dict = {}             # (side, pid, migration port) -> connections opened
 
     def side_for_ports(lport: int, rport: int) -> str | None:
         # loopback: the destination end has local port PORT, the source end peer port PORT
-        if lport == port:
+        if lport in ports:
             return "dst"
-        if rport == port:
+        if rport in ports:
             return "src"
         return None
 
@@ -255,10 +262,13 @@ def build_run(text: str, dst_pid: int, src_pid: int, port: int) -> ObservedRun:
         if c is None:
             continue
         if kind == "ACCEPT" or kind == "CONNECT":
+            c.pid = ev.get("pid")
             if c.opened is None:
                 c.opened = ts
-                c.open_seq = open_count[c.side]
-                open_count[c.side] += 1
+                # the order within one process's connections to one migration port
+                group = (c.side, c.pid, c.lport if c.side == "dst" else c.rport)
+                c.open_seq = open_count.get(group, 0)
+                open_count[group] = c.open_seq + 1
         elif kind == "STATE":
             old, new = ev["old"], ev["new"]
             c.states.append((ts, TCP_STATES.get(old, old), TCP_STATES.get(new, new)))
@@ -324,7 +334,7 @@ def build_run(text: str, dst_pid: int, src_pid: int, port: int) -> ObservedRun:
     lost = sum(int(x) for x in LOST_RE.findall(text))
     return ObservedRun(dst_pid=dst_pid, src_pid=src_pid, port=port, events=events,
                        dst_conns=conns["dst"], src_conns=conns["src"], byes=byes,
-                       lost_events=lost)
+                       lost_events=lost, ports=tuple(sorted(ports)))
 
 
 # ------------------------------------------------------------------ verdict
@@ -344,8 +354,9 @@ def truth_verdict(dst_conn: Conn | None, src_conn: Conn | None = None,
       premature   the final gnutls_record_recv returned < 0: -110 (EOF without
                   close_notify) or another error code (-9 EOF inside a record, -54
                   pull error without a reset)
-      unread      no final TLS read, and the peer's FIN arrived (CLOSE_WAIT)
-      incomplete  anything else (ended with neither FIN nor a final read)
+      unread      no final TLS read, and the peer's FIN arrived (CLOSE_WAIT) or the
+                  destination shut the socket down itself (a shutdown(2) it made)
+      incomplete  anything else (ended with neither FIN, own shutdown nor a final read)
 
     "The final TLS read" ignores GNUTLS_E_AGAIN/INTERRUPTED (retried, never final).
     Meant for multifd connections; the main channel is never read after its FIN,
@@ -368,7 +379,7 @@ def truth_verdict(dst_conn: Conn | None, src_conn: Conn | None = None,
         return "clean"
     if d.tls_final is not None:
         return "premature"
-    if d.fin_rcvd is not None:
+    if d.fin_rcvd is not None or d.first_shutdown() is not None:
         return "unread"
     return "incomplete"
 
@@ -402,8 +413,18 @@ class Observer:
     """bpftrace running observer.bt against two pids; output goes to files in workdir."""
 
     def __init__(self, dst_pid: int, src_pid: int, port: int, workdir: str,
-                 verbose: bool = False, script: str = BT_SCRIPT, ready_timeout: float = 60.0):
+                 verbose: bool = False, script: str = BT_SCRIPT, ready_timeout: float = 60.0,
+                 dst2_pid: int = 0, src2_pid: int = 0, port2: int = 0, gnutls: str | None = None):
         self.dst_pid, self.src_pid, self.port = int(dst_pid), int(src_pid), int(port)
+        self.dst2_pid, self.src2_pid, self.port2 = int(dst2_pid or 0), int(src2_pid or 0), int(port2 or 0)
+        if gnutls:
+            # the same script, its GnuTLS probes on the library file these QEMUs map
+            with open(script) as f:
+                text = f.read().replace(SYSTEM_GNUTLS, gnutls)
+            script = os.path.join(workdir, "observer-gnutls.bt")
+            os.makedirs(workdir, exist_ok=True)
+            with open(script, "w") as f:
+                f.write(text)
         self.workdir = workdir
         self.verbose = verbose
         self.script = script
@@ -418,7 +439,8 @@ class Observer:
     def start(self) -> "Observer":
         os.makedirs(self.workdir, exist_ok=True)
         argv = [BPFTRACE, "-B", "none", self.script, str(self.dst_pid), str(self.src_pid),
-                str(self.port), "1" if self.verbose else "0"]
+                str(self.port), "1" if self.verbose else "0", str(self.dst2_pid), str(self.src2_pid),
+                str(self.port2)]
         env = dict(os.environ)
         if self.verbose:
             env.setdefault("BPFTRACE_PERF_RB_PAGES", "1024")
@@ -449,16 +471,16 @@ class Observer:
         except FileNotFoundError:
             return ""
 
-    def _terminate(self, timeout: float = 15.0) -> None:
+    def _terminate(self, timeout: float = 60.0) -> None:
         p = self.proc
         if p is None or p.poll() is not None:
             return
         p.send_signal(signal.SIGINT)          # bpftrace runs END and prints maps
-        try:
+        try:                                  # detaching uprobes is slow on a loaded host
             p.wait(timeout=timeout)
         except subprocess.TimeoutExpired:
             p.kill()
-            p.wait(timeout=5)
+            p.wait(timeout=60)
 
     def stop(self, linger: float = 0.3) -> ObservedRun:
         """SIGINT bpftrace (after `linger` s for in-flight events), parse its output."""
@@ -467,7 +489,7 @@ class Observer:
         time.sleep(linger)
         self._terminate()
         text = self._read(self.out_path)
-        self.result = build_run(text, self.dst_pid, self.src_pid, self.port)
+        self.result = build_run(text, self.dst_pid, self.src_pid, self.port, self.port2)
         self.result.startup_s = self.startup_s
         self.result.wall_minus_mono_ns = self.wall_minus_mono_ns
         self.result.stderr = self._read(self.err_path)

@@ -40,6 +40,26 @@ Every QEMU writes its trace events (log backend, `-msg timestamp=on`, so lines r
 `TID@SEC.USEC:event args`) to WORKDIR/<side>.trace via -D, and its stdout/stderr
 (error_report messages) to WORKDIR/<side>.stderr.  Every wait is bounded.
 
+Production-like set-ups (all on loopback, each QEMU started by this harness):
+
+    Migration(..., listen_host="::")            destination on tcp:[::]:PORT (dual-stack),
+                                                the source connects to 127.0.0.1
+    Migration(..., listen_host="::1")           pure IPv6: tcp:[::1]:PORT on both sides
+    m.add_destination("dst2")                   another destination QEMU (same scenario),
+    m.migrate(dst="dst2")                       armed on its own port: retry, back-to-back
+    m.start_migrate(); m.cancel()               migrate without waiting; migrate_cancel
+    m.nbd_server_start("dst", port)             an NBD server over TLS (PSK) on a QEMU,
+    nbd_client(m, port, ...)                    exporting a null-co disk (nbd_disk=True),
+                                                and qemu-io / qemu-nbd TLS clients of it
+    tls_chardev_client(m, port, ...)            gnutls-cli on a QEMU's TLS chardev server
+    vnc_tls_viewer(port, ...)                   a VNC viewer over TLS (VeNCrypt X509None)
+    Migration(..., extra_args={"dst": [...]})   more QEMU arguments for one side
+    Migration(..., env={"src": {...}})          more environment for one side's QEMU
+    Migration(..., binary={"src": PATH})        another QEMU binary (a private copy)
+    private_copy(version, dir, name)            such a copy; a name without "qemu" keeps
+                                                every-QEMU tracers of other tests away
+    m.states(side)                              the migrate_set_state states in its -trace log
+
 CLI, for manual checking:
     python3 tests/lib/qemumig.py SCENARIO [--no-tls] [--channels N] [--runs N] ...
 prints the result dict(s) as JSON.
@@ -108,6 +128,24 @@ def _usdt_data_dirs() -> list[str]:
     if os.path.isdir(f"{p}/usr/share/qemu"):
         return [f"{p}/usr/share/qemu", f"{p}/usr/share/seabios"]
     return ["/usr/share/qemu", "/usr/share/seabios"]
+
+
+def private_copy(version: str, directory: str, name: str = "vm-system-x86_64") -> str:
+    """A copy of one installed QEMU's binary in directory (it finds its firmware through
+    the -L arguments of qemu_argv, or its built-in data path). Returns its path. A QEMU
+    run from a name without "qemu" is not picked up by tracers that watch every QEMU on
+    the host (mftrace exporter/record of other tests): only what a test attaches itself
+    sees it."""
+    os.makedirs(directory, exist_ok=True)
+    path = os.path.join(directory, name)
+    shutil.copy2(qemu_argv(version)[0], path)
+    return path
+
+
+def module_dir(version: str) -> str:
+    """Where that QEMU's loadable modules (accel-tcg, ...) are: beside its binary's prefix."""
+    return os.path.normpath(os.path.join(os.path.dirname(qemu_argv(version)[0]), "..", "lib",
+                                         "x86_64-linux-gnu", "qemu"))
 
 
 def qemu_argv(version: str) -> list[str]:
@@ -308,11 +346,17 @@ def parse_stderr(path: str) -> list[str]:
 
 # --------------------------------------------------------------------- helpers
 
-def free_port() -> int:
-    """A TCP port on 127.0.0.1 that was free a moment ago."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
+def free_port(host: str = "127.0.0.1") -> int:
+    """A TCP port on host (IPv4 or IPv6 literal) that was free a moment ago."""
+    fam = socket.AF_INET6 if ":" in host else socket.AF_INET
+    with socket.socket(fam, socket.SOCK_STREAM) as s:
+        s.bind((host, 0))
         return s.getsockname()[1]
+
+
+def tcp_uri(host: str, port: int) -> str:
+    """QEMU's tcp: URI of host and port; an IPv6 literal goes in brackets."""
+    return f"tcp:[{host}]:{port}" if ":" in host else f"tcp:{host}:{port}"
 
 
 def _die_with_parent() -> None:
@@ -342,13 +386,20 @@ class Migration:
     bytes, so every page is really sent), exit_on_error (destination; False passes
     exit-on-error=false to migrate-incoming, which QEMU 7.2 lacks: start() then
     raises UnsupportedOption), port (default: a free one), debug_threads (adds
-    -name ...,debug-threads=on so 7.2 names its threads too), qmp_timeout, boot_timeout.
+    -name ...,debug-threads=on so 7.2 names its threads too), qmp_timeout, boot_timeout,
+    listen_host (the destination's listening address: "127.0.0.1", "::" dual-stack,
+    "::1"), connect_host (what the source connects to; default the listening address,
+    or 127.0.0.1 for "::"), nbd_disk (a 64 MiB null-co block node "disk0" on every
+    QEMU, to export over NBD), extra_args / env / binary (per side, see the module doc).
     """
 
     def __init__(self, scenario: str, workdir: str, *, tls: bool = True, channels: int = 4,
                  mem: int = 512, volume: bool = False, exit_on_error: bool = True,
                  port: int | None = None, debug_threads: bool = False,
-                 boot_timeout: float = 20.0, qmp_timeout: float = 10.0, uuid: str | None = None):
+                 boot_timeout: float = 20.0, qmp_timeout: float = 10.0, uuid: str | None = None,
+                 listen_host: str = "127.0.0.1", connect_host: str | None = None,
+                 nbd_disk: bool = False, extra_args: dict | None = None, env: dict | None = None,
+                 binary: dict | None = None):
         if scenario not in SCENARIOS:
             raise ValueError(f"unknown scenario {scenario!r}; one of {sorted(SCENARIOS)}")
         self.scenario = SCENARIOS[scenario]
@@ -358,7 +409,15 @@ class Migration:
         self.mem = int(mem)
         self.volume = volume
         self.exit_on_error = exit_on_error
-        self.port = port or free_port()
+        self.listen_host = listen_host
+        self.connect_host = connect_host or ("127.0.0.1" if listen_host in ("::", "0.0.0.0") else listen_host)
+        self.port = port or free_port("::1" if ":" in self.connect_host else "127.0.0.1")
+        self.ports: dict[str, int] = {"dst": self.port}   # each destination's port
+        self.nbd_disk = nbd_disk
+        self.extra_args = dict(extra_args or {})
+        self.env = dict(env or {})
+        self.binary = dict(binary or {})
+        self.psk_dir: str | None = None
         self.debug_threads = debug_threads
         self.uuid = uuid  # -uuid on both sides (every MultiFDInit_t carries it)
         self.boot_timeout = boot_timeout
@@ -366,6 +425,7 @@ class Migration:
         self.procs: dict[str, subprocess.Popen] = {}
         self.qmp: dict[str, QMP] = {}
         self.exit_codes: dict[str, int | None] = {"src": None, "dst": None}
+        self.dst_sides = ["dst"]
         self.volume_file: str | None = None
         self.result: dict | None = None
         self.started = False
@@ -387,9 +447,20 @@ class Migration:
         p = self.procs.get("dst")
         return p.pid if p else None
 
+    def pid(self, side: str) -> int | None:
+        p = self.procs.get(side)
+        return p.pid if p else None
+
     @property
     def uri(self) -> str:
-        return f"tcp:127.0.0.1:{self.port}"
+        """Where the source connects (the first destination)."""
+        return tcp_uri(self.connect_host, self.port)
+
+    def uri_of(self, dst: str) -> str:
+        return tcp_uri(self.connect_host, self.ports[dst])
+
+    def incoming_uri(self, dst: str = "dst") -> str:
+        return tcp_uri(self.listen_host, self.ports[dst])
 
     # -- command lines
     def _write_psk(self) -> str:
@@ -413,7 +484,12 @@ class Migration:
 
     def argv(self, side: str, psk_dir: str | None) -> list[str]:
         version = self.scenario.src if side == "src" else self.scenario.dst
-        a = qemu_argv(version) + [
+        base = qemu_argv(version)
+        if side in self.binary:     # a copy elsewhere: its firmware where the original's is
+            base = [self.binary[side]] + base[1:]
+            if version == "7.2":
+                base += ["-L", "/usr/share/qemu", "-L", "/usr/share/seabios"]
+        a = base + [
             "-M", self.scenario.machine, "-m", str(self.mem),
             "-nodefaults", "-display", "none", "-accel", "tcg",
             "-qmp", f"unix:{self.path(side, 'qmp')},server=on,wait=off",
@@ -428,6 +504,12 @@ class Migration:
         if psk_dir:
             endpoint = "client" if side == "src" else "server"
             a += ["-object", f"tls-creds-psk,id=tls0,endpoint={endpoint},dir={psk_dir}"]
+            if side != "src":   # to migrate on from here (migrate_between)
+                a += ["-object", f"tls-creds-psk,id=tlsout,endpoint=client,dir={psk_dir}"]
+            else:               # to serve TLS (NBD, chardevs) from the source too
+                a += ["-object", f"tls-creds-psk,id=tlssrv,endpoint=server,dir={psk_dir}"]
+        if self.nbd_disk:
+            a += ["-blockdev", "driver=null-co,node-name=disk0,size=67108864,read-zeroes=on"]
         if self.volume:
             if side == "src":
                 a += ["-object", f"memory-backend-file,id=m0,size={self.mem}M,"
@@ -435,10 +517,11 @@ class Migration:
             else:
                 a += ["-object", f"memory-backend-ram,id=m0,size={self.mem}M"]
             a += ["-machine", "memory-backend=m0"]
-        if side == "dst":
+        if side != "src":
             for g in self.scenario.dst_globals:
                 a += ["-global", g]
             a += ["-incoming", "defer"]
+        a += list(self.extra_args.get(side, []))
         return a
 
     def _spawn(self, side: str, argv: list[str]) -> None:
@@ -450,9 +533,16 @@ class Migration:
         with open(self.path(side, "cmdline"), "w") as fh:
             fh.write(" ".join(argv) + "\n")
         err = open(self.path(side, "stderr"), "wb")
+        env = None
+        if side in self.env or side in self.binary:
+            env = dict(os.environ)
+            if side in self.binary:  # a copy elsewhere: its modules where the original's are
+                version = self.scenario.src if side == "src" else self.scenario.dst
+                env["QEMU_MODULE_DIR"] = module_dir(version)
+            env.update(self.env.get(side, {}))
         try:
             self.procs[side] = subprocess.Popen(
-                argv, stdin=subprocess.DEVNULL, stdout=err, stderr=err,
+                argv, stdin=subprocess.DEVNULL, stdout=err, stderr=err, env=env,
                 cwd=self.workdir, preexec_fn=_die_with_parent)
         finally:
             err.close()
@@ -464,7 +554,7 @@ class Migration:
             raise HarnessError("already started")
         self.started = True
         self.t_start = time.monotonic()
-        psk_dir = self._write_psk() if self.tls else None
+        psk_dir = self.psk_dir = self._write_psk() if self.tls else None
         if self.volume:
             self.volume_file = self._make_volume_file()
         try:
@@ -477,22 +567,15 @@ class Migration:
                 except QMPClosed as e:
                     raise HarnessError(f"{side} QEMU did not come up: {e}; stderr: "
                                        f"{parse_stderr(self.path(side, 'stderr'))}") from None
-            incoming_args: dict = {"uri": self.uri}
+            incoming_args: dict = {"uri": self.incoming_uri("dst")}
             if not self.exit_on_error:
                 if not self.supports_exit_on_error("dst"):
                     raise UnsupportedOption(
                         f"destination QEMU {self.scenario.dst} has no exit-on-error "
                         "argument on migrate-incoming (added in QEMU 9.1)")
                 incoming_args["exit-on-error"] = False
-            params: dict = {"multifd-channels": self.channels}
-            if self.tls:
-                params["tls-creds"] = "tls0"
             for side in ("src", "dst"):
-                q = self.qmp[side]
-                q.execute("migrate-set-capabilities",
-                          {"capabilities": [{"capability": "multifd", "state": True}]},
-                          timeout=self.qmp_timeout)
-                q.execute("migrate-set-parameters", params, timeout=self.qmp_timeout)
+                self._configure(side)
             self.qmp["dst"].execute("migrate-incoming", incoming_args, timeout=self.qmp_timeout)
         except BaseException:
             self.stop()
@@ -510,6 +593,98 @@ class Migration:
         argt = by_name.get(cmd.get("arg-type"), {})
         return any(m.get("name") == "exit-on-error" for m in argt.get("members", []))
 
+    def _configure(self, side: str) -> None:
+        params: dict = {"multifd-channels": self.channels}
+        if self.tls:
+            params["tls-creds"] = "tls0"
+        q = self.qmp[side]
+        q.execute("migrate-set-capabilities",
+                  {"capabilities": [{"capability": "multifd", "state": True}]},
+                  timeout=self.qmp_timeout)
+        q.execute("migrate-set-parameters", params, timeout=self.qmp_timeout)
+
+    def add_destination(self, side: str, port: int | None = None) -> str:
+        """Boot another destination QEMU (this scenario's destination version), configure
+        it like the first and arm it on its own port (or `port`). Returns side."""
+        if not self.started or self.stopped:
+            raise HarnessError("start() first")
+        if side in self.procs:
+            raise HarnessError(f"{side} exists")
+        self.ports[side] = port or free_port("::1" if ":" in self.connect_host else "127.0.0.1")
+        self.exit_codes[side] = None
+        self.dst_sides.append(side)
+        self._spawn(side, self.argv(side, self.psk_dir))
+        try:
+            self.qmp[side] = QMP(self.path(side, "qmp"), timeout=self.boot_timeout, proc=self.procs[side])
+        except QMPClosed as e:
+            raise HarnessError(f"{side} QEMU did not come up: {e}; stderr: "
+                               f"{parse_stderr(self.path(side, 'stderr'))}") from None
+        self._configure(side)
+        self.qmp[side].execute("migrate-incoming", {"uri": self.incoming_uri(side)}, timeout=self.qmp_timeout)
+        return side
+
+    def start_migrate(self, dst: str = "dst") -> None:
+        """Issue migrate to dst and return at once (see cancel(), wait_source())."""
+        self.qmp["src"].execute("migrate", {"uri": self.uri_of(dst)}, timeout=self.qmp_timeout)
+
+    def migrate_between(self, src: str, dst: str, timeout: float = 120.0, settle_timeout: float = 15.0) -> dict:
+        """Migrate the VM on side src (a destination earlier, say) to side dst: the same
+        VM on the move again. Returns {src_status, dst_status, dst_exit_code}."""
+        if self.tls and src != "src":
+            self.qmp[src].execute("migrate-set-parameters", {"tls-creds": "tlsout"}, timeout=self.qmp_timeout)
+        self.qmp[src].execute("migrate", {"uri": self.uri_of(dst)}, timeout=self.qmp_timeout)
+        deadline = time.monotonic() + timeout
+        info = None
+        while time.monotonic() < deadline:
+            info = self._query(src)
+            if info is None or info.get("status") in FINAL_SRC_STATES:
+                break
+            time.sleep(0.02)
+        dst_status = None
+        deadline = time.monotonic() + settle_timeout
+        while time.monotonic() < deadline and self._alive(dst):
+            d = self._query(dst)
+            dst_status = d.get("status") if d else None
+            if dst_status in FINAL_DST_STATES:
+                break
+            time.sleep(0.02)
+        return {"src_status": info.get("status") if info else None, "dst_status": dst_status,
+                "dst_exit_code": self.procs[dst].poll()}
+
+    def cancel(self) -> None:
+        self.qmp["src"].execute("migrate_cancel", timeout=self.qmp_timeout)
+
+    def wait_source(self, timeout: float = 60.0, poll_interval: float = 0.02) -> dict | None:
+        """Poll the source's query-migrate until it is final (or timeout); its last answer."""
+        deadline = time.monotonic() + timeout
+        info = None
+        while time.monotonic() < deadline:
+            info = self._query("src")
+            if info is None or info.get("status") in FINAL_SRC_STATES:
+                return info
+            time.sleep(poll_interval)
+        return info
+
+    def source_status(self) -> str | None:
+        info = self._query("src")
+        return info.get("status") if info else None
+
+    def states(self, side: str) -> list[str]:
+        """The states QEMU's own -trace log shows for side (migrate_set_state), in order."""
+        return [e["args"].rsplit(" ", 1)[-1] for e in parse_trace_log(self.path(side, "trace"))
+                if e["event"] == "migrate_set_state"]
+
+    def nbd_server_start(self, side: str, port: int, tls: bool = True, export: str = "disk0") -> None:
+        """An NBD server on side's QEMU (TLS with the migration's PSK credentials unless
+        tls=False) exporting the null-co node disk0 (needs nbd_disk=True)."""
+        args: dict = {"addr": {"type": "inet", "data": {"host": "127.0.0.1", "port": str(port)}}}
+        if tls:
+            args["tls-creds"] = "tlssrv" if side == "src" else "tls0"
+        q = self.qmp[side]
+        q.execute("nbd-server-start", args, timeout=self.qmp_timeout)
+        q.execute("block-export-add", {"type": "nbd", "id": f"exp-{export}", "node-name": "disk0",
+                                       "name": export}, timeout=self.qmp_timeout)
+
     def _query(self, side: str) -> dict | None:
         try:
             return self.qmp[side].execute("query-migrate", timeout=self.qmp_timeout)
@@ -520,7 +695,7 @@ class Migration:
         return self.procs[side].poll() is None
 
     def migrate(self, timeout: float = 120.0, settle_timeout: float = 15.0,
-                poll_interval: float = 0.02) -> dict:
+                poll_interval: float = 0.02, dst: str = "dst") -> dict:
         """Migrate src -> dst and return the result dict (also kept in self.result).
 
         Polls the source's query-migrate until completed/failed/cancelled (or
@@ -542,7 +717,7 @@ class Migration:
         t0 = time.monotonic()
         src_info: dict | None = None
         timed_out = False
-        self.qmp["src"].execute("migrate", {"uri": self.uri}, timeout=self.qmp_timeout)
+        self.qmp["src"].execute("migrate", {"uri": self.uri_of(dst)}, timeout=self.qmp_timeout)
         deadline = t0 + timeout
         while True:
             src_info = self._query("src")
@@ -558,12 +733,12 @@ class Migration:
         dst_last: dict | None = None
         settle_deadline = t_src + settle_timeout
         while time.monotonic() < settle_deadline:
-            if not self._alive("dst"):
+            if not self._alive(dst):
                 break
-            info = self._query("dst")
+            info = self._query(dst)
             if info is None:                     # QMP closed: the process is exiting
                 try:
-                    self.procs["dst"].wait(timeout=max(0.0, settle_deadline - time.monotonic()))
+                    self.procs[dst].wait(timeout=max(0.0, settle_deadline - time.monotonic()))
                 except subprocess.TimeoutExpired:
                     pass
                 break
@@ -575,13 +750,13 @@ class Migration:
                 if not self.exit_on_error:
                     break
                 try:        # exit-on-error: it is about to exit; wait for the code
-                    self.procs["dst"].wait(timeout=max(0.0, min(5.0, settle_deadline - time.monotonic())))
+                    self.procs[dst].wait(timeout=max(0.0, min(5.0, settle_deadline - time.monotonic())))
                 except subprocess.TimeoutExpired:
                     pass
                 break
             time.sleep(poll_interval)
         t_dst = time.monotonic()
-        dst_code = self.procs["dst"].poll()
+        dst_code = self.procs[dst].poll()
         if dst_code is None:
             dst_info = dst_last
         time.sleep(0.2)             # let late trace lines (thread ends) reach the log
@@ -592,7 +767,7 @@ class Migration:
             "machine": sc.machine, "dst_globals": list(sc.dst_globals),
             "tls": self.tls, "channels": self.channels, "mem": self.mem,
             "volume": self.volume, "exit_on_error": self.exit_on_error,
-            "port": self.port, "src_pid": self.src_pid, "dst_pid": self.dst_pid,
+            "port": self.ports[dst], "src_pid": self.src_pid, "dst_pid": self.pid(dst), "dst_side": dst,
             "src_status": src_info.get("status") if src_info else None,
             "dst_status": dst_info.get("status") if dst_info else None,
             "dst_last_status": dst_last.get("status") if dst_last else None,
@@ -606,7 +781,7 @@ class Migration:
                         "settle_s": round(t_dst - t_src, 3),
                         "total_s": round(t_dst - t0, 3)},
             "src_query": src_info, "dst_query": dst_last,
-            "files": {f"{s}_{w}": self.path(s, w) for s in ("src", "dst")
+            "files": {f"{s}_{w}": self.path(s if s == "src" else dst, w) for s in ("src", "dst")
                       for w in ("trace", "stderr", "cmdline")},
         }
         self._refresh_logs()
@@ -615,11 +790,11 @@ class Migration:
     def _refresh_logs(self) -> None:
         if self.result is None:
             return
-        for side in ("src", "dst"):
-            self.result[f"{side}_errors"] = parse_stderr(self.path(side, "stderr"))
-            self.result[f"{side}_trace"] = parse_trace_log(self.path(side, "trace"))
+        for key, side in (("src", "src"), ("dst", self.result.get("dst_side", "dst"))):
+            self.result[f"{key}_errors"] = parse_stderr(self.path(side, "stderr"))
+            self.result[f"{key}_trace"] = parse_trace_log(self.path(side, "trace"))
             q = self.qmp.get(side)
-            self.result[f"{side}_events"] = list(q.events) if q else []
+            self.result[f"{key}_events"] = list(q.events) if q else []
 
     def stop(self, timeout: float = 10.0) -> dict[str, int | None]:
         """Terminate the two QEMUs this object started (SIGTERM, then SIGKILL after
@@ -661,6 +836,70 @@ class Migration:
 
     def __exit__(self, *exc) -> None:
         self.stop()
+
+
+# ------------------------------------------------------------------------ clients
+
+QEMU_IO = "/usr/bin/qemu-io"
+QEMU_NBD = "/usr/bin/qemu-nbd"
+
+
+def nbd_client(m: Migration, port: int, workdir: str, name: str, hold_ms: int = 0,
+               tls: bool = True, tool: str = "qemu-io", export: str = "disk0") -> subprocess.Popen:
+    """A TLS (PSK, the migration's key) NBD client of the server on 127.0.0.1:port:
+    qemu-io reading the export (then holding the connection hold_ms), or qemu-nbd
+    --list. Output in WORKDIR/NAME.out; the caller waits for it (bounded)."""
+    obj = f"tls-creds-psk,id=tls0,endpoint=client,dir={m.psk_dir},username=qemu"
+    if tool == "qemu-io":
+        opts = f"driver=nbd,server.type=inet,server.host=127.0.0.1,server.port={port},export={export}"
+        if tls:
+            opts += ",tls-creds=tls0"
+        argv = [QEMU_IO, "-r", "--object", obj, "--image-opts", opts, "-c", "read 0 64k"]
+        if hold_ms:
+            argv += ["-c", f"sleep {hold_ms}", "-c", "read 64k 64k"]
+    elif tool == "qemu-nbd":
+        argv = [QEMU_NBD, "--list", "--object", obj, "-b", "127.0.0.1", "-p", str(port)]
+        if tls:
+            argv += ["--tls-creds", "tls0"]
+    else:
+        raise ValueError(tool)
+    out = open(os.path.join(workdir, f"{name}.out"), "wb")
+    try:
+        return subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=out, stderr=out,
+                                preexec_fn=_die_with_parent)
+    finally:
+        out.close()
+
+
+def psk_key(m: Migration) -> str:
+    """The hex key of the PSK credentials (user "qemu") the harness wrote."""
+    with open(os.path.join(m.psk_dir, "keys.psk")) as f:
+        return f.read().strip().split(":", 1)[1]
+
+
+def tls_chardev_client(m: Migration, port: int, workdir: str, name: str, hold_s: float = 1.0) -> subprocess.Popen:
+    """gnutls-cli as a TLS-PSK client of a QEMU chardev socket server on 127.0.0.1:port,
+    holding the connection hold_s seconds (then its stdin ends and it says goodbye)."""
+    argv = ["sh", "-c", f"sleep {hold_s} | exec gnutls-cli --pskusername=qemu --pskkey={psk_key(m)} "
+            f"--priority=NORMAL:-KX-ALL:+PSK:+DHE-PSK:+ECDHE-PSK -p {port} 127.0.0.1"]
+    out = open(os.path.join(workdir, f"{name}.out"), "wb")
+    try:
+        return subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=out, stderr=out,
+                                preexec_fn=_die_with_parent)
+    finally:
+        out.close()
+
+
+def vnc_tls_viewer(port: int, workdir: str, name: str, hold_s: float = 1.0) -> subprocess.Popen:
+    """A VNC viewer over TLS (tests/lib/vncclient.py) of 127.0.0.1:port, holding the
+    session hold_s seconds; a QEMU serves it with vncclient.x509_creds() credentials."""
+    client = os.path.join(os.path.dirname(os.path.abspath(__file__)), "vncclient.py")
+    out = open(os.path.join(workdir, f"{name}.out"), "wb")
+    try:
+        return subprocess.Popen([sys.executable, client, "127.0.0.1", str(port), str(hold_s)],
+                                stdin=subprocess.DEVNULL, stdout=out, stderr=out, preexec_fn=_die_with_parent)
+    finally:
+        out.close()
 
 
 # ------------------------------------------------------------------------- CLI

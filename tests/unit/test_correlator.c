@@ -63,6 +63,10 @@ static void ev(struct mft_correlator *c, uint32_t pid, int ch, int type, uint64_
 	e.sk = ch >= 0 ? sk_of(pid, ch) : 0;
 	e.ret = ret;
 	e.role = (uint8_t)role;
+	/* the kernel's own context (softirq) has no thread; calls made by QEMU do */
+	if (type != MFT_EV_FIN_RCVD && type != MFT_EV_FIN_SENT && type != MFT_EV_DESTROY &&
+	    type != MFT_EV_ESTABLISHED && type != MFT_EV_RST_RCVD && type != MFT_EV_RST_SENT)
+		e.tid = pid + 1;
 	if (ch >= 0) {
 		e.family = 2;
 		e.laddr[0] = e.raddr[0] = 127;
@@ -75,6 +79,33 @@ static void ev(struct mft_correlator *c, uint32_t pid, int ch, int type, uint64_
 	mft_corr_feed(c, &e);
 }
 
+/* The MultiFDInit_t that opens multifd channel ch (id = ch - 1), as the BPF side copies its
+ * first 32 bytes: read on a destination, sent by a source. uuid_byte 0: the default all-zero UUID. */
+static void init_ev(struct mft_correlator *c, uint32_t pid, int ch, uint64_t t, uint8_t uuid_byte)
+{
+	struct mft_event e = { 0 };
+	uint8_t raw[32] = { 0x11, 0x22, 0x33, 0x44, 0, 0, 0, 1 };
+	int role = pid == DST ? MFT_ROLE_DEST : MFT_ROLE_SOURCE;
+
+	memset(raw + 8, uuid_byte, 16);
+	raw[24] = (uint8_t)(ch - 1);
+	e.ts_ns = t;
+	e.type = MFT_EV_CHAN_INIT;
+	e.pid = pid;
+	e.tid = pid + 1;
+	e.sk = sk_of(pid, ch);
+	e.ret = -1;
+	e.role = (uint8_t)role;
+	e.family = 2;
+	e.laddr[0] = e.raddr[0] = 127;
+	e.laddr[3] = e.raddr[3] = 1;
+	e.lport = role == MFT_ROLE_DEST ? PORT : (uint16_t)(50000 + ch);
+	e.rport = role == MFT_ROLE_DEST ? (uint16_t)(50000 + ch) : PORT;
+	memcpy(&e.arg, raw, 8);
+	memcpy(e.str, raw + 8, 24);
+	mft_corr_feed(c, &e);
+}
+
 static void state(struct mft_correlator *c, uint32_t pid, uint64_t t, const char *name)
 {
 	struct mft_event e = { 0 };
@@ -82,6 +113,7 @@ static void state(struct mft_correlator *c, uint32_t pid, uint64_t t, const char
 	e.ts_ns = t;
 	e.type = MFT_EV_MIG_STATE;
 	e.pid = pid;
+	e.tid = pid + 1;
 	e.sk = 0xabc; /* the state machine's address */
 	snprintf(e.str, sizeof(e.str), "%s", name);
 	mft_corr_feed(c, &e);
@@ -217,8 +249,11 @@ static void finish_judges_open_channels_incomplete(void)
 	struct capture cap;
 	struct mft_correlator *c = mk(&cap, false);
 
-	for (int ch = 0; ch <= 2; ch++)
+	for (int ch = 0; ch <= 2; ch++) {
 		ev(c, SRC, ch, MFT_EV_SOCK_CONNECT, ch * MS, 0);
+		if (ch)
+			init_ev(c, SRC, ch, ch * MS + 1, 0);
+	}
 	mft_corr_tick(c, 10000 * MS);
 	CHECK_INT(cap.n, 0);
 	mft_corr_finish(c, 20000 * MS);
@@ -273,6 +308,9 @@ static void midlife_source_inferred(void)
 
 	for (int ch = 0; ch < 3; ch++)
 		found(c, SRC, ch, 1 * MS);
+	/* multifd teardown shuts the multifd channels down: the evidence of a migration */
+	for (int ch = 1; ch < 3; ch++)
+		ev(c, SRC, ch, MFT_EV_MULTIFD_CHANNEL, 50 * MS, 1);
 	mft_corr_finish(c, 100 * MS);
 	CHECK_INT(cap.n, 1);
 	CHECK_INT(cap.migs[0]->role, MFT_ROLE_SOURCE); /* they share the peer end */
@@ -327,6 +365,7 @@ static void reused_socket_address_is_a_new_channel(void)
 
 	ev(c, SRC, 0, MFT_EV_SOCK_CONNECT, 1 * MS, 0);
 	ev(c, SRC, 1, MFT_EV_SOCK_CONNECT, 2 * MS, 0);
+	init_ev(c, SRC, 1, 2 * MS + 1, 0);
 	ev(c, SRC, 0, MFT_EV_DESTROY, 3 * MS, 0);
 	ev(c, SRC, 1, MFT_EV_DESTROY, 3 * MS, 0);
 	state(c, SRC, 4 * MS, "failed");
@@ -335,6 +374,7 @@ static void reused_socket_address_is_a_new_channel(void)
 	/* a second migration whose first socket got the same kernel address */
 	ev(c, SRC, 0, MFT_EV_SOCK_CONNECT, 500 * MS, 0);
 	ev(c, SRC, 1, MFT_EV_SOCK_CONNECT, 501 * MS, 0);
+	init_ev(c, SRC, 1, 501 * MS + 1, 0);
 	ev(c, SRC, 0, MFT_EV_DESTROY, 600 * MS, 0);
 	ev(c, SRC, 1, MFT_EV_DESTROY, 600 * MS, 0);
 	state(c, SRC, 601 * MS, "completed");
@@ -358,6 +398,8 @@ static void closed_but_lingering_socket(void)
 	for (int ch = 0; ch <= 2; ch++) {
 		ev(c, SRC, ch, MFT_EV_SOCK_CONNECT, ch * MS, 0);
 		ev(c, SRC, ch, MFT_EV_TLS_HANDSHAKE, ch * MS + 1, 0);
+		if (ch)
+			init_ev(c, SRC, ch, ch * MS + 2, 0);
 	}
 	state(c, SRC, 90 * MS, "completed");
 	for (int ch = 1; ch <= 2; ch++)

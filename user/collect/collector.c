@@ -387,15 +387,17 @@ static bool uprobe_pair(struct mft_collector *c, struct target *t, struct bpf_pr
 	return true;
 }
 
-/* The first of several names a QEMU version may use for the same step. */
-static void uprobe_first(struct mft_collector *c, struct target *t, struct bpf_program *p, struct mft_elf *e,
-			 const char *path, const char *const *names, size_t n, const char *what, __u64 cookie)
+/* The first of several names a QEMU version may use for the same step (entry, and exit if given). */
+static void uprobe_first(struct mft_collector *c, struct target *t, struct bpf_program *p, struct bpf_program *ret,
+			 struct mft_elf *e, const char *path, const char *const *names, size_t n, const char *what,
+			 __u64 cookie)
 {
 	uint64_t v;
 
 	for (size_t i = 0; i < n; i++)
 		if (!mft_elf_symbol(e, names[i], &v)) {
-			uprobe_cookie(c, t, p, e, path, names[i], false, false, cookie);
+			if (uprobe_cookie(c, t, p, e, path, names[i], false, false, cookie) && ret)
+				uprobe_cookie(c, t, ret, e, path, names[i], true, false, cookie);
 			return;
 		}
 	add_status(c, t->pid, what, MFT_MECH_UPROBE, false, false, "none of the expected QEMU functions is exported");
@@ -487,12 +489,14 @@ static void attach_qemu(struct mft_collector *c, struct target *t, struct mft_el
 		    false);
 	if (uprobe_pair(c, t, s->progs.up_multifd_recv_new_channel, s->progs.ur_multifd_recv_new_channel, e, path,
 			"multifd_recv_new_channel", false))
-		uprobe_pair(c, t, s->progs.up_qio_channel_read_all, s->progs.ur_qio_channel_read_all, e, path,
-			    "qio_channel_read_all", false);
-	uprobe_first(c, t, s->progs.up_multifd_cleanup, e, path, send_cleanup, 2, "multifd send cleanup",
-		     MFT_SIDE_SEND);
-	uprobe_first(c, t, s->progs.up_multifd_cleanup, e, path, recv_cleanup, 2, "multifd recv cleanup",
-		     MFT_SIDE_RECV);
+		uprobe(c, t, s->progs.up_qio_channel_read_all, e, path, "qio_channel_read_all", false, false);
+	/* teardown: the sockets shut down or closed inside are the multifd channels */
+	uprobe_first(c, t, s->progs.up_multifd_cleanup, s->progs.ur_multifd_cleanup, e, path, send_cleanup, 2,
+		     "multifd send cleanup", MFT_SIDE_SEND);
+	uprobe_first(c, t, s->progs.up_multifd_cleanup, s->progs.ur_multifd_cleanup, e, path, recv_cleanup, 2,
+		     "multifd recv cleanup", MFT_SIDE_RECV);
+	/* a source's send thread sends its MultiFDInit_t with it: the channel id and UUID there */
+	uprobe(c, t, s->progs.up_qio_channel_write_all, e, path, "qio_channel_write_all", false, false);
 	uprobe_cookie(c, t, s->progs.up_multifd_sync_main, e, path, "multifd_send_sync_main", false, false,
 		      MFT_SIDE_SEND);
 	uprobe_cookie(c, t, s->progs.up_multifd_sync_main, e, path, "multifd_recv_sync_main", false, false,
@@ -502,9 +506,11 @@ static void attach_qemu(struct mft_collector *c, struct target *t, struct mft_el
 			   "not exported: migration states are shown as numbers");
 	/* per-channel SYNC packets on a destination, where USDT does not give them */
 	if (!attach_usdt(c, t, e, path) &&
-	    uprobe_pair(c, t, s->progs.up_qio_channel_readv_full_all_eof, s->progs.ur_qio_channel_readv_full_all_eof,
-			e, path, "qio_channel_readv_full_all_eof", false))
+	    uprobe(c, t, s->progs.up_qio_channel_readv_full_all_eof, e, path, "qio_channel_readv_full_all_eof", false,
+		   false)) {
+		uprobe(c, t, s->progs.up_qemu_sem_post, e, path, "qemu_sem_post", false, false);
 		s->bss->track_threads = 1;
+	}
 }
 
 /* GnuTLS: handshake, bye, deinit; per-record results only with --tls-records. */
@@ -538,20 +544,28 @@ static int attach_gnutls(struct mft_collector *c, struct target *t, const struct
 	return 0;
 }
 
-static int add_target(struct mft_collector *c, const struct mft_procinfo *pi, char *err, size_t errlen);
+static int add_target(struct mft_collector *c, const struct mft_procinfo *pi, uint64_t *t_traced, char *err,
+		      size_t errlen);
 
-int mft_collector_add_target(struct mft_collector *c, const struct mft_procinfo *pi, char *err,
-			     size_t errlen)
+/*
+ * Every uprobe is attached before the pid enters the kernel-side filter (the targets
+ * map): no socket of the target is seen before its GnuTLS probes can mark it TLS. The
+ * probes do nothing until then (they check the filter too). *t_traced is when the
+ * probes were complete (CLOCK_MONOTONIC ns).
+ */
+int mft_collector_add_target(struct mft_collector *c, const struct mft_procinfo *pi, uint64_t *t_traced,
+			     char *err, size_t errlen)
 {
 	int rc;
 
 	reaper_hold(&c->reaper, true);
-	rc = add_target(c, pi, err, errlen);
+	rc = add_target(c, pi, t_traced, err, errlen);
 	reaper_hold(&c->reaper, false);
 	return rc;
 }
 
-static int add_target(struct mft_collector *c, const struct mft_procinfo *pi, char *err, size_t errlen)
+static int add_target(struct mft_collector *c, const struct mft_procinfo *pi, uint64_t *t_traced, char *err,
+		      size_t errlen)
 {
 	struct mftrace_bpf *s = c->skel;
 	struct mft_target tv = {};
@@ -571,26 +585,25 @@ static int add_target(struct mft_collector *c, const struct mft_procinfo *pi, ch
 	memset(t, 0, sizeof(*t));
 	t->pid = pi->pid;
 	tv.status_lookup = mft_proc_symbol_addr(pi, "MigrationStatus_lookup");
-	if (bpf_map__update_elem(s->maps.targets, &t->pid, sizeof(t->pid), &tv, sizeof(tv), BPF_ANY)) {
-		snprintf(err, errlen, "cannot add pid %u to the targets map: %s", pi->pid, strerror(errno));
-		c->n_targets--;
-		mft_elf_close(e);
-		return -1;
-	}
 	attach_qemu(c, t, e, pi->exe_open, tv.status_lookup != 0);
 	mft_elf_close(e);
 	if (!pi->gnutls[0]) {
 		add_status(c, t->pid, "gnutls", MFT_MECH_UPROBE, false, false,
 			   "libgnutls is not mapped in pid %u: channels are traced as plain TCP", pi->pid);
-		return 0;
+	} else if (attach_gnutls(c, t, pi, err, errlen)) {
+		mft_collector_remove_target(c, pi->pid);
+		return -1;
+	} else if (pi->gnutls_replaced) {
+		add_status(c, t->pid, "gnutls", MFT_MECH_UPROBE, true, false,
+			   "%s was replaced on disk: traced through the mapped file %s", pi->gnutls, pi->gnutls_open);
 	}
-	if (attach_gnutls(c, t, pi, err, errlen)) {
+	if (t_traced)
+		*t_traced = mft_mono_now();
+	if (bpf_map__update_elem(s->maps.targets, &t->pid, sizeof(t->pid), &tv, sizeof(tv), BPF_ANY)) {
+		snprintf(err, errlen, "cannot add pid %u to the targets map: %s", pi->pid, strerror(errno));
 		mft_collector_remove_target(c, pi->pid);
 		return -1;
 	}
-	if (pi->gnutls_replaced)
-		add_status(c, t->pid, "gnutls", MFT_MECH_UPROBE, true, false,
-			   "%s was replaced on disk: traced through the mapped file %s", pi->gnutls, pi->gnutls_open);
 	return 0;
 }
 

@@ -206,7 +206,7 @@ static void prove(const struct mft_collector_opts *co)
 	}
 	bool tls = dlopen("libgnutls.so.30", RTLD_NOW | RTLD_LOCAL) != NULL;
 
-	if (mft_procinfo_read(s.pid, &self, err, sizeof(err)) || mft_collector_add_target(c, &self, err, sizeof(err))) {
+	if (mft_procinfo_read(s.pid, &self, err, sizeof(err)) || mft_collector_add_target(c, &self, NULL, err, sizeof(err))) {
 		line("[FAIL]", "self as target", "%s", err);
 		mft_collector_close(c);
 		return;

@@ -106,9 +106,10 @@ struct exporter {
 static void on_migration(void *ctx, const struct mft_correlator *c, const struct mft_migration *mig)
 {
 	struct exporter *x = ctx;
-	const struct mft_process *p = mft_corr_process(c, mig->pid);
+	const struct mft_process *p = mig->proc;
 	struct timespec now;
 
+	(void)c;
 	clock_gettime(CLOCK_REALTIME, &now);
 	mft_metrics_migration(x->m, p ? p->name : NULL, mig, (double)now.tv_sec + now.tv_nsec / 1e9);
 }

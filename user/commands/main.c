@@ -66,7 +66,9 @@ static const char usage[] =
 "      --btf FILE       kernel types for a kernel without /sys/kernel/btf/vmlinux:\n"
 "                       its BTF, or a minimal one from `bpftool gen min_core_btf`\n"
 "                       (`make btf`); also for doctor\n"
-"  -v, --verbose        show libbpf's log and every attach point\n"
+"  -v, --verbose        show libbpf's log and every attach point, and list the other\n"
+"                       connections of the traced QEMUs (NBD, VNC, chardevs: no\n"
+"                       migration evidence, never judged)\n"
 "  -V, --version        print the version\n"
 "  -h, --help           this help\n"
 "\n"
@@ -100,6 +102,7 @@ static int live(const struct mft_cli_trace *t)
 	out.json = t->json;
 	out.events = !t->quiet;
 	out.mono_to_real = mft_mono_to_real();
+	out.others = t->co.verbose;
 	mft_out_fit(&out, t->wide);
 
 	struct mft_session_opts so = {
@@ -108,7 +111,7 @@ static int live(const struct mft_cli_trace *t)
 		.n_pids = t->n_pids,
 		.duration = t->duration,
 		.chatter = true,
-		.sink = { .ctx = &out, .event = mft_out_event, .migration = mft_out_migration },
+		.sink = { .ctx = &out, .event = mft_out_event, .migration = mft_out_migration, .other = mft_out_other },
 	};
 
 	if (mft_session_run(&so, &mft_cli_stop))

@@ -59,7 +59,8 @@ static const char usage[] =
 "  -f, --format F       with --show: text (default) or json\n"
 "  -q, --quiet          with --show: verdict tables only\n"
 "  -w, --wide           with --show: every column of the verdict table (see mftrace --help)\n"
-"  -v, --verbose        libbpf's log and every attach point\n"
+"  -v, --verbose        libbpf's log and every attach point; with --show, the other\n"
+"                       connections too (no migration evidence, never judged)\n"
 "  -h, --help           this help\n"
 "\n"
 "Examples:\n"
@@ -334,6 +335,7 @@ int mft_cmd_record(int argc, char **argv)
 	r.out.out = stdout;
 	r.out.json = t.json;
 	r.out.events = !t.quiet;
+	r.out.others = t.co.verbose;
 	r.out.mono_to_real = clk.real_ns - (int64_t)clk.mono_ns;
 	mft_out_fit(&r.out, t.wide);
 
@@ -352,7 +354,8 @@ int mft_cmd_record(int argc, char **argv)
 	};
 
 	if (r.show)
-		so.sink = (struct mft_sink){ .ctx = &r.out, .event = mft_out_event, .migration = mft_out_migration };
+		so.sink = (struct mft_sink){ .ctx = &r.out, .event = mft_out_event, .migration = mft_out_migration,
+					     .other = mft_out_other };
 	mft_cli_catch_signals();
 	setvbuf(stdout, NULL, _IOLBF, 0);
 	fprintf(stderr, "mftrace: recording to %s%s\n", r.path, wo.max_size ? " (flight recorder)" : "");

@@ -25,7 +25,9 @@ struct mft_session {
 	const struct mft_session_opts *o;
 	struct mft_collector *col;
 	struct mft_correlator *corr;
+	/* the targets: a process is its pid and its start time (a reused pid is another one) */
 	uint32_t pids[MFT_MAX_TARGETS];
+	uint64_t starts[MFT_MAX_TARGETS];
 	int n_pids;
 	/* processes refused once (pid, start time): not asked again at every rescan; those
 	 * refused only because the table was full (full) are asked again once a slot frees */
@@ -83,13 +85,15 @@ static void print_status(const struct mft_collector *col, bool verbose)
 	}
 }
 
-static bool known(const struct mft_session *s, uint32_t pid)
+static int known(const struct mft_session *s, uint32_t pid)
 {
 	for (int i = 0; i < s->n_pids; i++)
 		if (s->pids[i] == pid)
-			return true;
-	return false;
+			return i;
+	return -1;
 }
+
+static void forget_target(struct mft_session *s, int idx);
 
 static bool needs_gnutls(const struct mft_procinfo *pi)
 {
@@ -114,11 +118,17 @@ static int add_target(struct mft_session *s, uint32_t pid, bool fatal)
 {
 	struct mft_procinfo pi;
 	char err[512];
+	uint64_t t_traced = 0;
+	int k = known(s, pid);
 
-	if (known(s, pid))
-		return 0;
 	if (mft_procinfo_read(pid, &pi, err, sizeof(err)))
 		goto fail;
+	if (k >= 0) {
+		if (!pi.start_time || pi.start_time == s->starts[k])
+			return 0;
+		/* the pid now names another process: the old one is gone */
+		forget_target(s, k);
+	}
 	if (s->n_pids == MFT_MAX_TARGETS) { /* counted and said once per process */
 		s->targets_over_limit++;
 		remember_refused(s, pid, pi.start_time, true);
@@ -131,7 +141,7 @@ static int add_target(struct mft_session *s, uint32_t pid, bool fatal)
 	if (!fatal && !pi.gnutls[0] && needs_gnutls(&pi))
 		return 0;
 	mft_procinfo_versions(&pi);
-	if (mft_collector_add_target(s->col, &pi, err, sizeof(err))) {
+	if (mft_collector_add_target(s->col, &pi, &t_traced, err, sizeof(err))) {
 		/* A QEMU still starting can remap its libgnutls between our reading its maps and
 		 * opening the mapping: that is worth another look at the next rescan. */
 		if (fatal || !pi.gnutls_open[0] || !access(pi.gnutls_open, F_OK))
@@ -144,8 +154,10 @@ fail:
 		}
 		return -1;
 	}
-	s->pids[s->n_pids++] = pid;
-	mft_corr_set_process_name(s->corr, pid, pi.name);
+	s->pids[s->n_pids] = pid;
+	s->starts[s->n_pids++] = pi.start_time;
+	/* before any of its events is read: a new process of this pid starts fresh */
+	mft_corr_set_process(s->corr, pid, pi.start_time, t_traced, pi.name);
 	if (s->o->chatter) {
 		char name[64];
 		const char *exe = strrchr(pi.exe, '/');
@@ -170,7 +182,9 @@ static void forget_target(struct mft_session *s, int idx)
 	struct mft_procinfo pi = { .pid = s->pids[idx] };
 
 	mft_collector_remove_target(s->col, s->pids[idx]);
-	s->pids[idx] = s->pids[--s->n_pids];
+	s->n_pids--;
+	s->pids[idx] = s->pids[s->n_pids];
+	s->starts[idx] = s->starts[s->n_pids];
 	for (unsigned i = 0; i < s->n_refused && i < MAX_REFUSED; i++)
 		if (s->refused[i].full) /* a slot is free: ask them again */
 			s->refused[i].pid = 0;
@@ -181,10 +195,12 @@ static void forget_target(struct mft_session *s, int idx)
 static bool skip_known(void *ctx, uint32_t pid)
 {
 	const struct mft_session *s = ctx;
-
-	if (known(s, pid))
-		return true;
+	int k = known(s, pid);
 	uint64_t start = 0;
+
+	/* a known pid whose process is another one now (its start time says) is new */
+	if (k >= 0)
+		return (start = mft_proc_start_time(pid)) == 0 || start == s->starts[k];
 
 	for (unsigned i = 0; i < s->n_refused && i < MAX_REFUSED; i++)
 		if (s->refused[i].pid == pid && s->refused[i].start == (start ? start : (start = mft_proc_start_time(pid))))

@@ -1,26 +1,37 @@
 // SPDX-License-Identifier: GPL-2.0
 /*
- * Correlator: events -> channels -> migrations -> verdicts. No kernel dependency.
- * Live mode feeds it from the ring buffer; the unit tests feed it by hand.
+ * Correlator: events -> channels -> groups -> migrations -> verdicts. No kernel
+ * dependency. Live mode feeds it from the ring buffer; the unit tests feed it by hand.
+ * correlator.h says what makes a group a migration, a process and an attempt.
  */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include "correlate/correlator.h"
 #include "correlate/multifd_wire.h"
+#include "correlate/pairing.h"
 
 #define DEFAULT_GRACE_NS (2ull * 1000 * 1000 * 1000)
+#define MAX_PENDING 32             /* event lines held back per channel until evidence */
+#define PROC_KEEP_GRACES 30        /* an exited process nothing refers to is kept this long */
+#define DUP_STATE_NS (10ull * 1000 * 1000) /* one state change seen by two probes: this close */
+
+/* An event line held back: its group has shown no migration evidence yet. */
+struct mft_pending {
+	uint64_t seq;
+	struct mft_event ev;
+};
 
 struct mft_correlator {
 	struct mft_corr_opts opts;
 	struct mft_sink sink;
-	struct mft_chan **chans;     /* channels of migrations not yet done */
+	struct mft_chan **chans;     /* channels of groups not yet done (and orphans kept for peers) */
 	size_t n_chans, cap_chans;
-	struct mft_migration **migs; /* migrations not yet done */
+	struct mft_migration **migs; /* groups not yet done */
 	size_t n_migs, cap_migs;
-	struct mft_process *procs;
+	struct mft_process **procs;  /* processes still referred to, or recent */
 	size_t n_procs, cap_procs;
-	uint64_t next_mig_id;
+	uint64_t next_mig_id, next_attempt, next_seq;
 	uint64_t now;                /* latest time seen */
 	uint64_t bad_inits;          /* channel-init events that did not decode */
 };
@@ -41,10 +52,28 @@ struct mft_correlator *mft_corr_new(const struct mft_corr_opts *opts, const stru
 	return c;
 }
 
+static void *xcalloc(size_t n)
+{
+	void *p = calloc(1, n);
+
+	if (!p) {
+		fprintf(stderr, "mftrace: out of memory\n");
+		exit(1);
+	}
+	return p;
+}
+
+static void free_chan(struct mft_chan *ch)
+{
+	free(ch->pending);
+	free(ch);
+}
+
 static void free_migration(struct mft_migration *m)
 {
 	for (size_t i = 0; i < m->n_chans; i++)
-		free(m->chans[i]);
+		if (m->chans[i])
+			free_chan(m->chans[i]);
 	free(m->chans);
 	free(m);
 }
@@ -55,41 +84,85 @@ void mft_corr_free(struct mft_correlator *c)
 		return;
 	for (size_t i = 0; i < c->n_migs; i++)
 		free_migration(c->migs[i]);
-	/* channels not in a migration */
+	/* channels not in a group */
 	for (size_t i = 0; i < c->n_chans; i++)
 		if (!c->chans[i]->mig)
-			free(c->chans[i]);
+			free_chan(c->chans[i]);
+	for (size_t i = 0; i < c->n_procs; i++)
+		free(c->procs[i]);
 	free(c->migs);
 	free(c->chans);
 	free(c->procs);
 	free(c);
 }
 
-static struct mft_process *proc_get(struct mft_correlator *c, uint32_t pid)
-{
-	for (size_t i = 0; i < c->n_procs; i++)
-		if (c->procs[i].pid == pid)
-			return &c->procs[i];
-	c->procs = mft_grow(c->procs, &c->cap_procs, c->n_procs + 1, sizeof(*c->procs));
-	struct mft_process *p = &c->procs[c->n_procs++];
+/* ------------------------------------------------------------------ processes */
 
-	memset(p, 0, sizeof(*p));
+static struct mft_process *proc_cur(const struct mft_correlator *c, uint32_t pid)
+{
+	for (size_t i = c->n_procs; i-- > 0;)
+		if (c->procs[i]->pid == pid)
+			return c->procs[i];
+	return NULL;
+}
+
+static struct mft_process *proc_new(struct mft_correlator *c, uint32_t pid, uint64_t start_time)
+{
+	struct mft_process *old = proc_cur(c, pid), *p = xcalloc(sizeof(*p));
+
 	p->pid = pid;
+	p->start_time = start_time;
+	p->generation = old ? old->generation + 1 : 1;
+	if (old)
+		snprintf(p->name, sizeof(p->name), "%s", old->name); /* until it is named */
+	c->procs = mft_grow(c->procs, &c->cap_procs, c->n_procs + 1, sizeof(*c->procs));
+	c->procs[c->n_procs++] = p;
+	return p;
+}
+
+/*
+ * The process an event belongs to. A process makes no event in its own context after its
+ * last thread's exit: one that does (tid set, later than that exit) is a new process that
+ * got the same pid. Events of the kernel's own context (tid 0: FIN, destroy) concern
+ * sockets and are routed by their channel.
+ */
+static struct mft_process *proc_of_event(struct mft_correlator *c, const struct mft_event *ev)
+{
+	struct mft_process *p = proc_cur(c, ev->pid);
+
+	if (!p)
+		return proc_new(c, ev->pid, 0);
+	if (p->exited && ev->tid && ev->ts_ns > p->t_exit)
+		return proc_new(c, ev->pid, 0);
 	return p;
 }
 
 const struct mft_process *mft_corr_process(const struct mft_correlator *c, uint32_t pid)
 {
-	for (size_t i = 0; i < c->n_procs; i++)
-		if (c->procs[i].pid == pid)
-			return &c->procs[i];
-	return NULL;
+	return proc_cur(c, pid);
+}
+
+void mft_corr_set_process(struct mft_correlator *c, uint32_t pid, uint64_t start_time, uint64_t t_traced,
+			  const char *name)
+{
+	struct mft_process *p = proc_cur(c, pid);
+
+	if (!p || p->exited || (start_time && p->start_time && start_time != p->start_time))
+		p = proc_new(c, pid, start_time);
+	if (!p->start_time)
+		p->start_time = start_time;
+	if (t_traced > p->t_traced)
+		p->t_traced = t_traced;
+	if (name)
+		snprintf(p->name, sizeof(p->name), "%s", name);
 }
 
 void mft_corr_set_process_name(struct mft_correlator *c, uint32_t pid, const char *name)
 {
-	struct mft_process *p = proc_get(c, pid);
+	struct mft_process *p = proc_cur(c, pid);
 
+	if (!p)
+		p = proc_new(c, pid, 0);
 	snprintf(p->name, sizeof(p->name), "%s", name);
 }
 
@@ -97,6 +170,100 @@ size_t mft_corr_open_migrations(const struct mft_correlator *c)
 {
 	return c->n_migs;
 }
+
+/* Forget processes that nothing refers to any more: superseded, or exited long ago. */
+static void prune_procs(struct mft_correlator *c)
+{
+	for (size_t i = 0; i < c->n_procs;) {
+		struct mft_process *p = c->procs[i];
+		bool used = proc_cur(c, p->pid) == p && !p->exited;
+
+		if (p->exited && c->now < p->t_exit + PROC_KEEP_GRACES * c->opts.grace_ns)
+			used = true;
+		for (size_t k = 0; k < c->n_migs && !used; k++)
+			used = c->migs[k]->proc == p;
+		for (size_t k = 0; k < c->n_chans && !used; k++)
+			used = c->chans[k]->proc == p;
+		if (used) {
+			i++;
+			continue;
+		}
+		free(p);
+		memmove(&c->procs[i], &c->procs[i + 1], (c->n_procs - i - 1) * sizeof(*c->procs));
+		c->n_procs--;
+	}
+}
+
+/* ------------------------------------------------------------------ attempts */
+
+static const struct mft_attempt *attempt_find(const struct mft_process *p, uint64_t id)
+{
+	for (int i = 0; p && id && i < p->n_att; i++)
+		if (p->att[i].id == id)
+			return &p->att[i];
+	return NULL;
+}
+
+/* The attempt of p running at time t, 0 if none. */
+static uint64_t attempt_at(const struct mft_process *p, uint64_t t)
+{
+	for (int i = p->n_att; i-- > 0;) {
+		const struct mft_attempt *a = &p->att[i];
+
+		if (a->t_start <= t && (!a->terminal || a->t_end >= t))
+			return a->id;
+	}
+	return 0;
+}
+
+static bool terminal_state(const char *s)
+{
+	return !strcmp(s, "completed") || !strcmp(s, "failed") || !strcmp(s, "cancelled");
+}
+
+static void state_event(struct mft_correlator *c, struct mft_process *p, const struct mft_event *ev)
+{
+	struct mft_attempt *a = p->n_att ? &p->att[p->n_att - 1] : NULL;
+	char state[MFT_STR_LEN];
+	bool terminal;
+
+	if (ev->str[0])
+		snprintf(state, sizeof(state), "%.*s", MFT_STR_LEN - 1, ev->str);
+	else
+		snprintf(state, sizeof(state), "state-%lld", (long long)ev->ret);
+	terminal = terminal_state(state);
+	if (a && a->terminal && terminal && !strcmp(a->state, state) && ev->ts_ns < a->t_end + DUP_STATE_NS)
+		return; /* the same end told twice (the uprobe and the USDT probe of one call) */
+	if (!a || a->terminal) {
+		if (p->n_att == MFT_MAX_ATTEMPTS) {
+			memmove(&p->att[0], &p->att[1], sizeof(p->att[0]) * (MFT_MAX_ATTEMPTS - 1));
+			p->n_att--;
+		}
+		a = &p->att[p->n_att++];
+		memset(a, 0, sizeof(*a));
+		a->id = ++c->next_attempt;
+		a->t_start = ev->ts_ns;
+		/* groups of this process opened before the attempt's first state was seen
+		 * (a 7.2 destination accepts every channel before "active") are its own */
+		for (size_t i = 0; i < c->n_migs; i++) {
+			struct mft_migration *m = c->migs[i];
+
+			if (m->proc != p || m->attempt)
+				continue;
+			m->attempt = a->id;
+			for (size_t k = 0; k < m->n_chans; k++)
+				m->chans[k]->attempt = a->id;
+		}
+	}
+	snprintf(a->state, sizeof(a->state), "%s", state);
+	a->t_last = ev->ts_ns;
+	if (terminal) {
+		a->terminal = true;
+		a->t_end = ev->ts_ns;
+	}
+}
+
+/* ------------------------------------------------------------------ channels and groups */
 
 static struct mft_chan *chan_find(struct mft_correlator *c, uint32_t pid, uint64_t sk)
 {
@@ -106,27 +273,98 @@ static struct mft_chan *chan_find(struct mft_correlator *c, uint32_t pid, uint64
 	return NULL;
 }
 
-/* The same connection as seen by the other end, if that end is traced too. */
-static struct mft_chan *chan_peer(struct mft_correlator *c, const struct mft_chan *ch)
+static void end_of(const struct mft_chan *ch, struct mft_end *e)
 {
+	e->family = ch->family;
+	e->laddr = ch->laddr;
+	e->raddr = ch->raddr;
+	e->lport = ch->lport;
+	e->rport = ch->rport;
+	e->chan_id = ch->chan_id;
+	e->uuid = ch->mig && ch->mig->has_uuid ? ch->mig->uuid : NULL;
+}
+
+/* The same connection as seen by the other end, if that end is traced too. */
+static struct mft_chan *chan_peer(const struct mft_correlator *c, const struct mft_chan *ch)
+{
+	struct mft_end a, b;
+
 	if (!ch->lport || !ch->rport)
 		return NULL;
+	end_of(ch, &a);
 	for (size_t i = 0; i < c->n_chans; i++) {
 		struct mft_chan *o = c->chans[i];
 
-		if (o == ch || o->pid == ch->pid || o->lport != ch->rport || o->rport != ch->lport)
+		if (o == ch)
 			continue;
-		if (memcmp(o->laddr, ch->raddr, 16) || memcmp(o->raddr, ch->laddr, 16))
-			continue;
-		/* where both ends know QEMU's channel id or the migration UUID, they must agree */
-		if (o->chan_id >= 0 && ch->chan_id >= 0 && o->chan_id != ch->chan_id)
-			continue;
-		if (o->mig && ch->mig && o->mig->has_uuid && ch->mig->has_uuid &&
-		    memcmp(o->mig->uuid, ch->mig->uuid, 16))
-			continue;
-		return o;
+		end_of(o, &b);
+		if (mft_same_connection(&a, &b))
+			return o;
 	}
 	return NULL;
+}
+
+static int pending_order(const void *a, const void *b)
+{
+	const struct mft_pending *x = *(const struct mft_pending *const *)a, *y = *(const struct mft_pending *const *)b;
+
+	return x->seq < y->seq ? -1 : x->seq > y->seq;
+}
+
+/* The group is a migration: give it its number and let its held-back event lines out. */
+static void set_evidence(struct mft_correlator *c, struct mft_migration *m)
+{
+	size_t n = 0, k = 0;
+
+	if (m->evidence)
+		return;
+	m->evidence = true;
+	m->id = c->next_mig_id++;
+	for (size_t i = 0; i < m->n_chans; i++)
+		n += m->chans[i]->n_pending;
+	if (n && c->sink.event) {
+		struct mft_pending **all = xcalloc(n * sizeof(*all));
+		struct mft_chan **owner = xcalloc(n * sizeof(*owner));
+
+		for (size_t i = 0; i < m->n_chans; i++)
+			for (size_t j = 0; j < m->chans[i]->n_pending; j++)
+				all[k++] = &m->chans[i]->pending[j];
+		qsort(all, n, sizeof(*all), pending_order);
+		for (size_t j = 0; j < n; j++)
+			for (size_t i = 0; i < m->n_chans && !owner[j]; i++)
+				if (all[j] >= m->chans[i]->pending && all[j] < m->chans[i]->pending + m->chans[i]->n_pending)
+					owner[j] = m->chans[i];
+		for (size_t j = 0; j < n; j++)
+			c->sink.event(c->sink.ctx, c, owner[j], &all[j]->ev);
+		free(owner);
+		free(all);
+	}
+	for (size_t i = 0; i < m->n_chans; i++) {
+		struct mft_chan *ch = m->chans[i];
+
+		free(ch->pending);
+		ch->pending = NULL;
+		ch->n_pending = ch->cap_pending = 0;
+	}
+	/* the other ends of its connections, where traced, are migration channels too */
+	for (size_t i = 0; i < m->n_chans; i++) {
+		struct mft_chan *peer = chan_peer(c, m->chans[i]);
+
+		if (peer && peer->mig && !peer->mig->done)
+			set_evidence(c, peer->mig);
+	}
+}
+
+/* A traced other end whose group is a migration makes this one's group a migration. */
+static void peer_evidence(struct mft_correlator *c, struct mft_chan *ch)
+{
+	struct mft_chan *peer;
+
+	if (!ch->mig || ch->mig->evidence)
+		return;
+	peer = chan_peer(c, ch);
+	if (peer && peer->mig && peer->mig->evidence)
+		set_evidence(c, ch->mig);
 }
 
 /*
@@ -139,7 +377,7 @@ static struct mft_migration *infer_role(struct mft_correlator *c, struct mft_cha
 	for (size_t i = 0; i < c->n_migs; i++) {
 		struct mft_migration *o = c->migs[i];
 
-		if (o->done || o->pid != ch->pid)
+		if (o->done || o->proc != ch->proc)
 			continue;
 		for (size_t k = 0; k < o->n_chans; k++) {
 			const struct mft_chan *x = o->chans[k];
@@ -166,6 +404,24 @@ static struct mft_migration *infer_role(struct mft_correlator *c, struct mft_cha
 	return NULL;
 }
 
+/*
+ * Does channel ch belong to the open group m (same process, role and endpoint)? Within
+ * one attempt, yes; a group of no known attempt takes the channel's; a channel of no
+ * known attempt joins a group whose attempt began after it opened (events cross CPUs a
+ * little out of order, and a 7.2 destination's "active" comes after its accepts).
+ */
+static bool same_group(const struct mft_migration *m, const struct mft_chan *ch)
+{
+	const struct mft_attempt *a;
+
+	if (m->attempt == ch->attempt || !m->attempt)
+		return true;
+	if (ch->attempt)
+		return false;
+	a = attempt_find(m->proc, m->attempt);
+	return a && a->t_start >= ch->ev.t_created;
+}
+
 static void mig_add_chan(struct mft_correlator *c, struct mft_chan *ch)
 {
 	char ep[64];
@@ -177,37 +433,40 @@ static void mig_add_chan(struct mft_correlator *c, struct mft_chan *ch)
 		mft_fmt_addr(ep, sizeof(ep), ch->family, ch->laddr, ch->lport);
 	else
 		mft_fmt_addr(ep, sizeof(ep), ch->family, ch->raddr, ch->rport);
-	for (size_t i = 0; i < c->n_migs; i++) {
+	for (size_t i = c->n_migs; i-- > 0;) {
 		struct mft_migration *o = c->migs[i];
 
-		if (!o->done && o->pid == ch->pid && o->role == ch->role && !strcmp(o->endpoint, ep)) {
+		if (!o->done && o->proc == ch->proc && o->role == ch->role && !strcmp(o->endpoint, ep) &&
+		    same_group(o, ch)) {
 			m = o;
 			break;
 		}
 	}
 	if (!m) {
-		m = calloc(1, sizeof(*m));
-		if (!m) {
-			fprintf(stderr, "mftrace: out of memory\n");
-			exit(1);
-		}
-		m->id = c->next_mig_id++;
+		m = xcalloc(sizeof(*m));
 		m->pid = ch->pid;
+		m->proc = ch->proc;
 		m->role = ch->role;
+		m->attempt = ch->attempt;
 		m->t_first = ch->ev.t_created;
 		snprintf(m->endpoint, sizeof(m->endpoint), "%s", ep);
 		c->migs = mft_grow(c->migs, &c->cap_migs, c->n_migs + 1, sizeof(*c->migs));
 		c->migs[c->n_migs++] = m;
 	}
 add:
+	if (!m->attempt && ch->attempt)
+		m->attempt = ch->attempt;
+	ch->attempt = m->attempt;
 	m->chans = mft_grow(m->chans, &m->cap_chans, m->n_chans + 1, sizeof(*m->chans));
 	ch->index = (int)m->n_chans;
 	m->chans[m->n_chans++] = ch;
 	ch->mig = m;
 	if (ch->kind == MFT_KIND_UNKNOWN && !ch->ev.midlife)
 		ch->kind = ch->index == 0 ? MFT_KIND_MAIN : MFT_KIND_MULTIFD;
-	if (ch->flagged)
+	if (ch->flagged) {
 		ch->kind = MFT_KIND_MULTIFD;
+		set_evidence(c, m);
+	}
 }
 
 static bool addr_known(const struct mft_chan *ch)
@@ -217,19 +476,25 @@ static bool addr_known(const struct mft_chan *ch)
 
 static void take_addrs(struct mft_chan *ch, const struct mft_event *ev)
 {
+	int family = ev->family;
+	uint8_t la[16], ra[16];
+
 	if (!ev->family)
 		return;
-	ch->family = ev->family;
+	memcpy(la, ev->laddr, 16);
+	memcpy(ra, ev->raddr, 16);
+	/* a dual-stack listener's ::ffff:127.0.0.1 is 127.0.0.1 (pairing.h) */
+	mft_addr_normalize(&family, la, ra);
+	ch->family = family;
 	if (ev->lport) {
 		ch->lport = ev->lport;
-		memcpy(ch->laddr, ev->laddr, 16);
+		memcpy(ch->laddr, la, 16);
 	}
 	if (ev->rport) {
 		ch->rport = ev->rport;
-		memcpy(ch->raddr, ev->raddr, 16);
+		memcpy(ch->raddr, ra, 16);
 	}
 }
-
 static void take_snap(struct mft_chan *ch, const struct mft_event *ev)
 {
 	struct mft_evidence *e = &ch->ev;
@@ -279,6 +544,7 @@ static void apply(struct mft_correlator *c, struct mft_chan *ch, const struct mf
 {
 	struct mft_evidence *e = &ch->ev;
 	uint64_t t = ev->ts_ns;
+	bool evidence = false;
 
 	take_addrs(ch, ev);
 	take_snap(ch, ev);
@@ -286,7 +552,8 @@ static void apply(struct mft_correlator *c, struct mft_chan *ch, const struct mf
 	case MFT_EV_SOCK_CONNECT:
 	case MFT_EV_SOCK_ACCEPT:
 		ch->role = ev->type == MFT_EV_SOCK_CONNECT ? MFT_ROLE_SOURCE : MFT_ROLE_DEST;
-		e->midlife = false;
+		/* seen from its start, unless that was before its process's probes were complete */
+		e->midlife = ch->proc->t_traced && t < ch->proc->t_traced;
 		set_once(&e->t_created, t);
 		break;
 	case MFT_EV_SOCK_FOUND:
@@ -343,6 +610,7 @@ static void apply(struct mft_correlator *c, struct mft_chan *ch, const struct mf
 			c->bad_inits++; /* not a MultiFDInit_t after all */
 			break;
 		}
+		evidence = true;
 		ch->kind = MFT_KIND_MULTIFD;
 		ch->chan_id = id;
 		if (has_uuid && ch->mig) {
@@ -368,83 +636,35 @@ static void apply(struct mft_correlator *c, struct mft_chan *ch, const struct mf
 	default:
 		break;
 	}
-	if (ev->type == MFT_EV_MULTIFD_CHANNEL || (ev->type == MFT_EV_CHAN_INIT && ch->kind == MFT_KIND_MULTIFD)) {
+	/* migration evidence for this socket: it is a multifd channel (correlator.h) */
+	if (evidence || ev->type == MFT_EV_MULTIFD_CHANNEL || ev->type == MFT_EV_THREAD_END ||
+	    ev->type == MFT_EV_CHAN_SYNC) {
+		ch->kind = MFT_KIND_MULTIFD;
 		ch->flagged = true;
-		if (ch->mig && c->opts.newchan_probe)
-			mark_main(ch->mig);
-	}
-}
-
-static void state_event(struct mft_correlator *c, const struct mft_event *ev)
-{
-	struct mft_process *p = proc_get(c, ev->pid);
-	struct mft_statemachine *sm = NULL;
-
-	for (int i = 0; i < p->n_sm; i++)
-		if (p->sm[i].ptr == ev->sk)
-			sm = &p->sm[i];
-	if (!sm) {
-		if (p->n_sm == (int)(sizeof(p->sm) / sizeof(p->sm[0]))) {
-			memmove(&p->sm[0], &p->sm[1], sizeof(p->sm[0]) * (size_t)(p->n_sm - 1));
-			p->n_sm--;
+		if (ch->mig) {
+			set_evidence(c, ch->mig);
+			if (c->opts.newchan_probe)
+				mark_main(ch->mig);
 		}
-		sm = &p->sm[p->n_sm++];
-		memset(sm, 0, sizeof(*sm));
-		sm->ptr = ev->sk;
 	}
-	sm->t_last = ev->ts_ns;
-	if (ev->str[0])
-		snprintf(sm->state, sizeof(sm->state), "%.*s", MFT_STR_LEN - 1, ev->str);
-	else
-		snprintf(sm->state, sizeof(sm->state), "state-%lld", (long long)ev->ret);
-	sm->terminal = !strcmp(sm->state, "completed") || !strcmp(sm->state, "failed") ||
-		       !strcmp(sm->state, "cancelled");
 }
 
-/* The state machine that ran this migration, if the process showed one. */
-static const struct mft_statemachine *mig_statemachine(const struct mft_correlator *c,
-						       const struct mft_migration *m)
-{
-	const struct mft_process *p = mft_corr_process(c, m->pid);
-	const struct mft_statemachine *best = NULL;
-
-	if (!p)
-		return NULL;
-	for (int i = 0; i < p->n_sm; i++) {
-		const struct mft_statemachine *sm = &p->sm[i];
-
-		if (sm->t_last + c->opts.grace_ns < m->t_first)
-			continue; /* finished before this migration began */
-		if (!best || (sm->terminal && !best->terminal) ||
-		    (sm->terminal == best->terminal && sm->t_last > best->t_last))
-			best = sm;
-	}
-	return best;
-}
-
-static bool outcome_known(const struct mft_correlator *c, const struct mft_migration *m)
-{
-	const struct mft_statemachine *sm = mig_statemachine(c, m);
-	const struct mft_process *p = mft_corr_process(c, m->pid);
-
-	return (sm && sm->terminal) || (p && p->exited);
-}
 
 static void set_outcome(const struct mft_correlator *c, struct mft_migration *m)
 {
-	const struct mft_statemachine *sm = mig_statemachine(c, m);
-	const struct mft_process *p = mft_corr_process(c, m->pid);
+	const struct mft_attempt *a = attempt_find(m->proc, m->attempt);
+	const struct mft_process *p = m->proc;
 
 	m->failed = false;
-	if (sm && sm->terminal) {
-		snprintf(m->outcome, sizeof(m->outcome), "%s", sm->state);
-		m->failed = strcmp(sm->state, "completed") != 0;
-		if (!m->failed && p && p->exited && p->exit_status != 0 && m->role == MFT_ROLE_DEST &&
+	if (a && a->terminal) {
+		snprintf(m->outcome, sizeof(m->outcome), "%s", a->state);
+		m->failed = strcmp(a->state, "completed") != 0;
+		if (!m->failed && p->exited && p->exit_status != 0 && m->role == MFT_ROLE_DEST &&
 		    p->t_exit < m->t_last_end + c->opts.grace_ns) {
 			snprintf(m->outcome, sizeof(m->outcome), "exited(%d)", p->exit_status >> 8);
 			m->failed = true;
 		}
-	} else if (p && p->exited) {
+	} else if (p->exited) {
 		int st = p->exit_status;
 
 		if (st & 0x7f)
@@ -452,11 +672,19 @@ static void set_outcome(const struct mft_correlator *c, struct mft_migration *m)
 		else
 			snprintf(m->outcome, sizeof(m->outcome), "exited(%d)", (st >> 8) & 0xff);
 		m->failed = st != 0;
-	} else if (sm) {
-		snprintf(m->outcome, sizeof(m->outcome), "%s", sm->state);
+	} else if (a) {
+		snprintf(m->outcome, sizeof(m->outcome), "%s", a->state);
 	} else {
 		snprintf(m->outcome, sizeof(m->outcome), "unknown");
 	}
+}
+
+/* The attempt's own final state, or the process's exit, says how it ended. */
+static bool outcome_known(const struct mft_migration *m)
+{
+	const struct mft_attempt *a = attempt_find(m->proc, m->attempt);
+
+	return (a && a->terminal) || m->proc->exited;
 }
 
 static bool is_multifd(const struct mft_chan *ch)
@@ -468,7 +696,7 @@ static void judge(struct mft_correlator *c, struct mft_migration *m)
 {
 	const struct mft_verdict *vs[m->n_chans ? m->n_chans : 1];
 	size_t nv = 0;
-	bool known = outcome_known(c, m);
+	bool known = outcome_known(m);
 	bool completed;
 
 	set_outcome(c, m);
@@ -548,24 +776,32 @@ static void finish_migration(struct mft_correlator *c, size_t idx)
 {
 	struct mft_migration *m = c->migs[idx];
 
-	judge(c, m);
-	m->done = true;
-	if (has_multifd(m) && c->sink.migration)
-		c->sink.migration(c->sink.ctx, c, m);
+	for (size_t i = 0; i < m->n_chans && !m->evidence; i++)
+		peer_evidence(c, m->chans[i]);
+	if (m->evidence) {
+		judge(c, m);
+		m->done = true;
+		if (has_multifd(m) && c->sink.migration)
+			c->sink.migration(c->sink.ctx, c, m);
+	} else {
+		m->done = true;
+		if (c->sink.other)
+			c->sink.other(c->sink.ctx, c, m);
+	}
 	c->migs[idx] = c->migs[--c->n_migs];
 	/* keep channels findable as peers until both ends are judged: drop only ours whose
 	 * traced peer is judged, or that have none */
 	for (size_t i = 0; i < m->n_chans; i++) {
 		struct mft_chan *ch = m->chans[i], *peer = chan_peer(c, ch);
 
-		if (peer && peer->mig && !peer->mig->done) {
+		if (m->evidence && peer && peer->mig && !peer->mig->done) {
 			ch->mig = NULL; /* orphan: freed when the peer's migration is done */
 			m->chans[i] = NULL;
 			continue;
 		}
 		if (peer && !peer->mig) {
 			remove_chan(c, peer);
-			free(peer);
+			free_chan(peer);
 		}
 		remove_chan(c, ch);
 	}
@@ -584,7 +820,7 @@ static bool chan_over(const struct mft_chan *ch, uint64_t now, uint64_t grace)
 
 static bool ready(const struct mft_correlator *c, const struct mft_migration *m, uint64_t now)
 {
-	const struct mft_process *p = mft_corr_process(c, m->pid);
+	const struct mft_process *p = m->proc;
 	bool all_ended = true, multifd_ended = true;
 
 	for (size_t i = 0; i < m->n_chans; i++) {
@@ -597,19 +833,49 @@ static bool ready(const struct mft_correlator *c, const struct mft_migration *m,
 		}
 		/* wait for a traced destination end to be judged first */
 		if (ch->role == MFT_ROLE_SOURCE) {
-			const struct mft_chan *peer = chan_peer((struct mft_correlator *)c, ch);
+			const struct mft_chan *peer = chan_peer(c, ch);
 
 			if (peer && peer->mig && !peer->mig->done && now < m->t_last_end + 4 * c->opts.grace_ns)
 				return false;
 		}
 	}
-	if (p && p->exited && now >= p->t_exit + c->opts.grace_ns)
+	if (p->exited && now >= p->t_exit + c->opts.grace_ns)
 		return true;
 	if (!multifd_ended || !m->t_last_end)
 		return false;
-	if (all_ended && outcome_known(c, m))
+	if (all_ended && outcome_known(m))
 		return true;
 	return now >= m->t_last_end + c->opts.grace_ns;
+}
+
+/*
+ * A group that is no migration (yet) keeps no channel that ended a grace period ago: a
+ * VNC or NBD server with connections coming and going for months stays small.
+ */
+static void prune_others(struct mft_correlator *c, uint64_t now)
+{
+	for (size_t i = 0; i < c->n_migs; i++) {
+		struct mft_migration *m = c->migs[i];
+		size_t keep = 0;
+
+		if (m->evidence || m->n_chans < 2)
+			continue;
+		for (size_t k = 0; k < m->n_chans; k++) {
+			struct mft_chan *ch = m->chans[k];
+			uint64_t t_end = ch->ev.t_destroy > ch->ev.t_close ? ch->ev.t_destroy : ch->ev.t_close;
+
+			if (k + 1 < m->n_chans && chan_over(ch, now, c->opts.grace_ns) && t_end &&
+			    now >= t_end + c->opts.grace_ns && !chan_peer(c, ch)) {
+				m->n_pruned++;
+				m->n_pruned_tls += ch->ev.tls;
+				remove_chan(c, ch);
+				free_chan(ch);
+				continue;
+			}
+			m->chans[keep++] = ch;
+		}
+		m->n_chans = keep;
+	}
 }
 
 void mft_corr_tick(struct mft_correlator *c, uint64_t now_ns)
@@ -622,6 +888,8 @@ void mft_corr_tick(struct mft_correlator *c, uint64_t now_ns)
 		else
 			i++;
 	}
+	prune_others(c, c->now);
+	prune_procs(c);
 }
 
 void mft_corr_finish(struct mft_correlator *c, uint64_t now_ns)
@@ -639,34 +907,64 @@ void mft_corr_finish(struct mft_correlator *c, uint64_t now_ns)
 		}
 }
 
+/* An event line of a channel: out now if its group is a migration, else held back. */
+static void event_out(struct mft_correlator *c, struct mft_chan *ch, const struct mft_event *ev)
+{
+	struct mft_pending *pd;
+
+	if (!c->sink.event)
+		return;
+	if (!ch || (ch->mig && ch->mig->evidence)) {
+		c->sink.event(c->sink.ctx, c, ch, ev);
+		return;
+	}
+	if (ch->n_pending == MAX_PENDING) {
+		ch->pending_dropped++;
+		return;
+	}
+	ch->pending = mft_grow(ch->pending, &ch->cap_pending, ch->n_pending + 1, sizeof(*ch->pending));
+	pd = &ch->pending[ch->n_pending++];
+	pd->seq = c->next_seq++;
+	pd->ev = *ev;
+}
+
+/* Groups of this process that process-level events (sync points, teardown) speak of. */
+static bool in_attempt(const struct mft_migration *m, const struct mft_process *p)
+{
+	uint64_t cur = p->n_att && !p->att[p->n_att - 1].terminal ? p->att[p->n_att - 1].id : 0;
+
+	return m->proc == p && (!m->attempt || !cur || m->attempt == cur);
+}
+
 void mft_corr_feed(struct mft_correlator *c, const struct mft_event *ev)
 {
 	struct mft_chan *ch = NULL;
+	struct mft_process *p;
 
 	if (ev->ts_ns > c->now)
 		c->now = ev->ts_ns;
 	switch (ev->type) {
-	case MFT_EV_PROC_EXIT: {
-		struct mft_process *p = proc_get(c, ev->pid);
-
+	case MFT_EV_PROC_EXIT:
+		p = proc_of_event(c, ev);
 		p->exited = true;
 		p->exit_status = (int)ev->ret;
 		p->t_exit = ev->ts_ns;
 		break;
-	}
 	case MFT_EV_MIG_STATE:
-		state_event(c, ev);
+		state_event(c, proc_of_event(c, ev), ev);
 		break;
 	case MFT_EV_MULTIFD_CLEANUP:
+		p = proc_of_event(c, ev);
 		for (size_t i = 0; i < c->n_migs; i++)
-			if (c->migs[i]->pid == ev->pid && !c->migs[i]->t_cleanup)
+			if (in_attempt(c->migs[i], p) && !c->migs[i]->t_cleanup)
 				c->migs[i]->t_cleanup = ev->ts_ns;
 		break;
 	case MFT_EV_SYNC_MAIN:
+		p = proc_of_event(c, ev);
 		for (size_t i = 0; i < c->n_migs; i++) {
 			struct mft_migration *m = c->migs[i];
 
-			if (m->pid != ev->pid || m->t_cleanup)
+			if (!in_attempt(m, p) || m->t_cleanup)
 				continue;
 			m->n_sync++;
 			set_once(&m->t_first_sync, ev->ts_ns);
@@ -677,24 +975,28 @@ void mft_corr_feed(struct mft_correlator *c, const struct mft_event *ev)
 		if (!ev->sk)
 			break;
 		ch = chan_find(c, ev->pid, ev->sk);
-		if (ch && ch->ended && (ev->type == MFT_EV_SOCK_CONNECT || ev->type == MFT_EV_SOCK_ACCEPT))
+		if (ch && ch->ended && (ev->type == MFT_EV_SOCK_CONNECT || ev->type == MFT_EV_SOCK_ACCEPT ||
+					ev->type == MFT_EV_SOCK_FOUND))
 			ch = NULL; /* the kernel reused the address for a new socket */
 		if (!ch && ev->type != MFT_EV_SOCK_CONNECT && ev->type != MFT_EV_SOCK_ACCEPT &&
 		    ev->type != MFT_EV_SOCK_FOUND)
 			break; /* the late end (destroy, FIN) of a channel already judged and forgotten */
 		if (!ch) {
-			ch = calloc(1, sizeof(*ch));
-			if (!ch) {
-				fprintf(stderr, "mftrace: out of memory\n");
-				exit(1);
-			}
+			p = proc_of_event(c, ev);
+			ch = xcalloc(sizeof(*ch));
 			ch->sk = ev->sk;
 			ch->pid = ev->pid;
+			ch->proc = p;
 			ch->chan_id = -1;
 			ch->role = ev->role;
 			ch->ev.role = ev->role;
 			ch->ev.midlife = ev->type != MFT_EV_SOCK_CONNECT && ev->type != MFT_EV_SOCK_ACCEPT;
+			/* opened before its process's probes were complete: what happened to it
+			 * before then (a TLS handshake) may be missing, so it is mid-life */
+			if (p->t_traced && ev->ts_ns < p->t_traced)
+				ch->ev.midlife = true;
 			ch->ev.t_created = ev->ts_ns;
+			ch->attempt = attempt_at(p, ev->ts_ns);
 			c->chans = mft_grow(c->chans, &c->cap_chans, c->n_chans + 1, sizeof(*c->chans));
 			c->chans[c->n_chans++] = ch;
 		}
@@ -704,9 +1006,11 @@ void mft_corr_feed(struct mft_correlator *c, const struct mft_event *ev)
 			mig_add_chan(c, ch);
 		else if (!ch->mig && ch->role == MFT_ROLE_UNKNOWN && ch->rport)
 			mig_add_chan(c, ch);
+		if (ev->type == MFT_EV_SOCK_CONNECT || ev->type == MFT_EV_SOCK_ACCEPT || ev->type == MFT_EV_SOCK_FOUND ||
+		    ev->type == MFT_EV_ESTABLISHED)
+			peer_evidence(c, ch);
 		break;
 	}
-	if (c->sink.event)
-		c->sink.event(c->sink.ctx, c, ch, ev);
+	event_out(c, ch, ev);
 	mft_corr_tick(c, c->now);
 }

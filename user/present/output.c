@@ -6,6 +6,7 @@
 #include <sys/ioctl.h>
 #include <time.h>
 #include <unistd.h>
+#include "correlate/multifd_wire.h"
 #include "present/output.h"
 
 #define DEFAULT_WIDTH 80
@@ -166,9 +167,17 @@ static void event_detail(const struct mft_event *ev, char *buf, size_t len)
 		snprintf(buf, len, "%s thread of channel %lld", ev->arg == MFT_SIDE_SEND ? "send" : "recv",
 			 (long long)ev->ret);
 		break;
-	case MFT_EV_CHAN_INIT:
-		snprintf(buf, len, "multifd channel %lld", (long long)ev->ret);
+	case MFT_EV_CHAN_INIT: {
+		uint8_t uuid[16];
+		bool has_uuid;
+		int id;
+
+		if (mft_chan_init_of_event(ev, &id, uuid, &has_uuid) == MFT_WIRE_OK)
+			snprintf(buf, len, "multifd channel %d", id);
+		else
+			snprintf(buf, len, "not a MultiFDInit_t");
 		break;
+	}
 	case MFT_EV_MULTIFD_CLEANUP:
 		snprintf(buf, len, "%s side", ev->ret == MFT_SIDE_SEND ? "send" : "recv");
 		break;
@@ -292,9 +301,11 @@ static const struct { const char *head; int width, tier; } cols[N_COLS] = {
 static void migration_text(struct mft_output *o, const struct mft_correlator *c,
 			   const struct mft_migration *m)
 {
-	const struct mft_process *p = mft_corr_process(c, m->pid);
+	const struct mft_process *p = m->proc;
 	const struct mft_mig_verdict *mv = &m->verdict;
 	uint64_t t0 = teardown_t0(m);
+
+	(void)c;
 	char poss[64], when[32], name[sizeof(p->name)] = "", line[1024], outcome[sizeof(m->outcome)];
 	FILE *f = o->out;
 	int t = tier(o);
@@ -482,10 +493,11 @@ static void migration_json(struct mft_output *o, const struct mft_correlator *c,
 			   const struct mft_migration *m)
 {
 	const struct mft_mig_verdict *mv = &m->verdict;
-	const struct mft_process *p = mft_corr_process(c, m->pid);
+	const struct mft_process *p = m->proc;
 	char poss[64];
 	FILE *f = o->out;
 
+	(void)c;
 	for (size_t i = 0; i < m->n_chans; i++)
 		channel_json(o, m, m->chans[i]);
 	fprintf(f, "{\"type\":\"migration\",\"migration\":%" PRIu64 ",\"pid\":%u,\"name\":", m->id, m->pid);
@@ -532,4 +544,34 @@ void mft_out_migration(void *ctx, const struct mft_correlator *c, const struct m
 		migration_json(o, c, m);
 	else
 		migration_text(o, c, m);
+}
+
+void mft_out_other(void *ctx, const struct mft_correlator *c, const struct mft_migration *m)
+{
+	struct mft_output *o = ctx;
+	const struct mft_process *p = m->proc;
+	size_t tls = m->n_pruned_tls, n = m->n_chans + m->n_pruned;
+	FILE *f = o->out;
+
+	(void)c;
+	if (!o->others)
+		return;
+	for (size_t i = 0; i < m->n_chans; i++)
+		tls += m->chans[i]->ev.tls;
+	if (o->json) {
+		fprintf(f, "{\"type\":\"other\",\"pid\":%u,\"name\":", m->pid);
+		mft_json_str(f, p ? p->name : "");
+		fprintf(f, ",\"role\":\"%s\",\"endpoint\":\"%s\",\"connections\":%zu,\"tls\":%zu}\n",
+			mft_role_name(m->role), m->endpoint, n, tls);
+	} else {
+		char name[sizeof(p->name)] = "";
+
+		if (p)
+			mft_sanitize(name, sizeof(name), p->name);
+		fprintf(f, "-- other connections of pid %u%s%s%s: %s %s %s, %zu connection(s), %zu with TLS: "
+			   "no migration evidence, not judged\n",
+			m->pid, name[0] ? " (" : "", name, name[0] ? ")" : "",
+			mft_role_name(m->role), m->role == MFT_ROLE_DEST ? "on" : "to", m->endpoint, n, tls);
+	}
+	fflush(f);
 }

@@ -11,6 +11,7 @@ struct mft_output {
 	FILE *out;
 	bool json;
 	bool events;          /* print one line per channel event */
+	bool others;          /* list other connections (groups that were no migration) */
 	int64_t mono_to_real; /* add to CLOCK_MONOTONIC ns to get CLOCK_REALTIME ns */
 	int width;            /* text: fit lines to this many columns; 0 = every column (--wide) */
 	bool color;           /* text: colour the verdicts (a terminal, and NO_COLOR unset) */
@@ -28,6 +29,9 @@ void mft_out_event(void *ctx, const struct mft_correlator *c, const struct mft_c
 		   const struct mft_event *ev);
 /* Sinks for the correlator (struct mft_sink), ctx = struct mft_output *. */
 void mft_out_migration(void *ctx, const struct mft_correlator *c, const struct mft_migration *m);
+/* A group of connections that showed no migration evidence (NBD, VNC, ...): one line with
+ * o->others, nothing otherwise. Never judged, never counted. */
+void mft_out_other(void *ctx, const struct mft_correlator *c, const struct mft_migration *m);
 /* "HH:MM:SS.uuuuuu" local time of a CLOCK_MONOTONIC timestamp */
 void mft_fmt_clock(const struct mft_output *o, uint64_t mono_ns, char *buf, size_t len);
 

@@ -12,12 +12,10 @@
 #include <string.h>
 #include "base/util.h"
 #include "correlate/multifd_wire.h"
+#include "correlate/pairing.h"
 #include "store/timeline.h"
 
 #define PID_SPACE 4194304u /* PID_MAX_LIMIT: remapped pids start above it */
-#define TCP_TIME_WAIT 6      /* include/net/tcp_states.h */
-#define TCP_CLOSE_WAIT 8
-#define TCP_CLOSING 11
 #define MAX_CANDIDATES 64   /* connections of one 4-tuple looked at when pairing (port reuse) */
 
 void mft_tl_init(struct mft_timeline *tl)
@@ -147,6 +145,7 @@ static struct sockview *sockviews(const struct mft_recording *r, size_t *n_out)
 			s->pid = e->pid;
 			s->sk = e->sk;
 			s->role = e->role;
+			s->chan_id = -1;
 			if (mft_index_set(&ix, h, n - 1, sv_is, &k)) {
 				n--;
 				break;
@@ -167,10 +166,6 @@ static struct sockview *sockviews(const struct mft_recording *r, size_t *n_out)
 				memcpy(s->ra, e->raddr, 16);
 			}
 		}
-		/* a FIN that really arrived: ->CLOSE_WAIT, ->CLOSING, ->TIME_WAIT (not FIN_WAIT2->CLOSE,
-		 * which is the socket giving up, not the peer's FIN) */
-		if (e->type == MFT_EV_FIN_RCVD && e->ret != TCP_CLOSE_WAIT && e->ret != TCP_CLOSING && e->ret != TCP_TIME_WAIT)
-			continue;
 		if (e->type == MFT_EV_CHAN_INIT) {
 			bool has_uuid;
 			int id;
@@ -195,12 +190,22 @@ static struct sockview *sockviews(const struct mft_recording *r, size_t *n_out)
 	return v;
 }
 
-/* The connection a view's 4-tuple names, as its own end sees it (mirror: as the peer does). */
+/*
+ * A hash of the connection a 4-tuple names, as its own end sees it (swap the ends for
+ * the peer's view), over the addresses as the pairing rule compares them (normalised:
+ * an IPv4-mapped address is its IPv4 one). Equal hashes are candidates only: the rule
+ * itself (mirrored(), mft_same_connection()) decides.
+ */
 static uint64_t tuple_hash(int family, const uint8_t *la, uint16_t lp, const uint8_t *ra, uint16_t rp)
 {
-	uint64_t h = mft_hash_bytes(la, 16, (uint64_t)family << 32 | (uint64_t)lp << 16 | rp);
+	uint8_t l[16], r[16];
+	uint64_t h;
 
-	return mft_hash_bytes(ra, 16, h);
+	memcpy(l, la, 16);
+	memcpy(r, ra, 16);
+	mft_addr_normalize(&family, l, r);
+	h = mft_hash_bytes(l, 16, (uint64_t)family << 32 | (uint64_t)lp << 16 | rp);
+	return mft_hash_bytes(r, 16, h);
 }
 
 struct by_tuple {
@@ -217,14 +222,13 @@ static int cmp_tuple(const void *a, const void *b)
 	return x->t < y->t ? -1 : x->t > y->t;
 }
 
-/* The same TCP connection seen from both ends: the 4-tuple mirrored, and where both ends
- * decoded QEMU's MultiFDInit_t, the same migration UUID and channel id. */
+/* The same TCP connection seen from both ends: the correlator's one rule (pairing.h). */
 static bool mirrored(const struct sockview *a, const struct sockview *b)
 {
-	if (a->has_uuid && b->has_uuid && (memcmp(a->uuid, b->uuid, 16) || a->chan_id != b->chan_id))
-		return false;
-	return a->lp && a->rp && a->lp == b->rp && a->rp == b->lp && a->family == b->family &&
-	       !memcmp(a->la, b->ra, 16) && !memcmp(a->ra, b->la, 16);
+	struct mft_end x = { a->family, a->la, a->ra, a->lp, a->rp, a->chan_id, a->has_uuid ? a->uuid : NULL };
+	struct mft_end y = { b->family, b->la, b->ra, b->lp, b->rp, b->chan_id, b->has_uuid ? b->uuid : NULL };
+
+	return mft_same_connection(&x, &y);
 }
 
 static uint64_t first_time(const struct sockview *s)
@@ -562,7 +566,7 @@ static void on_migration(void *ctx, const struct mft_correlator *c, const struct
 {
 	struct replay *r = ctx;
 	struct mft_timeline *tl = r->tl;
-	const struct mft_process *p = mft_corr_process(c, m->pid);
+	const struct mft_process *p = m->proc;
 	struct mft_tl_mig *tm;
 
 	if (r->out && r->out->migration)
@@ -695,23 +699,27 @@ void mft_tl_run(struct mft_timeline *tl, const struct mft_sink *out)
 	mft_corr_tick(c, tl->t_end);
 	mft_corr_finish(c, tl->t_end);
 	mft_corr_free(c);
-	/* the other end of each connection, where both were traced: channels sorted by their
-	 * 4-tuple, each looks up its mirror (the first one, in channel order) */
+	/* the other end of each connection, where both were traced: channels sorted by the
+	 * hash of their 4-tuple, each looks up its mirror among the few with the mirrored hash
+	 * (the first one, in channel order); the correlator's rule decides */
 	struct by_tuple *bt = calloc(tl->n_chans ? tl->n_chans : 1, sizeof(*bt));
 
 	for (size_t i = 0; bt && i < tl->n_chans; i++) {
 		const struct mft_chan *a = &tl->chans[i].ch;
 
-		bt[i] = (struct by_tuple){ tuple_hash(0, a->laddr, a->lport, a->raddr, a->rport), i, i };
+		bt[i] = (struct by_tuple){ tuple_hash(a->family, a->laddr, a->lport, a->raddr, a->rport), i, i };
 	}
 	if (bt)
 		qsort(bt, tl->n_chans, sizeof(*bt), cmp_tuple);
 	for (size_t i = 0; bt && i < tl->n_chans; i++) {
-		const struct mft_chan *a = &tl->chans[i].ch;
-		struct by_tuple want = { tuple_hash(0, a->raddr, a->rport, a->laddr, a->lport), 0, 0 };
+		const struct mft_tl_chan *a = &tl->chans[i];
+		const struct mft_tl_mig *ma = &tl->migs[a->mig];
+		struct mft_end x = { a->ch.family, a->ch.laddr, a->ch.raddr, a->ch.lport, a->ch.rport, a->ch.chan_id,
+				     ma->m.has_uuid ? ma->m.uuid : NULL };
+		struct by_tuple want = { tuple_hash(a->ch.family, a->ch.raddr, a->ch.rport, a->ch.laddr, a->ch.lport), 0, 0 };
 		size_t lo = 0, hi = tl->n_chans, seen = 0;
 
-		if (!a->lport || !a->rport)
+		if (!a->ch.lport || !a->ch.rport)
 			continue;
 		while (lo < hi) {
 			size_t mid = lo + (hi - lo) / 2;
@@ -723,10 +731,12 @@ void mft_tl_run(struct mft_timeline *tl, const struct mft_sink *out)
 		}
 		for (size_t k = lo; k < tl->n_chans && bt[k].h == want.h && seen++ < MAX_CANDIDATES; k++) {
 			size_t j = bt[k].i;
-			const struct mft_chan *b = &tl->chans[j].ch;
+			const struct mft_tl_chan *b = &tl->chans[j];
+			const struct mft_tl_mig *mb = &tl->migs[b->mig];
+			struct mft_end y = { b->ch.family, b->ch.laddr, b->ch.raddr, b->ch.lport, b->ch.rport,
+					     b->ch.chan_id, mb->m.has_uuid ? mb->m.uuid : NULL };
 
-			if (j != i && b->pid != a->pid && b->lport == a->rport && b->rport == a->lport &&
-			    !memcmp(b->laddr, a->raddr, 16) && !memcmp(b->raddr, a->laddr, 16)) {
+			if (j != i && mft_same_connection(&x, &y)) {
 				tl->chans[i].peer = (long)j;
 				break;
 			}
