@@ -13,7 +13,7 @@ CC ?= cc
 PKG_CONFIG ?= pkg-config
 
 CFLAGS ?= -O2 -g
-CFLAGS += -Wall -Wextra -Werror -std=gnu11 -D_GNU_SOURCE -Iinclude -Iuser -I$(BUILD) -MMD -MP
+override CFLAGS += -Wall -Wextra -Werror -std=gnu11 -D_GNU_SOURCE -Iinclude -Iuser -I$(BUILD) -MMD -MP $(NOWARN)
 LDLIBS += $(shell $(PKG_CONFIG) --libs libbpf 2>/dev/null || echo -lbpf) -lelf -lz -lm -lmicrohttpd -lpthread
 MULTIARCH := $(shell $(CC) -print-multiarch 2>/dev/null)
 BPF_CFLAGS := -g -O2 -target bpf -D__TARGET_ARCH_$(ARCH) -Wall -Werror \
@@ -30,7 +30,7 @@ TOOL_SRCS := $(filter-out $(CORE_SRCS),$(foreach s,$(STAGES),$(wildcard user/$(s
 TOOL_OBJS := $(TOOL_SRCS:user/%.c=$(BUILD)/%.o)
 UNIT_TESTS := $(patsubst tests/unit/%.c,$(BUILD)/tests/%,$(wildcard tests/unit/test_*.c))
 
-.PHONY: all test check unit demo bench clean install setup layers format format-check fuzz
+.PHONY: all test check unit demo bench clean install setup layers format format-check fuzz asan
 all: $(BUILD)/mftrace $(UNIT_TESTS) layers
 
 $(BUILD)/mftrace.bpf.o: bpf/mftrace.bpf.c include/mftrace.h $(VMLINUX)
@@ -93,7 +93,16 @@ install: $(BUILD)/mftrace
 	install -D -m 0644 docs/mftrace.8 $(DESTDIR)$(PREFIX)/share/man/man8/mftrace.8
 
 clean:
-	rm -rf $(BUILD)
+	rm -rf $(BUILD) build-asan
+
+# The same build with AddressSanitizer and UndefinedBehaviorSanitizer, into build-asan/
+# (the unit tests and build-asan/mftrace). tests/run asan runs them, and a real-migration
+# test with MFTRACE=build-asan/mftrace; scripts/check does both.
+# (clang: its runtime writes UBSan's reports to log_path, gcc's does not)
+ASAN_CFLAGS := -O1 -g -fno-omit-frame-pointer -fsanitize=address,undefined -fno-sanitize-recover=all
+asan:
+	@$(MAKE) --no-print-directory BUILD=build-asan CC=$(CLANG) CFLAGS="$(ASAN_CFLAGS)" \
+		NOWARN=-Wno-missing-field-initializers all
 
 # Every libFuzzer target (clang, ASan, UBSan), FUZZ_SECONDS each, default 60.
 FUZZ_SECONDS ?= 60

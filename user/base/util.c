@@ -65,7 +65,7 @@ void mft_fmt_uuid(char *buf, size_t len, const uint8_t *u)
 
 void mft_fmt_span(int64_t ns, char *buf, size_t len)
 {
-	int64_t a = ns < 0 ? -ns : ns;
+	uint64_t a = ns < 0 ? -(uint64_t)ns : (uint64_t)ns; /* INT64_MIN too */
 
 	if (ns == MFT_NO_SPAN)
 		snprintf(buf, len, "-");

@@ -22,7 +22,7 @@
 #include "collect/host.h"
 #include "mftrace.skel.h"
 
-#define MAX_LINKS_PER_TARGET 32
+#define MAX_LINKS_PER_TARGET 48 /* a target needs about 20 (25 with USDT) */
 #define REAPERS 8
 
 /* Links waiting to be destroyed, and the threads that destroy them. */
@@ -57,6 +57,7 @@ struct mft_collector {
 	size_t n_status, cap_status;
 	uint64_t status_seq, status_dropped;
 	uint64_t bad_events;
+	uint64_t no_fd;              /* attaches that failed for want of a file descriptor */
 	struct reaper reaper;
 };
 
@@ -325,8 +326,11 @@ static bool uprobe_cookie(struct mft_collector *c, struct target *t, struct bpf_
 	struct bpf_link *l;
 	uint64_t off;
 
-	if (t->n_links == MAX_LINKS_PER_TARGET)
+	if (t->n_links == MAX_LINKS_PER_TARGET) {
+		add_status(c, t->pid, func, mech, false, required, "not attached: %d probes in one target already",
+			   MAX_LINKS_PER_TARGET);
 		return false;
+	}
 	if (mft_elf_symbol_offset(e, func, &off)) {
 		add_status(c, t->pid, func, mech, false, required, "%s: symbol not found", path);
 		errno = ENOENT;
@@ -336,6 +340,7 @@ static bool uprobe_cookie(struct mft_collector *c, struct target *t, struct bpf_
 	if (!l) {
 		int err = errno;
 
+		c->no_fd += err == EMFILE || err == ENFILE;
 		add_status(c, t->pid, func, mech, false, required, "%s: %s", path, strerror(err));
 		errno = err;
 		return false;
@@ -381,10 +386,14 @@ static bool usdt(struct mft_collector *c, struct target *t, struct bpf_program *
 	LIBBPF_OPTS(bpf_usdt_opts, uo, .usdt_cookie = cookie);
 	struct bpf_link *l;
 
-	if (t->n_links == MAX_LINKS_PER_TARGET)
+	if (t->n_links == MAX_LINKS_PER_TARGET) {
+		add_status(c, t->pid, name, "usdt", false, false, "not attached: %d probes in one target already",
+			   MAX_LINKS_PER_TARGET);
 		return false;
+	}
 	l = bpf_program__attach_usdt(p, (pid_t)t->pid, path, "qemu", name, &uo);
 	if (!l) {
+		c->no_fd += errno == EMFILE || errno == ENFILE;
 		add_status(c, t->pid, name, "usdt", false, false, "%s: %s", path, strerror(errno));
 		return false;
 	}
@@ -607,6 +616,11 @@ const struct mft_attach_status *mft_collector_status(const struct mft_collector 
 uint64_t mft_collector_statuses_dropped(const struct mft_collector *c)
 {
 	return c->status_dropped;
+}
+
+uint64_t mft_collector_attach_no_fd(const struct mft_collector *c)
+{
+	return c->no_fd;
 }
 
 /* Keys of a map, one at a time (a hash map has no count the kernel would give us). */

@@ -71,6 +71,8 @@ uint64_t mft_collector_bad_events(const struct mft_collector *c);
 const struct mft_attach_status *mft_collector_status(const struct mft_collector *c, size_t *n);
 /* Statuses not kept because MFT_MAX_STATUS were (counted). */
 uint64_t mft_collector_statuses_dropped(const struct mft_collector *c);
+/* Probes that could not attach for want of a file descriptor (each link holds two). */
+uint64_t mft_collector_attach_no_fd(const struct mft_collector *c);
 /* Entries in one of the kernel maps now (a walk of its keys), and its capacity. */
 void mft_collector_map_fill(const struct mft_collector *c, enum mft_map_fill which, uint64_t *used,
 			    uint64_t *capacity);

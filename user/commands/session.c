@@ -5,10 +5,12 @@
  * the exporter's metrics, and the summary printed at the end names each one that was
  * reached.
  */
+#include <dirent.h>
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <time.h>
 #include "collect/elfsym.h"
 #include "collect/host.h"
@@ -188,11 +190,38 @@ static void rescan(struct mft_session *s)
 		add_target(s, found[i], false);
 }
 
+/* Descriptors open now: every probe link holds two (the link and its perf event). */
+static uint64_t open_fds(void)
+{
+	DIR *d = opendir("/proc/self/fd");
+	uint64_t n = 0;
+
+	if (!d)
+		return 0;
+	while (readdir(d))
+		n++;
+	closedir(d);
+	return n > 3 ? n - 3 : 0; /* ".", ".." and the directory's own */
+}
+
+/* Every probe link holds two descriptors: a few hundred QEMUs need thousands. Take the
+ * hard limit (the systemd unit sets LimitNOFILE); a shortfall shows as a limit. */
+static void raise_nofile(void)
+{
+	struct rlimit r;
+
+	if (!getrlimit(RLIMIT_NOFILE, &r) && r.rlim_cur < r.rlim_max) {
+		r.rlim_cur = r.rlim_max;
+		setrlimit(RLIMIT_NOFILE, &r);
+	}
+}
+
 size_t mft_session_limits(const struct mft_session *s, struct mft_limit *out, size_t max)
 {
 	const struct mft_collector *c = s->col;
 	size_t n = 0, n_status;
-	struct mft_limit l[5] = {
+	struct rlimit nofile = { 0 };
+	struct mft_limit l[6] = {
 		{ "targets", (uint64_t)s->n_pids, MFT_MAX_TARGETS, s->targets_over_limit,
 		  "QEMU processes traced at once; one over it is not traced (said once, retried when one exits)" },
 		{ "attach_statuses", 0, MFT_MAX_STATUS, mft_collector_statuses_dropped(c),
@@ -203,6 +232,8 @@ size_t mft_session_limits(const struct mft_session *s, struct mft_limit *out, si
 		  "TLS sessions tied to their socket; past it a bye or deinit cannot be placed" },
 		{ "call_maps", 0, 0, mft_collector_counter(c, MFT_CNT_CALL_MAP_FULL),
 		  "target threads inside a probed GnuTLS call; past it the call is not followed" },
+		{ "file_descriptors", open_fds(), 0, mft_collector_attach_no_fd(c),
+		  "two per probe link (about 20 links per target); past RLIMIT_NOFILE a probe cannot attach" },
 	};
 
 	mft_collector_status(c, &n_status);
@@ -210,6 +241,8 @@ size_t mft_session_limits(const struct mft_session *s, struct mft_limit *out, si
 	mft_collector_map_fill(c, MFT_FILL_SOCKS, &l[2].used, &l[2].capacity);
 	mft_collector_map_fill(c, MFT_FILL_SESSIONS, &l[3].used, &l[3].capacity);
 	mft_collector_map_fill(c, MFT_FILL_CALLS, &l[4].used, &l[4].capacity);
+	if (!getrlimit(RLIMIT_NOFILE, &nofile))
+		l[5].capacity = nofile.rlim_cur == RLIM_INFINITY ? UINT64_MAX : nofile.rlim_cur;
 	for (size_t i = 0; i < sizeof(l) / sizeof(l[0]) && n < max; i++)
 		out[n++] = l[i];
 	return n;
@@ -244,6 +277,7 @@ int mft_session_run(const struct mft_session_opts *o, volatile sig_atomic_t *sto
 	uint64_t t_end = 0, t_empty = 0, t_scan = 0;
 	bool stay = o->stay || o->all_qemus;
 
+	raise_nofile();
 	if (mft_check_btf(err, sizeof(err)) || mft_ensure_tracefs(&mounted, err, sizeof(err))) {
 		fprintf(stderr, "mftrace: %s\n", err);
 		return 1;

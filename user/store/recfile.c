@@ -1167,9 +1167,9 @@ int mft_rec_parse(const uint8_t *buf, size_t len, struct mft_recording *r)
 		r->segment_size = len - MFT_REC_PREAMBLE_LEN;
 	}
 	/* no more segments than the file can hold, whatever the preamble claims */
-	segs = calloc(r->n_segments < (len - MFT_REC_PREAMBLE_LEN) / r->segment_size + 1 ?
-			      r->n_segments : (len - MFT_REC_PREAMBLE_LEN) / r->segment_size + 1,
-		      sizeof(*segs));
+	size_t fit = r->segment_size ? (len - MFT_REC_PREAMBLE_LEN) / r->segment_size + 1 : 1;
+
+	segs = calloc(r->n_segments < fit ? r->n_segments : fit, sizeof(*segs));
 	if (!segs) {
 		problem(r, "out of memory");
 		return -1;
