@@ -24,13 +24,13 @@ BPF_CFLAGS := -g -O2 -target bpf -D__TARGET_ARCH_$(ARCH) -Wall -Werror \
 STAGES := base collect correlate store present commands
 # Pure C modules (no libbpf, no kernel): what the unit tests and fuzzers link.
 CORE_SRCS := $(wildcard user/base/*.c user/correlate/*.c user/store/*.c user/present/*.c) \
-	user/collect/probe_select.c
+	user/collect/probe_select.c user/collect/qemu_args.c
 CORE_OBJS := $(CORE_SRCS:user/%.c=$(BUILD)/%.o)
 TOOL_SRCS := $(filter-out $(CORE_SRCS),$(foreach s,$(STAGES),$(wildcard user/$(s)/*.c)))
 TOOL_OBJS := $(TOOL_SRCS:user/%.c=$(BUILD)/%.o)
 UNIT_TESTS := $(patsubst tests/unit/%.c,$(BUILD)/tests/%,$(wildcard tests/unit/test_*.c))
 
-.PHONY: all test check unit demo bench clean install setup layers format format-check fuzz asan
+.PHONY: all test check unit demo bench clean install setup layers format format-check fuzz asan FORCE
 all: $(BUILD)/mftrace $(UNIT_TESTS) layers
 
 $(BUILD)/mftrace.bpf.o: bpf/mftrace.bpf.c include/mftrace.h $(VMLINUX)
@@ -46,7 +46,17 @@ $(BUILD)/%.o: user/%.c
 	@mkdir -p $(@D)
 	$(CC) $(CFLAGS) -c $< -o $@
 
-$(TOOL_OBJS): $(BUILD)/mftrace.skel.h
+$(TOOL_OBJS): $(BUILD)/mftrace.skel.h $(BUILD)/revision.h
+
+# The git revision at build time (mftrace_build_info{revision}): `git describe`, "unknown"
+# outside git; REVISION=... overrides it. Rewritten only when it changes, so that an
+# unchanged tree rebuilds nothing.
+REVISION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo unknown)
+$(BUILD)/revision.h: FORCE
+	@mkdir -p $(@D)
+	@printf '#define MFT_REVISION "%s"\n' '$(subst ',,$(subst ",,$(REVISION)))' > $@.tmp
+	@cmp -s $@.tmp $@ && rm -f $@.tmp || mv -f $@.tmp $@
+FORCE:
 
 $(BUILD)/mftrace: $(TOOL_OBJS) $(CORE_OBJS)
 	$(CC) $(CFLAGS) $^ -o $@ $(LDLIBS)

@@ -11,6 +11,7 @@
  * any one local user (or remote address) to its share of the connections.
  */
 #include <arpa/inet.h>
+#include <dirent.h>
 #include <errno.h>
 #include <getopt.h>
 #include <netinet/in.h>
@@ -19,6 +20,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
@@ -32,6 +34,7 @@
 #include "commands/cli.h"
 #include "commands/http_guard.h"
 #include "version.h"
+#include "revision.h"
 
 /* Outside 9100-9999 (the Prometheus wiki's exporter port allocations, all taken), below
  * the Linux ephemeral range (32768-60999), and not in /etc/services. */
@@ -43,6 +46,7 @@
 #define REQUEST_MEMORY 16384   /* per connection: the request line and headers must fit */
 #define LISTEN_BACKLOG 1024    /* a burst of connections waits here, not in SYN retries */
 #define LIMITS_EVERY_NS 1000000000ull
+#define MAX_PROGS 128
 
 static const char usage[] =
 "Usage: mftrace exporter [--listen ADDR:PORT] [options]\n"
@@ -102,6 +106,23 @@ struct exporter {
 
 /* ---- the session side ---- */
 
+/* kernel.bpf_stats_enabled, and what the kernel counted of each of our programs. */
+static void update_bpf(struct exporter *x, const struct mft_session *s)
+{
+	struct mft_prog_stat st[MAX_PROGS];
+	char v[8] = "";
+	FILE *f = fopen("/proc/sys/kernel/bpf_stats_enabled", "re");
+	bool on;
+
+	if (f) {
+		if (!fgets(v, sizeof(v), f))
+			v[0] = '\0';
+		fclose(f);
+	}
+	on = v[0] && v[0] != '0';
+	mft_metrics_set_bpf(x->m, on, st, on ? mft_session_prog_stats(s, st, MAX_PROGS) : 0);
+}
+
 static void on_migration(void *ctx, const struct mft_correlator *c, const struct mft_migration *mig)
 {
 	struct exporter *x = ctx;
@@ -126,6 +147,8 @@ static void on_target(void *ctx, const struct mft_session *s, const struct mft_p
 	struct exporter *x = ctx;
 
 	mft_metrics_target(x->m, pi->pid, pi->name, added);
+	if (added)
+		mft_metrics_target_info(x->m, pi);
 	update_probes(x, s);
 }
 
@@ -151,6 +174,7 @@ static void on_tick(void *ctx, const struct mft_session *s, uint64_t now_ns)
 		mft_http_guard_limits(x->guard, l + n);
 		mft_metrics_set_limits(x->m, l, n + 2);
 		x->t_limits = now_ns;
+		update_bpf(x, s);
 	}
 }
 
@@ -185,6 +209,52 @@ static double mono_s(void)
 	return (double)mft_mono_now() / 1e9;
 }
 
+/* process_*: as the Prometheus client libraries define them, from /proc/self. */
+static void update_process(struct exporter *x)
+{
+	struct mft_metrics_process p = { 0 };
+	static double boot_time; /* /proc/stat btime: it does not change */
+	double tick = (double)sysconf(_SC_CLK_TCK), page = (double)sysconf(_SC_PAGESIZE);
+	char buf[1024], *rp;
+	unsigned long long utime, stime, start, vsize, rss;
+	struct rlimit nofile;
+	struct dirent *de;
+	DIR *d;
+	FILE *f;
+
+	if (!boot_time && (f = fopen("/proc/stat", "re"))) {
+		while (fgets(buf, sizeof(buf), f))
+			if (!strncmp(buf, "btime ", 6))
+				boot_time = strtod(buf + 6, NULL);
+		fclose(f);
+	}
+	if ((f = fopen("/proc/self/stat", "re"))) {
+		size_t n = fread(buf, 1, sizeof(buf) - 1, f);
+
+		buf[n] = '\0';
+		fclose(f);
+		/* after "pid (comm) ": state is field 3; utime 14, stime 15, starttime 22, vsize 23, rss 24 */
+		if ((rp = strrchr(buf, ')')) &&
+		    sscanf(rp + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %llu %llu %*d %*d %*d %*d %*d %*d %llu %llu %llu",
+			   &utime, &stime, &start, &vsize, &rss) == 5 && tick > 0) {
+			p.cpu_seconds = (double)(utime + stime) / tick;
+			p.start_time_seconds = boot_time + (double)start / tick;
+			p.virtual_bytes = (double)vsize;
+			p.resident_bytes = (double)rss * page;
+		}
+	}
+	if ((d = opendir("/proc/self/fd"))) {
+		while ((de = readdir(d)))
+			if (de->d_name[0] != '.')
+				p.open_fds++;
+		closedir(d);
+		p.open_fds--; /* the directory's own */
+	}
+	if (!getrlimit(RLIMIT_NOFILE, &nofile))
+		p.max_fds = nofile.rlim_cur == RLIM_INFINITY ? 1e300 : (double)nofile.rlim_cur;
+	mft_metrics_set_process(x->m, &p);
+}
+
 static enum MHD_Result serve_metrics(struct exporter *x, struct MHD_Connection *conn)
 {
 	const char *accept = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_ACCEPT);
@@ -195,6 +265,7 @@ static enum MHD_Result serve_metrics(struct exporter *x, struct MHD_Connection *
 	size_t len;
 	char *buf;
 
+	update_process(x);
 	if (mft_metrics_render(x->m, om, &buf, &len))
 		return reply(x, conn, MHD_HTTP_SERVICE_UNAVAILABLE, "text/plain; charset=utf-8", "out of memory\n");
 	r = MHD_create_response_from_buffer(len, buf, MHD_RESPMEM_MUST_FREE);
@@ -431,7 +502,7 @@ int mft_cmd_exporter(int argc, char **argv)
 		return 1;
 	}
 	snprintf(libbpf_v, sizeof(libbpf_v), "%s", libbpf_version_string());
-	struct mft_metrics_build b = { MFT_VERSION, libbpf_v, MHD_get_version() };
+	struct mft_metrics_build b = { MFT_VERSION, libbpf_v, MHD_get_version(), MFT_REVISION };
 
 	x.m = mft_metrics_new(&b);
 	if (!x.m) {

@@ -216,6 +216,11 @@ static void raise_nofile(void)
 	}
 }
 
+size_t mft_session_prog_stats(const struct mft_session *s, struct mft_prog_stat *out, size_t max)
+{
+	return mft_collector_prog_stats(s->col, out, max);
+}
+
 size_t mft_session_limits(const struct mft_session *s, struct mft_limit *out, size_t max)
 {
 	const struct mft_collector *c = s->col;
