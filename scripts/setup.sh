@@ -19,7 +19,8 @@ export DEBIAN_FRONTEND=noninteractive
 
 PKGS=(make clang llvm libbpf-dev bpftool libelf-dev zlib1g-dev pkg-config
       libgnutls28-dev qemu-system-x86 qemu-utils bpftrace python3 binutils
-      iproute2 ca-certificates libmicrohttpd-dev prometheus chromium)
+      iproute2 ca-certificates libmicrohttpd-dev prometheus chromium
+      libyaml-dev libcrypt-dev gnutls-bin curl)
 
 missing=()
 for p in "${PKGS[@]}"; do
