@@ -836,13 +836,22 @@ def check_promtool(exp: Exporter) -> None:
             return f"mftrace --version says {v}, build_info {rows}"
         if rows[0].get("libmicrohttpd", "").count(".") != 2 or not rows[0].get("libbpf"):
             return f"library versions missing: {rows}"
-        # the revision the build was made from: git's word, unless the tree moved since
-        g = subprocess.run(["git", "-C", REPO, "describe", "--tags", "--always"], capture_output=True, text=True,
-                           timeout=10)
+        # the revision the build was made from: a commit of this repository (git describe's
+        # form), and HEAD's own when no commit was made since the binary was built
         rev = rows[0].get("revision", "")
-        if not rev or (g.returncode == 0 and not rev.startswith(g.stdout.strip()) and
-                       os.path.getmtime(MFTRACE) > os.path.getmtime(os.path.join(REPO, ".git"))):
-            return f"revision {rev!r}, git describe {g.stdout.strip()!r}"
+        git = ["git", "-C", REPO]
+        if subprocess.run(git + ["rev-parse", "--git-dir"], capture_output=True, timeout=10).returncode:
+            return None if rev == "unknown" else f"revision {rev!r} outside git"
+        base = rev.removesuffix("-dirty")
+        if subprocess.run(git + ["rev-parse", "--verify", "--quiet", base + "^{commit}"], capture_output=True,
+                          timeout=10).returncode:
+            return f"revision {rev!r} names no commit of this repository"
+        head_time = int(subprocess.run(git + ["log", "-1", "--format=%ct"], capture_output=True, text=True,
+                                       timeout=10).stdout.strip() or 0)
+        describe = subprocess.run(git + ["describe", "--tags", "--always"], capture_output=True, text=True,
+                                  timeout=10).stdout.strip()
+        if head_time < os.path.getmtime(MFTRACE) and base != describe:
+            return f"revision {rev!r}, but HEAD (older than the binary) is {describe!r}"
         return None
     check("mftrace_build_info carries the version mftrace --version prints, and the git revision", build_info)
 
@@ -876,8 +885,9 @@ def check_promtool(exp: Exporter) -> None:
         # sysctl shows it), off again when it closes; nothing global is left changed
         import ctypes
         libc = ctypes.CDLL(None, use_errno=True)
+        libc.syscall.restype = ctypes.c_long
         attr = ctypes.create_string_buffer(8)         # union bpf_attr { __u32 type; } = BPF_STATS_RUN_TIME (0)
-        fd = libc.syscall(321, 32, attr, ctypes.c_uint(8))   # SYS_bpf, BPF_ENABLE_STATS
+        fd = libc.syscall(ctypes.c_long(321), ctypes.c_long(32), attr, ctypes.c_long(8))  # SYS_bpf, BPF_ENABLE_STATS
         if fd < 0:
             return ("skip", f"BPF_ENABLE_STATS failed: errno {ctypes.get_errno()}")
         try:

@@ -681,6 +681,14 @@ static void process_and_bpf(void)
 	CHECK(has_line(t, "process_max_fds 1024"));
 	CHECK(has_line(t, "process_start_time_seconds 1700000000.25"));
 	CHECK(has_line(t, "mftrace_bpf_stats_enabled 0"));
+	/* counted through BPF_ENABLE_STATS, which the sysctl does not show: shown */
+	CHECK(has_line(t, "mftrace_bpf_program_runs_total{program=\"tp_recv_length\"} 12345"));
+	free(t);
+	const struct mft_prog_stat none[] = { { "tp_recv_length", 0, 0 } };
+
+	mft_metrics_set_bpf(m, false, none, 1); /* never counted: not shown */
+	t = render(m, false);
+	CHECK(t);
 	CHECK(!strstr(t, "mftrace_bpf_program_runs_total{"));
 	free(t);
 	mft_metrics_set_bpf(m, true, st, 2);

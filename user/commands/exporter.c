@@ -145,7 +145,7 @@ static void update_bpf(struct exporter *x, const struct mft_session *s)
 		fclose(f);
 	}
 	on = v[0] && v[0] != '0';
-	mft_metrics_set_bpf(x->m, on, st, on ? mft_session_prog_stats(s, st, MAX_PROGS) : 0);
+	mft_metrics_set_bpf(x->m, on, st, mft_session_prog_stats(s, st, MAX_PROGS));
 }
 
 static void on_migration(void *ctx, const struct mft_correlator *c, const struct mft_migration *mig)

@@ -144,9 +144,11 @@ static const struct family families[F__MAX] = {
 	[F_BPF_ENABLED] = { "mftrace_bpf_stats_enabled", T_GAUGE, NULL,
 		"kernel.bpf_stats_enabled: 1 if the kernel counts BPF program run time and runs." },
 	[F_BPF_TIME] = { "mftrace_bpf_program_run_time_seconds", T_COUNTER, "seconds",
-		"Time spent in each of mftrace's BPF programs, while kernel.bpf_stats_enabled is 1.", { "program" } },
+		"Time spent in each of mftrace's BPF programs while the kernel counts it (kernel.bpf_stats_enabled, "
+		"or BPF_ENABLE_STATS); shown once anything was counted.", { "program" } },
 	[F_BPF_RUNS] = { "mftrace_bpf_program_runs", T_COUNTER, NULL,
-		"Runs of each of mftrace's BPF programs, while kernel.bpf_stats_enabled is 1.", { "program" } },
+		"Runs of each of mftrace's BPF programs while the kernel counts them (kernel.bpf_stats_enabled, "
+		"or BPF_ENABLE_STATS); shown once anything was counted.", { "program" } },
 	[F_PROC_CPU] = { "process_cpu_seconds", T_COUNTER, "seconds", "Total user and system CPU time spent in seconds." },
 	[F_PROC_RSS] = { "process_resident_memory_bytes", T_GAUGE, "bytes", "Resident memory size in bytes." },
 	[F_PROC_VSZ] = { "process_virtual_memory_bytes", T_GAUGE, "bytes", "Virtual memory size in bytes." },
@@ -717,10 +719,16 @@ void mft_metrics_set_process(struct mft_metrics *m, const struct mft_metrics_pro
 void mft_metrics_set_bpf(struct mft_metrics *m, bool stats_enabled, const struct mft_prog_stat *st, size_t n)
 {
 	pthread_mutex_lock(&m->lock);
+	bool counted = stats_enabled;
+
+	/* BPF_ENABLE_STATS (a descriptor held open) counts too, and the sysctl does not show
+	 * it: once anything was counted the counters stay, as counters must */
+	for (size_t i = 0; i < n; i++)
+		counted |= st[i].run_cnt != 0;
 	m->f[F_BPF_ENABLED].s[0].value = stats_enabled;
 	clear_family(m, F_BPF_TIME);
 	clear_family(m, F_BPF_RUNS);
-	for (size_t i = 0; stats_enabled && i < n; i++) {
+	for (size_t i = 0; counted && i < n; i++) {
 		char name[LV_LEN];
 		struct series *s;
 

@@ -56,7 +56,8 @@ void mft_metrics_target(struct mft_metrics *m, uint32_t pid, const char *vm, boo
 /* What a traced QEMU's /proc says (mftrace_target_info): call after mft_metrics_target(added). */
 void mft_metrics_target_info(struct mft_metrics *m, const struct mft_procinfo *pi);
 void mft_metrics_set_process(struct mft_metrics *m, const struct mft_metrics_process *p);
-/* kernel.bpf_stats_enabled, and the programs' run time and runs (shown only when enabled). */
+/* kernel.bpf_stats_enabled, and the programs' run time and runs (shown when enabled, or
+ * once any run was counted: BPF_ENABLE_STATS enables counting without the sysctl). */
 void mft_metrics_set_bpf(struct mft_metrics *m, bool stats_enabled, const struct mft_prog_stat *st, size_t n);
 void mft_metrics_set_self(struct mft_metrics *m, const struct mft_metrics_self *s);
 /* The collector's attach statuses. Entries of pids that are not traced now are ignored. */
