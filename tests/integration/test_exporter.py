@@ -1009,11 +1009,14 @@ def check_robustness(exp: Exporter) -> None:
     check("http: malformed requests get 4xx or a closed connection; the exporter keeps serving", malformed)
 
     def slow_clients():
-        # three clients trickle a request one byte every 0.4 s; meanwhile normal scrapes by
-        # the same user (who may hold MAX_CONN / 8 connections) must stay fast. Other users'
-        # hostile clients: tests/integration/test_exporter_hostile.py
+        # two clients trickle a request one byte every 0.4 s; meanwhile normal scrapes by
+        # the same user must stay fast. That user holds at most MAX_CONN / 8 = 4 connections,
+        # and Prometheus, running as root like this test, keeps one of them open: 2 slow + 1
+        # Prometheus + 1 scrape. (With 3 slow clients the 5th connection is refused, as the
+        # share says: exact since Prometheus' keep-alive connection is counted.) Other
+        # users' hostile clients: tests/integration/test_exporter_hostile.py
         req = b"GET /metrics HTTP/1.1\r\nHost: x\r\n"
-        socks = [socket.create_connection(("127.0.0.1", port), timeout=5) for _ in range(3)]
+        socks = [socket.create_connection(("127.0.0.1", port), timeout=5) for _ in range(2)]
         worst = 0.0
         try:
             for i in range(6):   # well inside the --timeout deadline
