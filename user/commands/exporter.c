@@ -121,7 +121,7 @@ static const char usage[] =
 struct exporter {
 	struct mft_metrics *m;
 	const char *path;             /* --web.telemetry-path */
-	char index[512];              /* the index page, linking to it */
+	char index[1024];             /* the index page, linking to it */
 	struct mft_web_config *web;   /* --web.config.file; NULL: plain HTTP, no authentication */
 	struct mft_http_guard *guard;
 	bool verbose;
