@@ -15,7 +15,7 @@ PKG_CONFIG ?= pkg-config
 
 CFLAGS ?= -O2 -g
 override CFLAGS += -Wall -Wextra -Werror -std=gnu11 -D_GNU_SOURCE -Iinclude -Iuser -I$(BUILD) -MMD -MP $(NOWARN)
-LDLIBS += $(shell $(PKG_CONFIG) --libs libbpf 2>/dev/null || echo -lbpf) -lelf -lz -lm -lmicrohttpd -lpthread
+LDLIBS += $(shell $(PKG_CONFIG) --libs libbpf 2>/dev/null || echo -lbpf) -lelf -lz -lm -lmicrohttpd -lpthread -lyaml -lcrypt -lgnutls
 MULTIARCH := $(shell $(CC) -print-multiarch 2>/dev/null)
 BPF_CFLAGS := -g -O2 -target bpf -mcpu=v3 -D__TARGET_ARCH_$(ARCH) -Wall -Werror \
 	-Iinclude -Ivmlinux/$(ARCH) $(if $(MULTIARCH),-idirafter /usr/include/$(MULTIARCH))
@@ -25,7 +25,7 @@ BPF_CFLAGS := -g -O2 -target bpf -mcpu=v3 -D__TARGET_ARCH_$(ARCH) -Wall -Werror 
 STAGES := base collect correlate store present commands
 # Pure C modules (no libbpf, no kernel): what the unit tests and fuzzers link.
 CORE_SRCS := $(wildcard user/base/*.c user/correlate/*.c user/store/*.c user/present/*.c) \
-	user/collect/probe_select.c
+	user/collect/probe_select.c user/collect/qemu_args.c
 CORE_OBJS := $(CORE_SRCS:user/%.c=$(BUILD)/%.o)
 TOOL_SRCS := $(filter-out $(CORE_SRCS),$(foreach s,$(STAGES),$(wildcard user/$(s)/*.c)))
 TOOL_OBJS := $(TOOL_SRCS:user/%.c=$(BUILD)/%.o)
@@ -33,7 +33,7 @@ UNIT_TESTS := $(patsubst tests/unit/%.c,$(BUILD)/tests/%,$(wildcard tests/unit/t
 # Helpers of the tests and benchmarks (tests/tools/): an unrelated workload, generators.
 TOOLS := $(patsubst tests/tools/%.c,$(BUILD)/tools/%,$(wildcard tests/tools/*.c))
 
-.PHONY: all test check unit demo bench clean install setup layers format format-check fuzz asan
+.PHONY: all test check unit demo bench clean install setup layers format format-check fuzz asan FORCE
 .PHONY: static btf deb
 all: $(BUILD)/mftrace $(UNIT_TESTS) $(TOOLS) layers
 
@@ -50,7 +50,17 @@ $(BUILD)/%.o: user/%.c
 	@mkdir -p $(@D)
 	$(CC) $(CFLAGS) -c $< -o $@
 
-$(TOOL_OBJS): $(BUILD)/mftrace.skel.h
+$(TOOL_OBJS): $(BUILD)/mftrace.skel.h $(BUILD)/revision.h
+
+# The git revision at build time (mftrace_build_info{revision}): `git describe`, "unknown"
+# outside git; REVISION=... overrides it. Rewritten only when it changes, so that an
+# unchanged tree rebuilds nothing.
+REVISION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo unknown)
+$(BUILD)/revision.h: FORCE
+	@mkdir -p $(@D)
+	@printf '#define MFT_REVISION "%s"\n' '$(subst ',,$(subst ",,$(REVISION)))' > $@.tmp
+	@cmp -s $@.tmp $@ && rm -f $@.tmp || mv -f $@.tmp $@
+FORCE:
 
 $(BUILD)/mftrace: $(TOOL_OBJS) $(CORE_OBJS)
 	$(CC) $(CFLAGS) $(LDFLAGS) $^ -o $@ $(LDLIBS)
@@ -140,7 +150,7 @@ FORCE:
 # dynamically, with a warning), and every minimal BTF of $(BTF_DIR) built in. glibc and
 # GnuTLS (which libmicrohttpd needs) stay dynamic: packaging/README.md says why.
 STATIC_BIN ?= $(BUILD)/mftrace-static
-STATIC_LIBS := bpf elf z microhttpd
+STATIC_LIBS := bpf elf z microhttpd yaml crypt
 static_lib = $(if $(filter /%,$(shell $(CC) -print-file-name=lib$(1).a)),-l:lib$(1).a,$(warning \
 	lib$(1).a not found: linking $(1) dynamically)-l$(1))
 STATIC_LDLIBS = $(foreach l,$(LDLIBS),$(if $(filter $(STATIC_LIBS:%=-l%),$(l)),$(call static_lib,$(l:-l%=%)),$(l))) \

@@ -20,6 +20,12 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	/* the command line: NUL-separated, not NUL-terminated */
 	memcpy(copy, data, size);
 	mft_cmdline_parse(copy, size, name, sizeof(name), &incoming);
+	struct mft_qemu_args a;
+
+	mft_qemu_args_parse(copy, size, &a);
+	if (strnlen(a.uuid, sizeof(a.uuid)) == sizeof(a.uuid) || strnlen(a.machine, sizeof(a.machine)) == sizeof(a.machine))
+		abort();
+	mft_clean_tls_termination(&a, copy[0] ? "10.0.2" : "7.2.0", name, sizeof(name));
 	if (strnlen(name, sizeof(name)) == sizeof(name))
 		abort();
 	mft_stat_starttime(copy, size);

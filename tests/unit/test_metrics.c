@@ -6,7 +6,7 @@
 
 #define MS 1000000ll
 
-static const struct mft_metrics_build build = { "1.2.3", "v1.1", "0.9.75" };
+static const struct mft_metrics_build build = { "1.2.3", "v1.1", "0.9.75", "v1.2.3-4-gabcdef" };
 
 static char *render(struct mft_metrics *m, bool om)
 {
@@ -90,7 +90,7 @@ static void render_text_empty(void)
 	CHECK(has_line(t, "# TYPE mftrace_migrations_total counter"));
 	CHECK(has_line(t, "# TYPE mftrace_channel_fin_to_final_read_seconds histogram"));
 	CHECK(has_line(t, "# TYPE mftrace_build_info gauge"));
-	CHECK(has_line(t, "mftrace_build_info{version=\"1.2.3\",libbpf=\"v1.1\",libmicrohttpd=\"0.9.75\"} 1"));
+	CHECK(has_line(t, "mftrace_build_info{version=\"1.2.3\",revision=\"v1.2.3-4-gabcdef\",libbpf=\"v1.1\",libmicrohttpd=\"0.9.75\"} 1"));
 	CHECK(has_line(t, "mftrace_events_lost_total 0"));
 	CHECK(has_line(t, "mftrace_sockets_untracked_total 0"));
 	CHECK(!strstr(t, "# EOF"));
@@ -114,7 +114,7 @@ static void render_openmetrics_empty(void)
 	CHECK(has_line(t, "# TYPE mftrace_migrations counter"));
 	CHECK(!strstr(t, "# TYPE mftrace_migrations_total"));
 	CHECK(has_line(t, "# TYPE mftrace_build info"));
-	CHECK(has_line(t, "mftrace_build_info{version=\"1.2.3\",libbpf=\"v1.1\",libmicrohttpd=\"0.9.75\"} 1"));
+	CHECK(has_line(t, "mftrace_build_info{version=\"1.2.3\",revision=\"v1.2.3-4-gabcdef\",libbpf=\"v1.1\",libmicrohttpd=\"0.9.75\"} 1"));
 	CHECK(has_line(t, "# UNIT mftrace_channel_fin_to_final_read_seconds seconds"));
 	CHECK(has_line(t, "# UNIT mftrace_channel_received_bytes bytes"));
 	CHECK(has_line(t, "mftrace_events_lost_total 0"));
@@ -137,26 +137,26 @@ static void migration_counters(void)
 	mft_metrics_migration(m, "vm1", &f.mig, 1000);
 	t = render(m, false);
 	CHECK(t);
-	CHECK(has_line(t, "mftrace_migrations_total{role=\"destination\",verdict=\"premature\",vm=\"vm1\"} 1"));
-	CHECK(has_line(t, "mftrace_migration_outcomes_total{role=\"destination\",outcome=\"exited\",vm=\"vm1\"} 1"));
-	CHECK(has_line(t, "mftrace_flagged_migrations_total{role=\"destination\",vm=\"vm1\"} 1"));
-	CHECK(has_line(t, "mftrace_channels_total{role=\"destination\",verdict=\"premature\",vm=\"vm1\"} 2"));
-	CHECK(has_line(t, "mftrace_channels_total{role=\"destination\",verdict=\"unread\",vm=\"vm1\"} 1"));
-	CHECK(has_line(t, "mftrace_channels_total{role=\"destination\",verdict=\"clean\",vm=\"vm1\"} 1"));
+	CHECK(has_line(t, "mftrace_migrations_total{role=\"destination\",verdict=\"premature\",domain=\"vm1\"} 1"));
+	CHECK(has_line(t, "mftrace_migration_outcomes_total{role=\"destination\",outcome=\"exited\",domain=\"vm1\"} 1"));
+	CHECK(has_line(t, "mftrace_flagged_migrations_total{role=\"destination\",domain=\"vm1\"} 1"));
+	CHECK(has_line(t, "mftrace_channels_total{role=\"destination\",verdict=\"premature\",domain=\"vm1\"} 2"));
+	CHECK(has_line(t, "mftrace_channels_total{role=\"destination\",verdict=\"unread\",domain=\"vm1\"} 1"));
+	CHECK(has_line(t, "mftrace_channels_total{role=\"destination\",verdict=\"clean\",domain=\"vm1\"} 1"));
 	CHECK_INT(count_prefix(t, "mftrace_channels_total{"), 3); /* the main channel is not counted */
-	CHECK(has_line(t, "mftrace_premature_terminations_total{role=\"destination\",severity=\"fatal\",vm=\"vm1\"} 2"));
+	CHECK(has_line(t, "mftrace_premature_terminations_total{role=\"destination\",impact=\"fatal\",domain=\"vm1\"} 2"));
 	CHECK_INT(count_prefix(t, "mftrace_migrations_survived_by_luck_total{"), 0);
-	CHECK(has_line(t, "mftrace_last_migration_info{vm=\"vm1\",role=\"destination\",endpoint=\"127.0.0.1:4444\","
+	CHECK(has_line(t, "mftrace_last_migration_info{domain=\"vm1\",role=\"destination\",endpoint=\"127.0.0.1:4444\","
 			  "verdict=\"premature\",outcome=\"exited\"} 1"));
-	CHECK(has_line(t, "mftrace_last_migration_timestamp_seconds{vm=\"vm1\",role=\"destination\"} 1000"));
+	CHECK(has_line(t, "mftrace_last_migration_timestamp_seconds{domain=\"vm1\",role=\"destination\"} 1000"));
 	free(t);
 	/* a second one adds up */
 	mft_metrics_migration(m, "vm1", &f.mig, 1001.5);
 	t = render(m, true);
 	CHECK(t);
-	CHECK(has_line(t, "mftrace_migrations_total{role=\"destination\",verdict=\"premature\",vm=\"vm1\"} 2"));
-	CHECK(has_line(t, "mftrace_channels_total{role=\"destination\",verdict=\"premature\",vm=\"vm1\"} 4"));
-	CHECK(has_line(t, "mftrace_last_migration_timestamp_seconds{vm=\"vm1\",role=\"destination\"} 1001.5"));
+	CHECK(has_line(t, "mftrace_migrations_total{role=\"destination\",verdict=\"premature\",domain=\"vm1\"} 2"));
+	CHECK(has_line(t, "mftrace_channels_total{role=\"destination\",verdict=\"premature\",domain=\"vm1\"} 4"));
+	CHECK(has_line(t, "mftrace_last_migration_timestamp_seconds{domain=\"vm1\",role=\"destination\"} 1001.5"));
 	free(t);
 	mft_metrics_free(m);
 }
@@ -174,9 +174,13 @@ static void undecided_source_verdict(void)
 	mft_metrics_migration(m, "vm1", &f.mig, 0);
 	t = render(m, false);
 	CHECK(t);
-	CHECK(has_line(t, "mftrace_migrations_total{role=\"source\",verdict=\"premature|unread\",vm=\"vm1\"} 1"));
-	CHECK(has_line(t, "mftrace_channels_total{role=\"source\",verdict=\"premature|unread\",vm=\"vm1\"} 2"));
-	CHECK(has_line(t, "mftrace_migration_outcomes_total{role=\"source\",outcome=\"completed\",vm=\"vm1\"} 1"));
+	/* the verdict label is a closed set: a matcher verdict=~"premature|unread" never meets a set */
+	CHECK(has_line(t, "mftrace_migrations_total{role=\"source\",verdict=\"undecided\",possible=\"premature|unread\","
+			  "domain=\"vm1\"} 1"));
+	CHECK(has_line(t, "mftrace_channels_total{role=\"source\",verdict=\"undecided\",possible=\"premature|unread\","
+			  "domain=\"vm1\"} 2"));
+	CHECK(!strstr(t, "verdict=\"premature|unread\""));
+	CHECK(has_line(t, "mftrace_migration_outcomes_total{role=\"source\",outcome=\"completed\",domain=\"vm1\"} 1"));
 	CHECK_INT(count_prefix(t, "mftrace_premature_terminations_total{"), 0);
 	free(t);
 	mft_metrics_free(m);
@@ -197,7 +201,7 @@ static void outcome_labels(void)
 		fake_init(&f, MFT_ROLE_DEST, in[i], NULL, 0);
 		mft_metrics_migration(m, "v", &f.mig, 0);
 		t = render(m, false);
-		snprintf(want, sizeof(want), "mftrace_migration_outcomes_total{role=\"destination\",outcome=\"%s\",vm=\"v\"} 1",
+		snprintf(want, sizeof(want), "mftrace_migration_outcomes_total{role=\"destination\",outcome=\"%s\",domain=\"v\"} 1",
 			 out[i]);
 		CHECK(t && has_line(t, want));
 		free(t);
@@ -250,7 +254,7 @@ static void histogram_buckets(void)
 
 static void escaping(void)
 {
-	const struct mft_metrics_build b = { "1.0\n\"x\"\\", "", "0.9.75" };
+	const struct mft_metrics_build b = { "1.0\n\"x\"\\", "", "0.9.75", NULL };
 	struct mft_metrics *m = mft_metrics_new(&b);
 	struct fake f;
 	char *t;
@@ -262,9 +266,10 @@ static void escaping(void)
 	for (int om = 0; om < 2; om++) {
 		t = render(m, om);
 		CHECK(t);
-		CHECK(has_line(t, "mftrace_build_info{version=\"1.0\\n\\\"x\\\"\\\\\",libmicrohttpd=\"0.9.75\"} 1"));
+		CHECK(has_line(t, "mftrace_build_info{version=\"1.0\\n\\\"x\\\"\\\\\",revision=\"unknown\","
+				  "libmicrohttpd=\"0.9.75\"} 1"));
 		CHECK(has_line(t, "mftrace_migrations_total{role=\"destination\",verdict=\"undecided\","
-				  "vm=\"a\\\"b\\\\c_d_ caf\xc3\xa9 __\"} 1"));
+				  "domain=\"a\\\"b\\\\c_d_ caf\xc3\xa9 __\"} 1"));
 		free(t);
 	}
 	mft_metrics_free(m);
@@ -287,14 +292,14 @@ static void long_vm_names(void)
 	mft_metrics_migration(m, "", &f.mig, 0);
 	t = render(m, false);
 	CHECK(t);
-	snprintf(want, sizeof(want), "mftrace_migrations_total{role=\"destination\",verdict=\"undecided\",vm=\"%.63s\"} 1",
+	snprintf(want, sizeof(want), "mftrace_migrations_total{role=\"destination\",verdict=\"undecided\",domain=\"%.63s\"} 1",
 		 "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa");
 	CHECK(has_line(t, want));
 	name[62] = '\0';
-	snprintf(want, sizeof(want), "mftrace_migrations_total{role=\"destination\",verdict=\"undecided\",vm=\"%s\"} 1",
+	snprintf(want, sizeof(want), "mftrace_migrations_total{role=\"destination\",verdict=\"undecided\",domain=\"%s\"} 1",
 		 name);
 	CHECK(has_line(t, want));
-	CHECK(has_line(t, "mftrace_migrations_total{role=\"destination\",verdict=\"undecided\",vm=\"unknown\"} 1"));
+	CHECK(has_line(t, "mftrace_migrations_total{role=\"destination\",verdict=\"undecided\",domain=\"unknown\"} 1"));
 	free(t);
 	mft_metrics_free(m);
 }
@@ -331,24 +336,28 @@ static void targets_gauge(void)
 	mft_metrics_target(m, 12, "b", true); /* twice: counted once */
 	t = render(m, false);
 	CHECK(t);
-	CHECK(has_line(t, "mftrace_targets{vm=\"a\"} 2"));
-	CHECK(has_line(t, "mftrace_targets{vm=\"b\"} 1"));
+	CHECK(has_line(t, "mftrace_targets{domain=\"a\"} 2"));
+	CHECK(has_line(t, "mftrace_targets{domain=\"b\"} 1"));
 	/* what alerts watch exists at 0 before the first increment */
-	CHECK(has_line(t, "mftrace_premature_terminations_total{role=\"destination\",severity=\"fatal\",vm=\"a\"} 0"));
-	CHECK(has_line(t, "mftrace_premature_terminations_total{role=\"source\",severity=\"tolerated\",vm=\"b\"} 0"));
-	CHECK(has_line(t, "mftrace_flagged_migrations_total{role=\"destination\",vm=\"b\"} 0"));
-	CHECK(has_line(t, "mftrace_migrations_total{role=\"destination\",verdict=\"unread\",vm=\"a\"} 0"));
-	CHECK(has_line(t, "mftrace_channels_total{role=\"source\",verdict=\"incomplete\",vm=\"b\"} 0"));
-	CHECK(has_line(t, "mftrace_migration_outcomes_total{role=\"destination\",outcome=\"failed\",vm=\"a\"} 0"));
-	CHECK_INT(count_prefix(t, "mftrace_channels_total{"), 2 * 2 * MFT_V__MAX);
+	CHECK(has_line(t, "mftrace_premature_terminations_total{role=\"destination\",impact=\"fatal\",domain=\"a\"} 0"));
+	CHECK(has_line(t, "mftrace_premature_terminations_total{role=\"source\",impact=\"tolerated\",domain=\"b\"} 0"));
+	CHECK(has_line(t, "mftrace_flagged_migrations_total{role=\"destination\",domain=\"b\"} 0"));
+	CHECK(has_line(t, "mftrace_migrations_total{role=\"destination\",verdict=\"unread\",domain=\"a\"} 0"));
+	CHECK(has_line(t, "mftrace_channels_total{role=\"source\",verdict=\"incomplete\",domain=\"b\"} 0"));
+	CHECK(has_line(t, "mftrace_migration_outcomes_total{role=\"destination\",outcome=\"failed\",domain=\"a\"} 0"));
+	/* per domain: every decided verdict of each role, and a source's two undecided sets */
+	CHECK_INT(count_prefix(t, "mftrace_channels_total{"), 2 * (2 * MFT_V__MAX + 2));
+	CHECK(has_line(t, "mftrace_channels_total{role=\"source\",verdict=\"undecided\",possible=\"clean|unread\","
+			  "domain=\"a\"} 0"));
+	CHECK(has_line(t, "mftrace_premature_tolerated_by_relaxed_eof_total{domain=\"b\"} 0"));
 	free(t);
 	mft_metrics_target(m, 10, NULL, false);
 	mft_metrics_target(m, 12, NULL, false);
 	mft_metrics_target(m, 99, NULL, false); /* never added */
 	t = render(m, false);
 	CHECK(t);
-	CHECK(has_line(t, "mftrace_targets{vm=\"a\"} 1"));
-	CHECK_INT(count_prefix(t, "mftrace_targets{vm=\"b\"}"), 0);
+	CHECK(has_line(t, "mftrace_targets{domain=\"a\"} 1"));
+	CHECK_INT(count_prefix(t, "mftrace_targets{domain=\"b\"}"), 0);
 	free(t);
 	mft_metrics_free(m);
 }
@@ -438,7 +447,7 @@ static void info_replaced(void)
 	t = render(m, false);
 	CHECK(t);
 	CHECK_INT(count_prefix(t, "mftrace_last_migration_info{"), 1);
-	CHECK(has_line(t, "mftrace_last_migration_info{vm=\"vm\",role=\"source\",endpoint=\"10.0.0.2:4444\","
+	CHECK(has_line(t, "mftrace_last_migration_info{domain=\"vm\",role=\"source\",endpoint=\"10.0.0.2:4444\","
 			  "uuid=\"10111213-1415-1617-1819-1a1b1c1d1e1f\",verdict=\"undecided\",outcome=\"completed\"} 1"));
 	free(t);
 	mft_metrics_free(m);
@@ -458,11 +467,11 @@ static void vm_table_bounded(void)
 	}
 	t = render(m, false);
 	CHECK(t);
-	CHECK(has_line(t, "mftrace_exporter_vms_evicted_total 5"));
+	CHECK(has_line(t, "mftrace_exporter_domains_evicted_total 5"));
 	CHECK_INT(count_prefix(t, "mftrace_migrations_total{"), MFT_METRICS_MAX_VMS);
 	CHECK_INT(count_prefix(t, "mftrace_last_migration_info{"), MFT_METRICS_MAX_VMS);
-	CHECK_INT(count_prefix(t, "mftrace_migrations_total{role=\"destination\",verdict=\"undecided\",vm=\"vm4\"}"), 0);
-	snprintf(want, sizeof(want), "mftrace_migrations_total{role=\"destination\",verdict=\"undecided\",vm=\"vm%d\"} 1",
+	CHECK_INT(count_prefix(t, "mftrace_migrations_total{role=\"destination\",verdict=\"undecided\",domain=\"vm4\"}"), 0);
+	snprintf(want, sizeof(want), "mftrace_migrations_total{role=\"destination\",verdict=\"undecided\",domain=\"vm%d\"} 1",
 		 MFT_METRICS_MAX_VMS + 4);
 	CHECK(has_line(t, want));
 	free(t);
@@ -478,9 +487,9 @@ static void vm_table_bounded(void)
 	mft_metrics_migration(m, "t7", &f.mig, 0);
 	t = render(m, false);
 	CHECK(t);
-	CHECK(has_line(t, "mftrace_migrations_total{role=\"destination\",verdict=\"undecided\",vm=\"_overflow\"} 1"));
-	CHECK(has_line(t, "mftrace_migrations_total{role=\"destination\",verdict=\"undecided\",vm=\"t7\"} 1"));
-	CHECK(has_line(t, "mftrace_exporter_vms_evicted_total 0"));
+	CHECK(has_line(t, "mftrace_migrations_total{role=\"destination\",verdict=\"undecided\",domain=\"_overflow\"} 1"));
+	CHECK(has_line(t, "mftrace_migrations_total{role=\"destination\",verdict=\"undecided\",domain=\"t7\"} 1"));
+	CHECK(has_line(t, "mftrace_exporter_domains_evicted_total 0"));
 	free(t);
 	mft_metrics_free(m);
 }
@@ -538,8 +547,159 @@ static void resource_limits(void)
 	CHECK(has_line(t, "mftrace_resource_refused_total{resource=\"targets\"} 0"));
 	CHECK(has_line(t, "mftrace_resource_used{resource=\"socket_map\"} 17"));
 	CHECK(has_line(t, "mftrace_resource_refused_total{resource=\"socket_map\"} 5"));
-	CHECK(has_line(t, "mftrace_resource_capacity{resource=\"vm_labels\"} 1024"));
+	CHECK(has_line(t, "mftrace_resource_capacity{resource=\"domain_labels\"} 1024"));
 	CHECK_INT(count_prefix(t, "mftrace_resource_capacity{resource=\"targets\"}"), 1);
+	free(t);
+	mft_metrics_free(m);
+}
+
+static void fake_qemu(struct mft_procinfo *pi, uint32_t pid, const char *version, bool incoming, const char *cmd,
+		      size_t n)
+{
+	memset(pi, 0, sizeof(*pi));
+	pi->pid = pid;
+	pi->incoming = incoming;
+	snprintf(pi->qemu_version, sizeof(pi->qemu_version), "%s", version);
+	snprintf(pi->gnutls_version, sizeof(pi->gnutls_version), "3.7.9");
+	mft_qemu_args_parse(cmd, n, &pi->args);
+}
+
+/* mftrace_target_info: versions, the -uuid (else the migration's), and a destination's
+ * multifd-clean-tls-termination; mftrace_last_migration_info carries them on. */
+static void target_info(void)
+{
+	static const char dst_cmd[] = "qemu\0-machine\0pc-q35-10.0,accel=kvm\0-incoming\0tcp:0:4444";
+	static const char old_cmd[] = "qemu\0-M\0pc-i440fx-7.2\0-incoming\0unix:/run/x.sock";
+	static const char src_cmd[] = "qemu\0-uuid\0" "12345678-9abc-def0-1234-56789abcdef0";
+	struct mft_metrics *m = mft_metrics_new(&build);
+	struct mft_procinfo pi;
+	struct fake f;
+	char *t;
+
+	mft_metrics_target(m, 20, "dst", true);
+	fake_qemu(&pi, 20, "10.0.2 (Debian 1:10.0.2+ds-1~bpo12+1)", true, dst_cmd, sizeof(dst_cmd));
+	mft_metrics_target_info(m, &pi);
+	mft_metrics_target(m, 21, "old", true);
+	fake_qemu(&pi, 21, "10.0.2", true, old_cmd, sizeof(old_cmd));
+	mft_metrics_target_info(m, &pi);
+	mft_metrics_target(m, 22, "src", true);
+	fake_qemu(&pi, 22, "7.2.15", false, src_cmd, sizeof(src_cmd));
+	mft_metrics_target_info(m, &pi);
+	t = render(m, false);
+	CHECK(t);
+	CHECK(has_line(t, "mftrace_target_info{domain=\"dst\",qemu_version=\"10.0.2 (Debian 1:10.0.2+ds-1~bpo12+1)\","
+			  "gnutls_version=\"3.7.9\",machine=\"pc-q35-10.0\",incoming=\"tcp\",clean_tls_termination=\"on\"} 1"));
+	CHECK(has_line(t, "mftrace_target_info{domain=\"old\",qemu_version=\"10.0.2\",gnutls_version=\"3.7.9\","
+			  "machine=\"pc-i440fx-7.2\",incoming=\"unix\",clean_tls_termination=\"off\"} 1"));
+	CHECK(has_line(t, "mftrace_target_info{domain=\"src\",uuid=\"12345678-9abc-def0-1234-56789abcdef0\","
+			  "qemu_version=\"7.2.15\",gnutls_version=\"3.7.9\"} 1"));
+	free(t);
+	/* the destination decodes the migration UUID: its target_info takes it */
+	fake_init(&f, MFT_ROLE_DEST, "completed", NULL, 0);
+	f.mig.pid = 20;
+	f.mig.has_uuid = true;
+	for (int i = 0; i < 16; i++)
+		f.mig.uuid[i] = (uint8_t)(0x10 + i);
+	mft_metrics_migration(m, "dst", &f.mig, 0);
+	/* and the source's QEMU exits before its migration is judged */
+	mft_metrics_target(m, 22, NULL, false);
+	fake_init(&f, MFT_ROLE_SOURCE, "completed", NULL, 0);
+	f.mig.pid = 22;
+	mft_metrics_migration(m, "src", &f.mig, 0);
+	t = render(m, false);
+	CHECK(t);
+	CHECK(strstr(t, "mftrace_target_info{domain=\"dst\",uuid=\"10111213-1415-1617-1819-1a1b1c1d1e1f\","));
+	CHECK(!strstr(t, "mftrace_target_info{domain=\"src\""));
+	CHECK(has_line(t, "mftrace_last_migration_info{domain=\"dst\",role=\"destination\",endpoint=\"127.0.0.1:4444\","
+			  "uuid=\"10111213-1415-1617-1819-1a1b1c1d1e1f\",verdict=\"undecided\",outcome=\"completed\","
+			  "qemu_version=\"10.0.2 (Debian 1:10.0.2+ds-1~bpo12+1)\",clean_tls_termination=\"on\"} 1"));
+	CHECK(has_line(t, "mftrace_last_migration_info{domain=\"src\",role=\"source\",endpoint=\"127.0.0.1:4444\","
+			  "verdict=\"undecided\",outcome=\"completed\",qemu_version=\"7.2.15\"} 1"));
+	free(t);
+	mft_metrics_free(m);
+}
+
+/* Premature channels tolerated on a destination that relaxes EOF, woken by the peer's FIN:
+ * what turning multifd-clean-tls-termination on would break. */
+static void relaxed_eof_counterfactual(void)
+{
+	static const char relaxed[] = "qemu\0-incoming\0defer\0-global\0migration.multifd-clean-tls-termination=off";
+	static const char strict[] = "qemu\0-incoming\0defer";
+	const int kinds[] = { MFT_V_PREMATURE, MFT_V_PREMATURE, MFT_V_PREMATURE, MFT_V_CLEAN };
+	struct mft_metrics *m = mft_metrics_new(&build);
+	struct mft_procinfo pi;
+	struct fake f;
+	char *t;
+
+	mft_metrics_target(m, 30, "r", true);
+	fake_qemu(&pi, 30, "10.0.2", true, relaxed, sizeof(relaxed));
+	mft_metrics_target_info(m, &pi);
+	mft_metrics_target(m, 31, "s", true);
+	fake_qemu(&pi, 31, "10.0.2", true, strict, sizeof(strict));
+	mft_metrics_target_info(m, &pi);
+	for (int pid = 30; pid <= 31; pid++) {
+		fake_init(&f, MFT_ROLE_DEST, "completed", kinds, 4);
+		f.mig.pid = (uint32_t)pid;
+		for (int i = 1; i <= 3; i++) {
+			f.ch[i].verdict.severity = MFT_SEV_TOLERATED;
+			f.ch[i].verdict.woken_by = "peer-fin";
+		}
+		f.ch[3].verdict.woken_by = "local-shutdown"; /* tolerated with the property on too */
+		mft_metrics_migration(m, pid == 30 ? "r" : "s", &f.mig, 0);
+	}
+	/* a failed one is not tolerated: not counted */
+	fake_init(&f, MFT_ROLE_DEST, "failed", kinds, 1);
+	f.mig.pid = 30;
+	f.ch[1].verdict.severity = MFT_SEV_FATAL;
+	f.ch[1].verdict.woken_by = "peer-fin";
+	mft_metrics_migration(m, "r", &f.mig, 0);
+	t = render(m, false);
+	CHECK(t);
+	CHECK(has_line(t, "mftrace_premature_tolerated_by_relaxed_eof_total{domain=\"r\"} 2"));
+	CHECK(has_line(t, "mftrace_premature_tolerated_by_relaxed_eof_total{domain=\"s\"} 0"));
+	CHECK(has_line(t, "mftrace_premature_terminations_total{role=\"destination\",impact=\"tolerated\",domain=\"r\"} 3"));
+	free(t);
+	mft_metrics_free(m);
+}
+
+static void process_and_bpf(void)
+{
+	struct mft_metrics *m = mft_metrics_new(&build);
+	const struct mft_metrics_process p = { 1.5, 4096 * 100, 1 << 30, 17, 1024, 1700000000.25 };
+	const struct mft_prog_stat st[] = { { "tp_recv_length", 2500000000ull, 12345 }, { "tp_destroy", 0, 0 } };
+	char *t;
+
+	mft_metrics_set_process(m, &p);
+	mft_metrics_set_bpf(m, false, st, 2);
+	t = render(m, false);
+	CHECK(t);
+	CHECK(has_line(t, "# TYPE process_cpu_seconds_total counter"));
+	CHECK(has_line(t, "process_cpu_seconds_total 1.5"));
+	CHECK(has_line(t, "process_resident_memory_bytes 409600"));
+	CHECK(has_line(t, "process_virtual_memory_bytes 1073741824"));
+	CHECK(has_line(t, "process_open_fds 17"));
+	CHECK(has_line(t, "process_max_fds 1024"));
+	CHECK(has_line(t, "process_start_time_seconds 1700000000.25"));
+	CHECK(has_line(t, "mftrace_bpf_stats_enabled 0"));
+	/* counted through BPF_ENABLE_STATS, which the sysctl does not show: shown */
+	CHECK(has_line(t, "mftrace_bpf_program_runs_total{program=\"tp_recv_length\"} 12345"));
+	free(t);
+	const struct mft_prog_stat none[] = { { "tp_recv_length", 0, 0 } };
+
+	mft_metrics_set_bpf(m, false, none, 1); /* never counted: not shown */
+	t = render(m, false);
+	CHECK(t);
+	CHECK(!strstr(t, "mftrace_bpf_program_runs_total{"));
+	free(t);
+	mft_metrics_set_bpf(m, true, st, 2);
+	t = render(m, true);
+	CHECK(t);
+	CHECK(has_line(t, "mftrace_bpf_stats_enabled 1"));
+	CHECK(has_line(t, "# UNIT mftrace_bpf_program_run_time_seconds seconds"));
+	CHECK(has_line(t, "mftrace_bpf_program_run_time_seconds_total{program=\"tp_recv_length\"} 2.5"));
+	CHECK(has_line(t, "mftrace_bpf_program_runs_total{program=\"tp_recv_length\"} 12345"));
+	CHECK(has_line(t, "mftrace_bpf_program_runs_total{program=\"tp_destroy\"} 0"));
+	CHECK(has_line(t, "# UNIT process_start_time_seconds seconds"));
 	free(t);
 	mft_metrics_free(m);
 }
@@ -562,5 +722,8 @@ int main(void)
 	RUN(vm_table_bounded);
 	RUN(series_bounded);
 	RUN(resource_limits);
+	RUN(target_info);
+	RUN(relaxed_eof_counterfactual);
+	RUN(process_and_bpf);
 	UNIT_EXIT();
 }

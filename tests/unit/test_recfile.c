@@ -699,6 +699,65 @@ static void test_reader_memory(void)
 	free(c.b);
 }
 
+/* A snapshot of a ring mid-way: a complete recording of what the ring held then, with
+ * its trailer; the writer goes on; an existing file or link is never written through. */
+static void test_snapshot(void)
+{
+	struct mft_recw_opts o = { .max_size = MFT_REC_PREAMBLE_LEN + 4 * 8192, .n_segments = 4 };
+	char err[256];
+	struct mft_recw *w = mft_recw_open(tmp("snap.rec"), &o, err, sizeof(err));
+	struct mft_rec_counters fin = { .mono_ns = 9000000000ull, .rb_dropped = 3 };
+	struct mft_recording r, live;
+	const int N = 2000;
+	size_t len;
+	uint8_t *b;
+
+	CHECK(w);
+	meta(w);
+	for (int i = 0; i < N; i++) {
+		struct mft_event e = mkev((uint64_t)i);
+
+		e.type = MFT_EV_READ_LATE;
+		e.sk = 0;
+		mft_recw_event(w, &e);
+		if (i == N / 2)
+			CHECK_INT(mft_recw_snapshot(w, tmp("snap.rec.1.snapshot"), &fin, err, sizeof(err)), 0);
+	}
+	/* never over an existing file, never through a link */
+	char victim[128];
+
+	snprintf(victim, sizeof(victim), "%s", tmp("victim")); /* tmp() has one buffer */
+	CHECK(symlink(victim, tmp("snap.rec.2.snapshot")) == 0);
+	CHECK_INT(mft_recw_snapshot(w, tmp("snap.rec.2.snapshot"), &fin, err, sizeof(err)), -1);
+	CHECK(strstr(err, "already exists"));
+	CHECK(access(victim, F_OK) != 0);
+	CHECK_INT(mft_recw_close(w, &fin, NULL), 0);
+	b = slurp(tmp("snap.rec.1.snapshot"), &len);
+	CHECK(b);
+	CHECK_INT(mft_rec_parse(b, len, &r), 0);
+	free(b);
+	CHECK(r.ring && r.clean_end);
+	CHECK_INT(r.n_problems, 0);
+	CHECK(r.has_host && r.n_targets == 1 && r.n_probes == 1);
+	CHECK_INT(r.counters.rb_dropped, 3);
+	CHECK(r.n_events > 100);
+	/* the newest event in the snapshot is the one written just before it */
+	struct mft_event last = mkev((uint64_t)(N / 2));
+
+	last.type = MFT_EV_READ_LATE;
+	last.sk = 0;
+	CHECK(!memcmp(&last, &r.events[r.n_events - 1], sizeof(last)));
+	/* and the ring went on past it */
+	b = slurp(tmp("snap.rec"), &len);
+	CHECK(b);
+	CHECK_INT(mft_rec_parse(b, len, &live), 0);
+	free(b);
+	CHECK(live.clean_end && live.n_events > 0);
+	CHECK_INT(live.events[live.n_events - 1].arg, (uint64_t)(N - 1) * 3);
+	mft_rec_free(&r);
+	mft_rec_free(&live);
+}
+
 int main(void)
 {
 	snprintf(dir, sizeof(dir), "/tmp/mft-recfile-XXXXXX");
@@ -716,6 +775,7 @@ int main(void)
 	RUN(test_flight_recorder_wraparound);
 	RUN(test_flight_recorder_carries_openings);
 	RUN(test_ring_truncate);
+	RUN(test_snapshot);
 	RUN(test_writer_throughput);
 	RUN(test_reader_linear);
 	RUN(test_reader_memory);

@@ -741,6 +741,29 @@ size_t mft_collector_sweep(struct mft_collector *c)
 	return n;
 }
 
+size_t mft_collector_prog_stats(const struct mft_collector *c, struct mft_prog_stat *out, size_t max)
+{
+	struct bpf_program *p;
+	size_t n = 0;
+
+	bpf_object__for_each_program(p, c->skel->obj) {
+		struct bpf_prog_info info;
+		__u32 len = sizeof(info);
+		int fd = bpf_program__fd(p);
+
+		if (n == max)
+			break;
+		memset(&info, 0, sizeof(info));
+		if (fd < 0 || bpf_obj_get_info_by_fd(fd, &info, &len))
+			continue; /* not loaded (autoload off: the mechanism not chosen) */
+		snprintf(out[n].name, sizeof(out[n].name), "%s", bpf_program__name(p));
+		out[n].run_time_ns = info.run_time_ns;
+		out[n].run_cnt = info.run_cnt;
+		n++;
+	}
+	return n;
+}
+
 void mft_collector_close(struct mft_collector *c)
 {
 	if (!c)

@@ -79,6 +79,16 @@ uint64_t mft_collector_attach_no_fd(const struct mft_collector *c);
 /* Entries in one of the kernel maps now (a walk of its keys), and its capacity. */
 void mft_collector_map_fill(const struct mft_collector *c, enum mft_map_fill which, uint64_t *used,
 			    uint64_t *capacity);
+/* One loaded BPF program and what the kernel counted of it (kernel.bpf_stats_enabled). */
+struct mft_prog_stat {
+	char name[32];     /* bpf_program__name(), bounded */
+	uint64_t run_time_ns, run_cnt;
+};
+/* The programs that are loaded, at most max, read with bpf_obj_get_info_by_fd (Debian 12's
+ * libbpf 1.1 predates bpf_prog_get_info_by_fd); the counts stay 0 while
+ * kernel.bpf_stats_enabled is 0. Returns how many were written. */
+size_t mft_collector_prog_stats(const struct mft_collector *c, struct mft_prog_stat *out, size_t max);
+
 /* Forget the per-thread entries of threads that are gone (killed inside a probed call):
  * without this they would stay in the kernel maps for good. Returns entries removed. */
 size_t mft_collector_sweep(struct mft_collector *c);

@@ -173,8 +173,12 @@ int mft_procinfo_read(uint32_t pid, struct mft_procinfo *pi, char *err, size_t e
 
 	pi->uid = u ? (uint32_t)strtoul(u + 5, NULL, 10) : UINT32_MAX;
 	len = read_proc(pid, "cmdline", cmd, sizeof(cmd));
-	if (len > 0)
+	if (len > 0) {
 		mft_cmdline_parse(cmd, (size_t)len, pi->name, sizeof(pi->name), &pi->incoming);
+		mft_qemu_args_parse(cmd, (size_t)len, &pi->args);
+	} else {
+		mft_qemu_args_parse("", 0, &pi->args);
+	}
 	if (!pi->name[0])
 		snprintf(pi->name, sizeof(pi->name), "%s", pi->comm);
 	find_gnutls(pi);

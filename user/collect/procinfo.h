@@ -14,6 +14,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 #include <stddef.h>
+#include "collect/qemu_args.h"
 
 struct mft_procinfo {
 	uint32_t pid;
@@ -24,6 +25,7 @@ struct mft_procinfo {
 	char exe_open[64];         /* a path we can open from here: /proc/PID/exe */
 	char name[64];             /* VM name (-name guest=X), else comm; as the target wrote it */
 	bool incoming;             /* started with -incoming */
+	struct mft_qemu_args args; /* -uuid, machine type, -incoming transport, TLS objects, -global */
 	char gnutls[PATH_MAX];     /* libgnutls as mapped, as the process sees it; "" if none */
 	char gnutls_open[96];      /* /proc/PID/map_files/START-END: the mapped file itself */
 	bool gnutls_replaced;      /* the mapped libgnutls was deleted or replaced on disk */

@@ -2,7 +2,9 @@
 /*
  * doctor: report what this host allows and prove that the chosen probes fire, the way
  * retsnoop calibrates: attach to ourselves, make a loopback TCP connection and a few
- * GnuTLS calls, and check that each expected event arrived.
+ * GnuTLS calls, and check that each expected event arrived. For a target, it also says
+ * what mftrace can and cannot tell of its migrations: a unix-socket migration (KubeVirt's
+ * proxy, a libvirt tunnel) or one without TLS, read from its command line and sockets.
  */
 #include <arpa/inet.h>
 #include <dirent.h>
@@ -235,6 +237,156 @@ static void prove(const struct mft_collector_opts *co)
 	mft_collector_close(c);
 }
 
+/* A target's sockets by kind: its descriptors' inodes looked up in the TCP and unix
+ * tables of its network namespace (/proc/PID/net/). */
+struct census {
+	unsigned tcp_established, tcp_listening, tcp_other, unix_connected, unix_listening, other;
+	char unix_paths[3][108];
+	int n_paths;
+};
+
+static int ino_cmp(const void *a, const void *b)
+{
+	unsigned long x = *(const unsigned long *)a, y = *(const unsigned long *)b;
+
+	return (x > y) - (x < y);
+}
+
+static bool have_ino(const unsigned long *set, size_t n, unsigned long ino)
+{
+	return bsearch(&ino, set, n, sizeof(*set), ino_cmp) != NULL;
+}
+
+static void census(uint32_t pid, struct census *c)
+{
+	static unsigned long inos[16384];
+	char path[64], line[512];
+	struct dirent *de;
+	size_t n = 0, seen = 0;
+	DIR *d;
+	FILE *f;
+
+	memset(c, 0, sizeof(*c));
+	snprintf(path, sizeof(path), "/proc/%u/fd", pid);
+	if (!(d = opendir(path)))
+		return;
+	while ((de = readdir(d)) && n < sizeof(inos) / sizeof(inos[0])) {
+		char fd[336], link[64];
+		ssize_t l;
+
+		snprintf(fd, sizeof(fd), "%s/%s", path, de->d_name);
+		l = readlink(fd, link, sizeof(link) - 1);
+		if (l > 8 && !strncmp(link, "socket:[", 8)) {
+			link[l] = '\0';
+			inos[n++] = strtoul(link + 8, NULL, 10);
+		}
+	}
+	closedir(d);
+	qsort(inos, n, sizeof(*inos), ino_cmp);
+	for (int v6 = 0; v6 < 2; v6++) {
+		snprintf(path, sizeof(path), "/proc/%u/net/tcp%s", pid, v6 ? "6" : "");
+		if (!(f = fopen(path, "re")))
+			continue;
+		while (fgets(line, sizeof(line), f)) {
+			unsigned st;
+			unsigned long ino;
+
+			if (sscanf(line, " %*u: %*s %*s %x %*s %*s %*s %*u %*u %lu", &st, &ino) != 2 || !have_ino(inos, n, ino))
+				continue;
+			seen++;
+			if (st == 1)
+				c->tcp_established++;
+			else if (st == 10)
+				c->tcp_listening++;
+			else
+				c->tcp_other++;
+		}
+		fclose(f);
+	}
+	snprintf(path, sizeof(path), "/proc/%u/net/unix", pid);
+	if ((f = fopen(path, "re"))) {
+		while (fgets(line, sizeof(line), f)) {
+			unsigned long flags, ino;
+			unsigned type, st;
+			int pos = 0;
+
+			if (sscanf(line, "%*s %*s %*s %lx %x %x %lu%n", &flags, &type, &st, &ino, &pos) != 4 ||
+			    !have_ino(inos, n, ino))
+				continue;
+			seen++;
+			if (flags & 0x10000) { /* __SO_ACCEPTCON: listening */
+				c->unix_listening++;
+				continue;
+			}
+			c->unix_connected += st == 3;
+			const char *p = line + pos;
+
+			while (*p == ' ')
+				p++;
+			if (st == 3 && *p && *p != '\n' && c->n_paths < 3) {
+				snprintf(c->unix_paths[c->n_paths], sizeof(c->unix_paths[0]), "%.*s", (int)strcspn(p, "\n"), p);
+				mft_sanitize(c->unix_paths[c->n_paths], sizeof(c->unix_paths[0]), c->unix_paths[c->n_paths]);
+				c->n_paths++;
+			}
+		}
+		fclose(f);
+	}
+	c->other = n > seen ? (unsigned)(n - seen) : 0;
+}
+
+/*
+ * What mftrace can and cannot tell of this QEMU's migrations: the transport (-incoming
+ * on a destination; the sockets it holds now on either end) and TLS (a tls-creds object).
+ */
+static void transport(const struct mft_procinfo *pi)
+{
+	const struct mft_qemu_args *a = &pi->args;
+	struct census c;
+	char why[160];
+
+	census(pi->pid, &c);
+	line("[info]", "sockets now", "TCP: %u established, %u listening, %u other; unix: %u connected, %u listening; "
+	     "%u of other kinds", c.tcp_established, c.tcp_listening, c.tcp_other, c.unix_connected, c.unix_listening,
+	     c.other);
+	for (int i = 0; i < c.n_paths; i++)
+		line("[info]", "unix socket peer", "%s", c.unix_paths[i]);
+	if (!strcmp(a->incoming, "unix") || !strcmp(a->incoming, "fd") || !strcmp(a->incoming, "exec")) {
+		line("[--]", "migration transport", "-incoming %s: not TCP. A unix-socket migration (KubeVirt's "
+		     "virt-handler proxy, a libvirt tunnel) is carried between hosts by another process, which "
+		     "does the TLS if any (KubeVirt's proxy, in Go: no GnuTLS)", a->incoming);
+		line("[--]", "what mftrace sees", "nothing of its channels: mftrace follows TCP sockets and GnuTLS "
+		     "calls, so no channel, no verdict and no close_notify race is shown for this migration");
+	} else if (a->incoming[0]) {
+		line("[ok]", "migration transport", "-incoming %s%s", a->incoming,
+		     !strcmp(a->incoming, "tcp") ? ": TCP, every channel traced"
+		     : !strcmp(a->incoming, "defer") ? ": the address comes later over QMP (migrate-incoming); "
+						     "a tcp: one is traced, a unix: one is not"
+						   : ": traced if the channels turn out to be TCP");
+	} else if (c.unix_connected && !c.tcp_established) {
+		line("[info]", "migration transport", "not a destination; it holds connected unix sockets and no "
+		     "established TCP socket now: a migration it starts to a unix: URI (KubeVirt, a libvirt "
+		     "tunnel) would not be seen, one to a tcp: URI is");
+	} else {
+		line("[info]", "migration transport", "not a destination (no -incoming); its outgoing migration's "
+		     "URI is given over QMP: a tcp: one is traced, a unix: one is not");
+	}
+	if (a->tls_creds)
+		line("[ok]", "TLS", "a tls-creds object on the command line: TLS migrations possible, their "
+		     "handshake and close_notify seen through GnuTLS");
+	else
+		line("[info]", "TLS", "no tls-creds object on the command line (libvirt adds one over QMP when it "
+		     "migrates with TLS). Without TLS, channels are judged plain: EOF is their normal end and "
+		     "there is no close_notify race to tell");
+	if (pi->incoming) {
+		const char *v = mft_clean_tls_termination(a, pi->qemu_version, why, sizeof(why));
+
+		line("[info]", "clean-tls-termination", "%s: %s%s", v, why,
+		     !strcmp(v, "on") ? "; a source older than QEMU 10.0 (no close_notify) fails against it "
+					"whenever its shutdown wins the race"
+				      : "");
+	}
+}
+
 static void report_target(uint32_t pid)
 {
 	struct mft_procinfo pi;
@@ -302,6 +454,8 @@ static void report_target(uint32_t pid)
 	     usdt > 0 ? "; per-channel SYNC packets and channel ids from USDT" : "",
 	     usdt > 0 ? "" : "; destination per-channel SYNC packets from the packet headers read");
 	mft_elf_close(e);
+	if (qemu)
+		transport(&pi);
 }
 
 static int doctor(const uint32_t *pids, int n_pids, const struct mft_collector_opts *co)

@@ -3,8 +3,12 @@
  * `mftrace record`: a tracing session whose every raw event goes to a recording
  * (recfile.c), with the host, the targets, the probes and the lost-event counters, for
  * `mftrace report` to analyse later on any machine. With --max-size it is a flight
- * recorder: a file of bounded size that keeps the newest events.
+ * recorder: a file of bounded size that keeps the newest events, and that keeps the
+ * incident too: a flagged or failed migration, or SIGUSR2, copies the ring as it stands
+ * into a timestamped snapshot next to it (FILE.YYYYMMDDTHHMMSSZ.snapshot, a complete
+ * recording), the oldest snapshots beyond --max-snapshots removed.
  */
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <getopt.h>
@@ -13,6 +17,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <sys/utsname.h>
 #include <time.h>
 #include <unistd.h>
@@ -29,9 +34,12 @@
 #define MIN_MAX_SIZE (512ull << 10)   /* 8 segments of 64 KiB: room for the metadata each repeats */
 #define COUNTERS_EVERY_NS 1000000000ull
 #define CLOCK_EVERY_NS (60ull * 1000000000ull)
+#define DEFAULT_OUTPUT "mftrace.data"  /* perf's habit: perf.data */
+#define DEFAULT_SNAPSHOTS 8
+#define MAX_SNAPSHOTS 10000
 
 static const char usage[] =
-"Usage: mftrace record [-p PID ...] -o FILE [options]\n"
+"Usage: mftrace record [-p PID ...] [-o FILE] [options]\n"
 "\n"
 "Write every event of a tracing session to FILE, for `mftrace report` to analyse later,\n"
 "on any machine: the host, kernel, QEMU and GnuTLS versions and command lines of the\n"
@@ -42,11 +50,17 @@ static const char usage[] =
 "\n"
 "Options:\n"
 "  -p, --pid PID        record this QEMU process (repeat for several)\n"
-"  -o, --output FILE    the recording: created with mode 0640, never through a symbolic\n"
-"                       link, never over an existing file (see --force)\n"
+"  -o, --output FILE    the recording (default mftrace.data in the current folder):\n"
+"                       created with mode 0640, never through a symbolic link, never\n"
+"                       over an existing file (see --force)\n"
 "      --force          replace an existing FILE (a link is replaced, not followed)\n"
 "      --max-size SIZE  flight recorder: keep the newest events in a file of at most SIZE\n"
-"                       bytes (K, M, G suffixes; at least 512K), a ring of 8 segments\n"
+"                       bytes (K, M, G suffixes; at least 512K), a ring of 8 segments.\n"
+"                       A flagged or failed migration, or SIGUSR2, then writes a\n"
+"                       snapshot of the ring next to FILE: FILE.YYYYMMDDTHHMMSSZ.snapshot\n"
+"                       (UTC), a complete recording of what the ring held then\n"
+"      --max-snapshots N keep at most N snapshots of FILE, the oldest removed (default\n"
+"                       8; 0: none are taken automatically, SIGUSR2 still takes one)\n"
 "  -d, --duration SECS  stop after SECS seconds (default: Ctrl-C, or when every -p target\n"
 "                       has exited)\n"
 "      --tls-records    full fidelity: probe every gnutls_record_recv() result (costly)\n"
@@ -64,9 +78,10 @@ static const char usage[] =
 "  -h, --help           this help\n"
 "\n"
 "Examples:\n"
-"  mftrace record -p 4242 -o dst.mftrec            # one QEMU, until it exits\n"
-"  mftrace record -o /var/lib/mftrace/host.mftrec --max-size 64M   # always on\n"
-"  mftrace report src.mftrec dst.mftrec            # later: one timeline, two hosts\n";
+"  mftrace record -p 4242                          # one QEMU, until it exits, to mftrace.data\n"
+"  mftrace record -o /var/lib/mftrace/mftrace.data --max-size 64M   # always on\n"
+"  kill -USR2 $(pidof mftrace)                     # keep what the ring holds now\n"
+"  mftrace report src.data dst.data                # later: one timeline, two hosts\n";
 
 struct recorder {
 	struct mft_recw *w;
@@ -77,7 +92,19 @@ struct recorder {
 	struct mft_rec_counters last;
 	uint64_t t_counters, t_clock;
 	bool warned;
+	bool ring;                     /* --max-size */
+	long keep;                     /* --max-snapshots */
+	const char *snap_why;          /* a snapshot is due at the next tick, for this reason */
+	char snap_reason[96];
 };
+
+static volatile sig_atomic_t usr2;
+
+static void on_usr2(int sig)
+{
+	(void)sig;
+	usr2 = 1;
+}
 
 static void take_clock(struct mft_rec_clock *c)
 {
@@ -226,6 +253,145 @@ static void on_done(void *ctx, const struct mft_session *s, uint64_t now)
 	((struct recorder *)ctx)->last = read_counters(s, now);
 }
 
+/* "FILE.20261201T050400Z.snapshot" (n == 1) or "FILE.20261201T050400Z.N.snapshot" */
+static void snapshot_name(char *buf, size_t len, const char *path, const struct tm *tm, int n)
+{
+	char ts[32];
+
+	strftime(ts, sizeof(ts), "%Y%m%dT%H%M%SZ", tm);
+	if (n == 1)
+		snprintf(buf, len, "%s.%s.snapshot", path, ts);
+	else
+		snprintf(buf, len, "%s.%s.%d.snapshot", path, ts, n);
+}
+
+/* Is name one of base's snapshots? Its timestamp and number (for the order) if so. */
+static bool snapshot_of(const char *name, const char *base, char ts[17], long *n)
+{
+	size_t bl = strlen(base);
+	const char *p = name + bl + 1, *rest;
+	char *end;
+
+	if (strncmp(name, base, bl) || name[bl] != '.' || strlen(p) < 16 + 9)
+		return false;
+	for (int i = 0; i < 16; i++)
+		if (i == 8 ? p[i] != 'T' : i == 15 ? p[i] != 'Z' : (p[i] < '0' || p[i] > '9'))
+			return false;
+	memcpy(ts, p, 16);
+	ts[16] = '\0';
+	rest = p + 16;
+	*n = 1;
+	if (rest[0] == '.' && rest[1] >= '1' && rest[1] <= '9') {
+		*n = strtol(rest + 1, &end, 10);
+		rest = end;
+	}
+	return !strcmp(rest, ".snapshot");
+}
+
+struct snap {
+	char ts[17];
+	long n;
+	char name[256];
+};
+
+static int snap_cmp(const void *a, const void *b)
+{
+	const struct snap *x = a, *y = b;
+	int c = strcmp(x->ts, y->ts);
+
+	return c ? c : (x->n > y->n) - (x->n < y->n);
+}
+
+/* Remove the oldest snapshots of path beyond keep: regular files only, never through a
+ * link (unlinkat removes a name, not what it points to). */
+static void prune_snapshots(const char *path, long keep)
+{
+	char dirpath[PATH_MAX];
+	const char *slash = strrchr(path, '/'), *base = slash ? slash + 1 : path;
+	struct snap *sn = NULL;
+	size_t n = 0, cap = 0;
+	struct dirent *de;
+	DIR *d;
+
+	snprintf(dirpath, sizeof(dirpath), "%.*s", slash ? (int)(slash - path) + 1 : 1, slash ? path : ".");
+	if (!(d = opendir(dirpath)))
+		return;
+	while ((de = readdir(d))) {
+		struct snap x;
+		struct stat st;
+
+		if (!snapshot_of(de->d_name, base, x.ts, &x.n) || strlen(de->d_name) >= sizeof(x.name) ||
+		    fstatat(dirfd(d), de->d_name, &st, AT_SYMLINK_NOFOLLOW) || !S_ISREG(st.st_mode))
+			continue;
+		snprintf(x.name, sizeof(x.name), "%s", de->d_name);
+		sn = mft_grow(sn, &cap, n + 1, sizeof(*sn));
+		sn[n++] = x;
+	}
+	if (n > (size_t)keep) {
+		qsort(sn, n, sizeof(*sn), snap_cmp);
+		for (size_t i = 0; i < n - (size_t)keep; i++)
+			if (!unlinkat(dirfd(d), sn[i].name, 0))
+				fprintf(stderr, "mftrace: removed the oldest snapshot %s%s (--max-snapshots %ld)\n",
+					slash ? dirpath : "", sn[i].name, keep);
+	}
+	closedir(d);
+	free(sn);
+}
+
+/* The ring as it stands, into a new timestamped file next to it. */
+static void take_snapshot(struct recorder *r, const struct mft_session *s, uint64_t now, const char *why)
+{
+	struct mft_rec_counters fin = read_counters(s, now);
+	char path[PATH_MAX + 64], err[PATH_MAX + 128];
+	time_t t = time(NULL);
+	struct tm tm;
+	int rc = -1;
+
+	gmtime_r(&t, &tm);
+	for (int n = 1; n <= 100 && rc; n++) { /* a name taken (or a link planted): the next */
+		snapshot_name(path, sizeof(path), r->path, &tm, n);
+		rc = mft_recw_snapshot(r->w, path, &fin, err, sizeof(err));
+		if (rc && !strstr(err, "already exists"))
+			break;
+	}
+	if (rc) {
+		fprintf(stderr, "mftrace: warning: no snapshot (%s): %s\n", why, err);
+		return;
+	}
+	fprintf(stderr, "mftrace: snapshot (%s): %s\n", why, path);
+	if (r->keep > 0)
+		prune_snapshots(r->path, r->keep);
+}
+
+/* A flagged or failed migration freezes the ring: the incident is kept before newer
+ * events overwrite it. Taken at the next tick, from the session's thread. */
+static void on_migration(void *ctx, const struct mft_correlator *c, const struct mft_migration *m)
+{
+	struct recorder *r = ctx;
+
+	if (r->show)
+		mft_out_migration(&r->out, c, m);
+	if (r->ring && r->keep > 0 && (m->verdict.flagged || m->failed) && !r->snap_why) {
+		snprintf(r->snap_reason, sizeof(r->snap_reason), "migration of pid %u %s", m->pid,
+			 m->failed ? "failed" : "flagged");
+		r->snap_why = r->snap_reason;
+	}
+}
+
+static void on_event(void *ctx, const struct mft_correlator *c, const struct mft_chan *ch, const struct mft_event *ev)
+{
+	struct recorder *r = ctx;
+
+	mft_out_event(&r->out, c, ch, ev);
+}
+
+static void on_other(void *ctx, const struct mft_correlator *c, const struct mft_migration *m)
+{
+	struct recorder *r = ctx;
+
+	mft_out_other(&r->out, c, m);
+}
+
 static void on_tick(void *ctx, const struct mft_session *s, uint64_t now)
 {
 	struct recorder *r = ctx;
@@ -244,6 +410,14 @@ static void on_tick(void *ctx, const struct mft_session *s, uint64_t now)
 		r->t_clock = now;
 	}
 	mft_recw_flush(r->w); /* from here a kill -9 loses nothing the ring buffer gave us */
+	if (usr2) {
+		usr2 = 0;
+		take_snapshot(r, s, now, "SIGUSR2");
+	}
+	if (r->snap_why) {
+		take_snapshot(r, s, now, r->snap_why);
+		r->snap_why = NULL;
+	}
 	if (st->last_errno && !r->warned) {
 		fprintf(stderr, "mftrace: warning: cannot write %s: %s; events are being lost (counted)\n", r->path,
 			strerror(st->last_errno));
@@ -284,12 +458,13 @@ int mft_cmd_record(int argc, char **argv)
 		{ "show", no_argument, NULL, 's' },
 		MFT_CLI_PRINT_LONGOPTS,
 		{ "force", no_argument, NULL, 'F' },
+		{ "max-snapshots", required_argument, NULL, 'K' },
 		{ "help", no_argument, NULL, 'h' },
 		{ 0 },
 	};
 	struct mft_cli_trace t = { 0 };
 	struct mft_recw_opts wo = { 0 };
-	struct recorder r = { 0 };
+	struct recorder r = { .path = DEFAULT_OUTPUT, .keep = DEFAULT_SNAPSHOTS };
 	struct mft_rec_host host;
 	struct mft_rec_clock clk;
 	int opt, rc;
@@ -307,6 +482,17 @@ int mft_cmd_record(int argc, char **argv)
 			break;
 		case 's': r.show = true; break;
 		case 'F': wo.force = true; break;
+		case 'K': {
+			char *end;
+
+			errno = 0;
+			r.keep = strtol(optarg, &end, 10);
+			if (end == optarg || *end || errno || r.keep < 0 || r.keep > MAX_SNAPSHOTS) {
+				fprintf(stderr, "mftrace: invalid --max-snapshots '%s' (0 to %d)\n", optarg, MAX_SNAPSHOTS);
+				return 1;
+			}
+			break;
+		}
 		case 'h': fputs(usage, stdout); return 0;
 		default: /* MFT_CLI_BAD: already said */
 			return 1;
@@ -314,10 +500,7 @@ int mft_cmd_record(int argc, char **argv)
 	}
 	if (optind < argc)
 		return mft_cli_unexpected("record", argv);
-	if (!r.path) {
-		fprintf(stderr, "mftrace: record needs -o FILE. Try 'mftrace record --help'.\n");
-		return 1;
-	}
+	r.ring = wo.max_size != 0;
 	if (mft_cli_check_targets(t.pids, t.n_pids))
 		return 1;
 	r.w = mft_recw_open(r.path, &wo, err, sizeof(err));
@@ -353,12 +536,15 @@ int mft_cmd_record(int argc, char **argv)
 		.done = on_done,
 	};
 
-	if (r.show)
-		so.sink = (struct mft_sink){ .ctx = &r.out, .event = mft_out_event, .migration = mft_out_migration,
-					     .other = mft_out_other };
+	/* the correlator judges every migration (the snapshot triggers); --show prints them */
+	so.sink = (struct mft_sink){ .ctx = &r, .event = r.show ? on_event : NULL, .migration = on_migration,
+				     .other = r.show ? on_other : NULL };
 	mft_cli_catch_signals();
+	signal(SIGUSR2, on_usr2);
 	setvbuf(stdout, NULL, _IOLBF, 0);
-	fprintf(stderr, "mftrace: recording to %s%s\n", r.path, wo.max_size ? " (flight recorder)" : "");
+	fprintf(stderr, "mftrace: recording to %s%s\n", r.path,
+		!wo.max_size ? "" : r.keep ? " (flight recorder; a flagged or failed migration, or SIGUSR2, snapshots it)"
+				 : " (flight recorder; SIGUSR2 snapshots it)");
 	rc = mft_session_run(&so, &mft_cli_stop);
 	{
 		struct mft_recw_stats st;

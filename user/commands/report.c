@@ -20,7 +20,7 @@
 #include "store/timeline.h"
 
 static const char usage[] =
-"Usage: mftrace report FILE... [--format text|json|chrome|html] [-o OUT] [-q] [-w]\n"
+"Usage: mftrace report [FILE...] [-i FILE ...] [--format text|json|chrome|html] [-o OUT] [-q] [-w]\n"
 "\n"
 "Analyse recordings made by `mftrace record`, on any machine: the same correlator and\n"
 "the same verdicts as live mode. Given a source host's and a destination host's\n"
@@ -28,8 +28,11 @@ static const char usage[] =
 "their TCP 4-tuple, the clocks aligned from the recorded CLOCK_REALTIME snapshots and\n"
 "then by cause and effect (a FIN is received after it was sent); the remaining\n"
 "uncertainty is stated. Damaged or cut files are read up to what is intact.\n"
+"Without a FILE, mftrace.data in the current folder (what `mftrace record` writes\n"
+"without -o).\n"
 "\n"
 "Options:\n"
+"  -i, --input FILE recording to read (repeat for several; the same as naming it)\n"
 "  -f, --format F   text (default: what live mode prints), json (JSON lines, as\n"
 "                   `mftrace --json`), chrome (Chrome Trace Event JSON: open it in\n"
 "                   ui.perfetto.dev), html (a self-contained page with an SVG timeline)\n"
@@ -227,6 +230,7 @@ int mft_cmd_report(int argc, char **argv)
 		{ "quiet", no_argument, NULL, 'q' },
 		{ "wide", no_argument, NULL, 'w' },
 		{ "force", no_argument, NULL, 'F' },
+		{ "input", required_argument, NULL, 'i' },
 		{ "help", no_argument, NULL, 'h' },
 		{ 0 },
 	};
@@ -235,33 +239,43 @@ int mft_cmd_report(int argc, char **argv)
 	int fmt = MFT_FMT_TEXT;
 	const char *out_path = NULL;
 	bool quiet = false, wide = false, force = false;
-	int opt, unreadable = 0, rc = 0;
+	int opt, unreadable = 0, rc = 0, n_files = 0;
+	const char **files = calloc((size_t)argc + 1, sizeof(*files)); /* -i FILE and FILE: at most argc */
 	FILE *out = stdout;
 
 	opterr = 0;
 	optind = 1;
-	while ((opt = getopt_long(argc, argv, ":f:jo:qwh", longopts, NULL)) != -1) {
+	if (!files) {
+		fprintf(stderr, "mftrace: out of memory\n");
+		return 1;
+	}
+	while ((opt = getopt_long(argc, argv, ":f:ji:o:qwh", longopts, NULL)) != -1) {
 		switch (opt) {
 		case 'f':
-			if (mft_cli_format(optarg, true, &fmt))
+			if (mft_cli_format(optarg, true, &fmt)) {
+				free(files);
 				return 1;
+			}
 			break;
 		case 'j': fmt = MFT_FMT_JSON; break;
 		case 'w': wide = true; break;
 		case 'o': out_path = optarg; break;
 		case 'q': quiet = true; break;
 		case 'F': force = true; break;
-		case 'h': fputs(usage, stdout); return 0;
+		case 'i': files[n_files++] = optarg; break;
+		case 'h': fputs(usage, stdout); free(files); return 0;
 		default:
+			free(files);
 			return mft_cli_option_error("report", opt, argv);
 		}
 	}
-	if (optind == argc) {
-		fprintf(stderr, "mftrace: report needs at least one recording. Try 'mftrace report --help'.\n");
-		return 1;
-	}
+	for (int i = optind; i < argc; i++)
+		files[n_files++] = argv[i];
+	if (!n_files)
+		files[n_files++] = "mftrace.data";
+	argv = (char **)files; /* the names below: argv[i] */
 	mft_tl_init(&tl);
-	for (int i = optind; i < argc; i++) {
+	for (int i = 0; i < n_files; i++) {
 		struct mft_recording rec;
 		char lost[512];
 
@@ -287,6 +301,7 @@ int mft_cmd_report(int argc, char **argv)
 	}
 	if (!tl.n_hosts) {
 		fprintf(stderr, "mftrace: no readable recording\n");
+		free(files);
 		return 1;
 	}
 	if (out_path) {
@@ -300,6 +315,7 @@ int mft_cmd_report(int argc, char **argv)
 			}
 			fprintf(stderr, "mftrace: %s\n", err);
 			mft_tl_free(&tl);
+			free(files);
 			return 1;
 		}
 	}
@@ -328,8 +344,10 @@ int mft_cmd_report(int argc, char **argv)
 	if (fflush(out) || rc || (out != stdout && fclose(out))) {
 		fprintf(stderr, "mftrace: writing %s failed: %s\n", out_path ? out_path : "the output", strerror(errno));
 		mft_tl_free(&tl);
+		free(files);
 		return 1;
 	}
 	mft_tl_free(&tl);
+	free(files);
 	return unreadable ? 1 : rep.flagged ? 2 : 0;
 }

@@ -20,6 +20,7 @@
 #define RESCAN_NS 1000000000ull     /* look for new QEMUs every second */
 #define MAX_REFUSED MFT_MAX_TARGETS
 #define FORGET_AFTER_NS 3000000000ull /* keep an exited target's probes this long */
+#define RETRIES 3
 
 struct mft_session {
 	const struct mft_session_opts *o;
@@ -29,9 +30,11 @@ struct mft_session {
 	uint32_t pids[MFT_MAX_TARGETS];
 	uint64_t starts[MFT_MAX_TARGETS];
 	int n_pids;
-	/* processes refused once (pid, start time): not asked again at every rescan; those
-	 * refused only because the table was full (full) are asked again once a slot frees */
-	struct { uint32_t pid; uint64_t start; bool full; } refused[MAX_REFUSED];
+	/* processes refused (pid, start time): asked again at the next rescans at most
+	 * RETRIES times (a QEMU met while it starts can refuse for a moment: its mappings
+	 * move under /proc/PID/map_files), then no more; those refused only because the
+	 * table was full (full) are asked again once a slot frees */
+	struct { uint32_t pid; uint64_t start; bool full; unsigned tries; } refused[MAX_REFUSED];
 	unsigned n_refused;
 	uint64_t targets_over_limit;  /* QEMUs not traced because MFT_MAX_TARGETS were */
 };
@@ -107,6 +110,12 @@ static bool needs_gnutls(const struct mft_procinfo *pi)
 
 static void remember_refused(struct mft_session *s, uint32_t pid, uint64_t start, bool full)
 {
+	for (unsigned i = 0; i < s->n_refused && i < MAX_REFUSED; i++)
+		if (s->refused[i].pid == pid && s->refused[i].start == start && s->refused[i].full == full) {
+			s->refused[i].tries++;
+			return;
+		}
+	s->refused[s->n_refused % MAX_REFUSED].tries = 1;
 	s->refused[s->n_refused % MAX_REFUSED].pid = pid;
 	s->refused[s->n_refused % MAX_REFUSED].start = start;
 	s->refused[s->n_refused % MAX_REFUSED].full = full;
@@ -204,7 +213,7 @@ static bool skip_known(void *ctx, uint32_t pid)
 
 	for (unsigned i = 0; i < s->n_refused && i < MAX_REFUSED; i++)
 		if (s->refused[i].pid == pid && s->refused[i].start == (start ? start : (start = mft_proc_start_time(pid))))
-			return true;
+			return s->refused[i].full || s->refused[i].tries >= RETRIES;
 	return false;
 }
 
@@ -241,6 +250,11 @@ static void raise_nofile(void)
 		r.rlim_cur = r.rlim_max;
 		setrlimit(RLIMIT_NOFILE, &r);
 	}
+}
+
+size_t mft_session_prog_stats(const struct mft_session *s, struct mft_prog_stat *out, size_t max)
+{
+	return mft_collector_prog_stats(s->col, out, max);
 }
 
 size_t mft_session_limits(const struct mft_session *s, struct mft_limit *out, size_t max)

@@ -47,6 +47,8 @@ const struct mft_attach_status *mft_session_status(const struct mft_session *s, 
 size_t mft_session_n_targets(const struct mft_session *s);
 /* Every bounded table of the session and how full it is (walks the kernel maps' keys:
  * call it about once a second at most). Returns how many were written to out. */
+/* The loaded BPF programs' run time and count (mft_collector_prog_stats). */
+size_t mft_session_prog_stats(const struct mft_session *s, struct mft_prog_stat *out, size_t max);
 size_t mft_session_limits(const struct mft_session *s, struct mft_limit *out, size_t max);
 
 

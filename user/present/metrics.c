@@ -17,8 +17,9 @@
 #include "base/util.h"
 #include "present/metrics.h"
 #include "correlate/verdict.h"
+#include "collect/qemu_args.h"
 
-#define MAX_LABELS 6
+#define MAX_LABELS 10
 #define LV_LEN 64 /* a label value, NUL included: VM names are at most 63 bytes too */
 #define MAX_TARGETS MFT_MAX_TARGETS
 #define N(a) (int)(sizeof(a) / sizeof((a)[0]))
@@ -39,6 +40,8 @@ enum fam {
 	F_TARGETS, F_EVENTS, F_LOST, F_UNTRACKED, F_MALFORMED, F_PROBE,
 	F_BUILD, F_SCRAPE, F_HTTP, F_DROPPED, F_EVICTED,
 	F_RES_CAPACITY, F_RES_USED, F_RES_REFUSED, F_HTTP_CLOSED,
+	F_TARGET_INFO, F_RELAXED, F_BPF_ENABLED, F_BPF_TIME, F_BPF_RUNS,
+	F_PROC_CPU, F_PROC_RSS, F_PROC_VSZ, F_PROC_FDS, F_PROC_MAX_FDS, F_PROC_START,
 	F__MAX
 };
 
@@ -58,21 +61,24 @@ struct family {
 
 static const struct family families[F__MAX] = {
 	[F_MIGRATIONS] = { "mftrace_migrations", T_COUNTER, NULL,
-		"Migrations that ended, by role, verdict (the worst decided multifd channel verdict, else the "
-		"verdicts still possible, e.g. premature|unread) and VM name.", { "role", "verdict", "vm" } },
+		"Migrations that ended, by role, verdict (the worst decided multifd channel verdict: clean, "
+		"premature, unread, reset, plain, incomplete; or undecided) and domain. On an undecided one, "
+		"possible holds the verdicts still possible, e.g. premature|unread.",
+		{ "role", "verdict", "possible", "domain" } },
 	[F_OUTCOMES] = { "mftrace_migration_outcomes", T_COUNTER, NULL,
 		"Migrations that ended, by role, outcome (completed, failed, cancelled, destination-failed, "
-		"source-failed, exited, killed, unknown, other) and VM name.", { "role", "outcome", "vm" } },
+		"source-failed, exited, killed, unknown, other) and domain.", { "role", "outcome", "domain" } },
 	[F_FLAGGED] = { "mftrace_flagged_migrations", T_COUNTER, NULL,
-		"Migrations in which a multifd channel's shutdown beat its final read.", { "role", "vm" } },
+		"Migrations in which a multifd channel's shutdown beat its final read.", { "role", "domain" } },
 	[F_LUCKY] = { "mftrace_migrations_survived_by_luck", T_COUNTER, NULL,
-		"Migrations that completed although a multifd channel terminated prematurely.", { "role", "vm" } },
+		"Migrations that completed although a multifd channel terminated prematurely.", { "role", "domain" } },
 	[F_CHANNELS] = { "mftrace_channels", T_COUNTER, NULL,
-		"Multifd channels judged, by role, verdict and VM name.", { "role", "verdict", "vm" } },
+		"Multifd channels judged, by role, verdict (as on mftrace_migrations_total; possible on an "
+		"undecided one) and domain.", { "role", "verdict", "possible", "domain" } },
 	[F_PREMATURE] = { "mftrace_premature_terminations", T_COUNTER, NULL,
-		"Multifd channels whose final read hit EOF without close_notify (GnuTLS -110), by severity: "
+		"Multifd channels whose final read hit EOF without close_notify (GnuTLS -110), by impact: "
 		"tolerated (the migration completed), fatal (it failed), pending (outcome unknown).",
-		{ "role", "severity", "vm" } },
+		{ "role", "impact", "domain" } },
 	[F_FIN_TO_FINAL_READ] = MARGIN("fin_to_final_read", "Time from the peer's FIN arrival to the final read,"),
 	[F_FIN_TO_LOCAL_SHUTDOWN] = MARGIN("fin_to_local_shutdown",
 					   "Time from the peer's FIN arrival to this side's own shutdown(),"),
@@ -82,12 +88,14 @@ static const struct family families[F__MAX] = {
 	[F_RX_BYTES] = { "mftrace_channel_received_bytes", T_HISTOGRAM, "bytes",
 		"Bytes received per multifd channel, by role.", { "role" }, bytes_bounds, N(bytes_bounds) },
 	[F_LAST_INFO] = { "mftrace_last_migration", T_INFO, NULL,
-		"The last migration of each VM and role: the endpoint (peer, or listening address) and the "
-		"migration UUID, to join source and destination in PromQL.",
-		{ "vm", "role", "endpoint", "uuid", "verdict", "outcome" } },
+		"The last migration of each domain and role: the endpoint (peer, or listening address) and the "
+		"migration UUID, to join source and destination in PromQL; this end's QEMU version and, on a "
+		"destination, its multifd-clean-tls-termination (on, off, unknown).",
+		{ "domain", "role", "endpoint", "uuid", "verdict", "possible", "outcome", "qemu_version",
+		  "clean_tls_termination" } },
 	[F_LAST_TIME] = { "mftrace_last_migration_timestamp_seconds", T_GAUGE, "seconds",
-		"Wall-clock time when the last migration of each VM and role ended.", { "vm", "role" } },
-	[F_TARGETS] = { "mftrace_targets", T_GAUGE, NULL, "QEMU processes traced now, by VM name.", { "vm" } },
+		"Wall-clock time when the last migration of each domain and role ended.", { "domain", "role" } },
+	[F_TARGETS] = { "mftrace_targets", T_GAUGE, NULL, "QEMU processes traced now, by domain.", { "domain" } },
 	[F_EVENTS] = { "mftrace_events", T_COUNTER, NULL, "Events the kernel side submitted to the ring buffer." },
 	[F_LOST] = { "mftrace_events_lost", T_COUNTER, NULL,
 		"Events lost because the ring buffer was full: verdicts may be incomplete." },
@@ -98,8 +106,8 @@ static const struct family families[F__MAX] = {
 	[F_PROBE] = { "mftrace_probe_attached", T_GAUGE, NULL,
 		"1 if the probe is attached (kernel-wide, or in every traced QEMU), else 0: a probe that "
 		"cannot attach is reported here, not fatal.", { "probe", "mechanism" } },
-	[F_BUILD] = { "mftrace_build", T_INFO, NULL, "mftrace build information.",
-		{ "version", "libbpf", "libmicrohttpd" } },
+	[F_BUILD] = { "mftrace_build", T_INFO, NULL, "mftrace build information (revision: git describe at build time).",
+		{ "version", "revision", "libbpf", "libmicrohttpd" } },
 	[F_SCRAPE] = { "mftrace_exporter_scrape_duration_seconds", T_HISTOGRAM, "seconds",
 		"Time to render the exposition, by format (openmetrics or text).", { "format" },
 		scrape_bounds, N(scrape_bounds) },
@@ -107,11 +115,11 @@ static const struct family families[F__MAX] = {
 		"HTTP responses the exporter sent, by status code.", { "code" } },
 	[F_DROPPED] = { "mftrace_exporter_series_dropped", T_COUNTER, NULL,
 		"Updates lost because a metric family reached its series limit." },
-	[F_EVICTED] = { "mftrace_exporter_vms_evicted", T_COUNTER, NULL,
-		"VMs no longer traced that were forgotten, with their series, to keep the VM table bounded." },
+	[F_EVICTED] = { "mftrace_exporter_domains_evicted", T_COUNTER, NULL,
+		"Domains no longer traced that were forgotten, with their series, to keep the domain table bounded." },
 	[F_RES_CAPACITY] = { "mftrace_resource_capacity", T_GAUGE, NULL,
 		"Capacity of each bounded table: targets, attach_statuses, socket_map, tls_session_map, "
-		"call_maps (kernel), vm_labels, series (per metric family), http_connections, "
+		"call_maps (kernel), domain_labels, series (per metric family), http_connections, "
 		"http_connections_per_client.", { "resource" } },
 	[F_RES_USED] = { "mftrace_resource_used", T_GAUGE, NULL,
 		"Entries of each bounded table in use now (series: the fullest family; "
@@ -123,6 +131,31 @@ static const struct family families[F__MAX] = {
 		"HTTP connections the exporter closed itself, by reason: deadline (no request answered within "
 		"--timeout of opening or of the previous answer) or client_share (one local user or address "
 		"holding its share of --max-connections already).", { "reason" } },
+	[F_TARGET_INFO] = { "mftrace_target", T_INFO, NULL,
+		"Each QEMU traced now: its domain, uuid (-uuid, else the migration UUID once seen), QEMU and "
+		"GnuTLS versions, machine type, -incoming transport (tcp, unix, defer, ...; empty on a QEMU "
+		"that is not a destination) and, on a destination, multifd-clean-tls-termination as read from "
+		"its command line or derived from its machine type and version (on, off, unknown).",
+		{ "domain", "uuid", "qemu_version", "gnutls_version", "machine", "incoming", "clean_tls_termination" } },
+	[F_RELAXED] = { "mftrace_premature_tolerated_by_relaxed_eof", T_COUNTER, NULL,
+		"Counterfactual: multifd channels received by a destination whose multifd-clean-tls-termination is "
+		"off (or absent, QEMU < 10.0) that ended premature, woken by the peer's FIN, in a migration that "
+		"completed. With the property on, each would have failed the migration.", { "domain" } },
+	[F_BPF_ENABLED] = { "mftrace_bpf_stats_enabled", T_GAUGE, NULL,
+		"kernel.bpf_stats_enabled: 1 if the kernel counts BPF program run time and runs." },
+	[F_BPF_TIME] = { "mftrace_bpf_program_run_time_seconds", T_COUNTER, "seconds",
+		"Time spent in each of mftrace's BPF programs while the kernel counts it (kernel.bpf_stats_enabled, "
+		"or BPF_ENABLE_STATS); shown once anything was counted.", { "program" } },
+	[F_BPF_RUNS] = { "mftrace_bpf_program_runs", T_COUNTER, NULL,
+		"Runs of each of mftrace's BPF programs while the kernel counts them (kernel.bpf_stats_enabled, "
+		"or BPF_ENABLE_STATS); shown once anything was counted.", { "program" } },
+	[F_PROC_CPU] = { "process_cpu_seconds", T_COUNTER, "seconds", "Total user and system CPU time spent in seconds." },
+	[F_PROC_RSS] = { "process_resident_memory_bytes", T_GAUGE, "bytes", "Resident memory size in bytes." },
+	[F_PROC_VSZ] = { "process_virtual_memory_bytes", T_GAUGE, "bytes", "Virtual memory size in bytes." },
+	[F_PROC_FDS] = { "process_open_fds", T_GAUGE, NULL, "Number of open file descriptors." },
+	[F_PROC_MAX_FDS] = { "process_max_fds", T_GAUGE, NULL, "Maximum number of open file descriptors." },
+	[F_PROC_START] = { "process_start_time_seconds", T_GAUGE, "seconds",
+		"Start time of the process since unix epoch in seconds." },
 };
 
 struct series {
@@ -148,7 +181,13 @@ struct vm {
 struct target {
 	uint32_t pid;
 	char vm[LV_LEN];
+	/* mftrace_target_info */
+	bool has_info;
+	char uuid[40], qemu_version[LV_LEN], gnutls_version[LV_LEN], machine[LV_LEN], incoming[16];
+	char clean_tls[16]; /* on, off, unknown; "" on a QEMU that is not a destination */
 };
+
+#define MAX_GONE 64 /* targets forgotten lately: a migration judged after its QEMU went still finds its versions */
 
 struct mft_metrics {
 	pthread_mutex_t lock;
@@ -159,6 +198,8 @@ struct mft_metrics {
 	int n_targets;
 	uint64_t clock;
 	uint64_t vm_overflow; /* names given MFT_METRICS_OVERFLOW_VM: the table was full of traced VMs */
+	struct target gone[MAX_GONE];
+	unsigned n_gone;
 };
 
 static int n_labels(const struct family *fd)
@@ -285,7 +326,7 @@ static void drop_vm(struct mft_metrics *m, const char *vm)
 {
 	for (int fam = 0; fam < F__MAX; fam++) {
 		struct famstate *fs = &m->f[fam];
-		int k = label_index(&families[fam], "vm");
+		int k = label_index(&families[fam], "domain");
 		size_t j = 0;
 
 		if (k < 0)
@@ -407,10 +448,24 @@ static const char *outcome_label(const char *o)
 	return "other";
 }
 
+/* The verdict label is a closed set (the six verdicts, or undecided); what an undecided
+ * one may still be goes in the possible label ("" on a decided one: no label). */
+static const char *verdict_label(int kind, unsigned possible, char *pos, size_t len)
+{
+	pos[0] = '\0';
+	if (kind >= 0 && kind < MFT_V__MAX)
+		return mft_vkind_name(kind);
+	if (possible)
+		mft_possible_str(possible, pos, len);
+	return "undecided";
+}
+
 struct mft_metrics *mft_metrics_new(const struct mft_metrics_build *b)
 {
 	struct mft_metrics *m = calloc(1, sizeof(*m));
-	static const int plain[] = { F_EVENTS, F_LOST, F_UNTRACKED, F_MALFORMED, F_DROPPED, F_EVICTED };
+	static const int plain[] = { F_EVENTS, F_LOST, F_UNTRACKED, F_MALFORMED, F_DROPPED, F_EVICTED,
+				     F_BPF_ENABLED, F_PROC_CPU, F_PROC_RSS, F_PROC_VSZ, F_PROC_FDS, F_PROC_MAX_FDS,
+				     F_PROC_START };
 	const char *none[1] = { NULL };
 
 	if (!m)
@@ -425,8 +480,8 @@ struct mft_metrics *mft_metrics_new(const struct mft_metrics_build *b)
 	/* the two reasons a connection is closed exist from the start, at 0 */
 	series(m, F_HTTP_CLOSED, (const char *[]){ "deadline" });
 	series(m, F_HTTP_CLOSED, (const char *[]){ "client_share" });
-	const char *lv[] = { b->version ? b->version : "", b->libbpf ? b->libbpf : "",
-			     b->libmicrohttpd ? b->libmicrohttpd : "" };
+	const char *lv[] = { b->version ? b->version : "", b->revision && b->revision[0] ? b->revision : "unknown",
+			     b->libbpf ? b->libbpf : "", b->libmicrohttpd ? b->libmicrohttpd : "" };
 	struct series *s = series(m, F_BUILD, lv);
 
 	if (s)
@@ -446,15 +501,22 @@ void mft_metrics_free(struct mft_metrics *m)
 	free(m);
 }
 
-static void channel(struct mft_metrics *m, const char *role, const char *vm, const struct mft_chan *ch)
+static void channel(struct mft_metrics *m, const char *role, const char *vm, const struct target *t,
+		    const struct mft_chan *ch)
 {
 	const struct mft_verdict *v = &ch->verdict;
-	char verdict[64];
+	char possible[64];
+	const char *verdict = verdict_label(v->kind, v->possible, possible, sizeof(possible));
 
-	mft_verdict_label(v->kind, v->possible, verdict, sizeof(verdict));
-	inc(m, F_CHANNELS, (const char *[]){ role, verdict, vm });
-	if (v->kind == MFT_V_PREMATURE)
+	inc(m, F_CHANNELS, (const char *[]){ role, verdict, possible, vm });
+	if (v->kind == MFT_V_PREMATURE) {
 		inc(m, F_PREMATURE, (const char *[]){ role, mft_severity_name(v->severity), vm });
+		/* tolerated only because this destination relaxes EOF: with the property on, the
+		 * peer's FIN before close_notify is an error (one woken by our own shutdown is not) */
+		if (ch->role == MFT_ROLE_DEST && v->severity == MFT_SEV_TOLERATED && t && !strcmp(t->clean_tls, "off") &&
+		    !(v->woken_by && !strcmp(v->woken_by, "local-shutdown")))
+			inc(m, F_RELAXED, (const char *[]){ vm });
+	}
 	observe_margin(m, F_FIN_TO_FINAL_READ, role, v->fin_to_final_read);
 	observe_margin(m, F_FIN_TO_LOCAL_SHUTDOWN, role, v->fin_to_local_shutdown);
 	observe_margin(m, F_BYE_TO_SHUTDOWN, role, v->bye_to_shutdown);
@@ -463,20 +525,63 @@ static void channel(struct mft_metrics *m, const char *role, const char *vm, con
 	observe(m, F_RX_BYTES, (const char *[]){ role }, (double)ch->ev.rx_bytes);
 }
 
+static struct target *target_find(struct mft_metrics *m, uint32_t pid)
+{
+	for (int i = 0; i < m->n_targets; i++)
+		if (m->targets[i].pid == pid)
+			return &m->targets[i];
+	return NULL;
+}
+
+/* A traced target, else one forgotten lately (the newest of that pid). */
+static struct target *target_or_gone(struct mft_metrics *m, uint32_t pid)
+{
+	struct target *t = target_find(m, pid);
+
+	for (unsigned i = 0; !t && i < m->n_gone && i < MAX_GONE; i++) {
+		struct target *g = &m->gone[(m->n_gone - 1 - i) % MAX_GONE];
+
+		if (g->pid == pid)
+			t = g;
+	}
+	return t;
+}
+
+static void rebuild_target_info(struct mft_metrics *m)
+{
+	clear_family(m, F_TARGET_INFO);
+	for (int i = 0; i < m->n_targets; i++) {
+		const struct target *t = &m->targets[i];
+		const char *lv[] = { t->vm, t->uuid, t->qemu_version, t->gnutls_version, t->machine, t->incoming,
+				     t->clean_tls };
+		struct series *s;
+
+		if (!t->has_info)
+			continue;
+		if ((s = series(m, F_TARGET_INFO, lv)))
+			s->value = 1;
+	}
+}
+
 void mft_metrics_migration(struct mft_metrics *m, const char *vm_name, const struct mft_migration *mig, double now_s)
 {
 	const struct mft_mig_verdict *mv = &mig->verdict;
 	const char *role = mft_role_name(mig->role), *outcome = outcome_label(mig->outcome);
-	char vm[LV_LEN], verdict[64], endpoint[LV_LEN], uuid[40] = "";
+	char vm[LV_LEN], possible[64], endpoint[LV_LEN], uuid[40] = "";
+	const char *verdict = verdict_label(mv->kind, mv->possible, possible, sizeof(possible));
+	struct target *t;
 	struct series *s;
-
-	mft_verdict_label(mv->kind, mv->possible, verdict, sizeof(verdict));
 	sanitize(endpoint, mig->endpoint);
 	if (mig->has_uuid)
 		mft_fmt_uuid(uuid, sizeof(uuid), mig->uuid);
 	pthread_mutex_lock(&m->lock);
 	vm_label(m, vm_name, vm);
-	inc(m, F_MIGRATIONS, (const char *[]){ role, verdict, vm });
+	t = target_or_gone(m, mig->pid);
+	if (t && uuid[0] && !t->uuid[0]) { /* no -uuid: the migration's, once seen */
+		snprintf(t->uuid, sizeof(t->uuid), "%s", uuid);
+		rebuild_target_info(m);
+	}
+	inc(m, F_MIGRATIONS, (const char *[]){ role, verdict, possible, vm });
 	inc(m, F_OUTCOMES, (const char *[]){ role, outcome, vm });
 	if (mv->flagged)
 		inc(m, F_FLAGGED, (const char *[]){ role, vm });
@@ -484,9 +589,10 @@ void mft_metrics_migration(struct mft_metrics *m, const char *vm_name, const str
 		inc(m, F_LUCKY, (const char *[]){ role, vm });
 	for (size_t i = 0; i < mig->n_chans; i++)
 		if (mig->chans[i] && mig->chans[i]->kind != MFT_KIND_MAIN)
-			channel(m, role, vm, mig->chans[i]);
-	/* one info series per VM and role: found by those two, the rest replaced */
-	const char *info[] = { vm, role, endpoint, uuid, verdict, outcome };
+			channel(m, role, vm, t, mig->chans[i]);
+	/* one info series per domain and role: found by those two, the rest replaced */
+	const char *info[] = { vm, role, endpoint, uuid, verdict, possible, outcome, t ? t->qemu_version : "",
+			       t && mig->role == MFT_ROLE_DEST ? t->clean_tls : "" };
 
 	s = series_nkey(m, F_LAST_INFO, info, 2);
 	if (s) {
@@ -510,14 +616,6 @@ static void rebuild_targets(struct mft_metrics *m)
 	}
 }
 
-static struct target *target_find(struct mft_metrics *m, uint32_t pid)
-{
-	for (int i = 0; i < m->n_targets; i++)
-		if (m->targets[i].pid == pid)
-			return &m->targets[i];
-	return NULL;
-}
-
 /* The counters of a VM exist at 0 before their first increment, for every decided
  * verdict: a series that appears at 1 is an increase that increase() cannot see, and
  * the first migration into a host would escape the alerts and the dashboard. */
@@ -527,8 +625,15 @@ static void preinit_vm(struct mft_metrics *m, const char *vm)
 		const char *role = mft_role_name(r);
 
 		for (int k = 0; k < MFT_V__MAX; k++) {
-			series(m, F_MIGRATIONS, (const char *[]){ role, mft_vkind_name(k), vm });
-			series(m, F_CHANNELS, (const char *[]){ role, mft_vkind_name(k), vm });
+			series(m, F_MIGRATIONS, (const char *[]){ role, mft_vkind_name(k), "", vm });
+			series(m, F_CHANNELS, (const char *[]){ role, mft_vkind_name(k), "", vm });
+		}
+		/* what a source traced alone concludes (verdict.c): clean|unread, premature|unread */
+		for (int k = 0; r == MFT_ROLE_SOURCE && k < 2; k++) {
+			const char *pos = k ? "premature|unread" : "clean|unread";
+
+			series(m, F_MIGRATIONS, (const char *[]){ role, "undecided", pos, vm });
+			series(m, F_CHANNELS, (const char *[]){ role, "undecided", pos, vm });
 		}
 		series(m, F_PREMATURE, (const char *[]){ role, "fatal", vm });
 		series(m, F_PREMATURE, (const char *[]){ role, "tolerated", vm });
@@ -536,6 +641,7 @@ static void preinit_vm(struct mft_metrics *m, const char *vm)
 		series(m, F_OUTCOMES, (const char *[]){ role, "completed", vm });
 		series(m, F_OUTCOMES, (const char *[]){ role, "failed", vm });
 	}
+	series(m, F_RELAXED, (const char *[]){ vm });
 }
 
 void mft_metrics_target(struct mft_metrics *m, uint32_t pid, const char *vm_name, bool added)
@@ -547,6 +653,7 @@ void mft_metrics_target(struct mft_metrics *m, uint32_t pid, const char *vm_name
 	t = target_find(m, pid);
 	if (added && !t && m->n_targets < MAX_TARGETS) {
 		t = &m->targets[m->n_targets++];
+		memset(t, 0, sizeof(*t));
 		t->pid = pid;
 		vm_label(m, vm_name, t->vm);
 		v = vm_get(m, t->vm);
@@ -559,9 +666,68 @@ void mft_metrics_target(struct mft_metrics *m, uint32_t pid, const char *vm_name
 			v->n_targets--;
 			v->used = ++m->clock;
 		}
+		m->gone[m->n_gone++ % MAX_GONE] = *t;
 		*t = m->targets[--m->n_targets];
 	}
 	rebuild_targets(m);
+	rebuild_target_info(m);
+	pthread_mutex_unlock(&m->lock);
+}
+
+void mft_metrics_target_info(struct mft_metrics *m, const struct mft_procinfo *pi)
+{
+	struct target *t;
+
+	pthread_mutex_lock(&m->lock);
+	t = target_find(m, pi->pid);
+	if (t) {
+		t->has_info = true;
+		sanitize(t->qemu_version, pi->qemu_version);
+		sanitize(t->gnutls_version, pi->gnutls_version);
+		sanitize(t->machine, pi->args.machine);
+		snprintf(t->uuid, sizeof(t->uuid), "%s", pi->args.uuid); /* hex and dashes only */
+		snprintf(t->incoming, sizeof(t->incoming), "%s", pi->args.incoming);
+		snprintf(t->clean_tls, sizeof(t->clean_tls), "%s",
+			 pi->incoming ? mft_clean_tls_termination(&pi->args, pi->qemu_version, NULL, 0) : "");
+		rebuild_target_info(m);
+	}
+	pthread_mutex_unlock(&m->lock);
+}
+
+void mft_metrics_set_process(struct mft_metrics *m, const struct mft_metrics_process *p)
+{
+	pthread_mutex_lock(&m->lock);
+	m->f[F_PROC_CPU].s[0].value = p->cpu_seconds;
+	m->f[F_PROC_RSS].s[0].value = p->resident_bytes;
+	m->f[F_PROC_VSZ].s[0].value = p->virtual_bytes;
+	m->f[F_PROC_FDS].s[0].value = p->open_fds;
+	m->f[F_PROC_MAX_FDS].s[0].value = p->max_fds;
+	m->f[F_PROC_START].s[0].value = p->start_time_seconds;
+	pthread_mutex_unlock(&m->lock);
+}
+
+void mft_metrics_set_bpf(struct mft_metrics *m, bool stats_enabled, const struct mft_prog_stat *st, size_t n)
+{
+	pthread_mutex_lock(&m->lock);
+	bool counted = stats_enabled;
+
+	/* BPF_ENABLE_STATS (a descriptor held open) counts too, and the sysctl does not show
+	 * it: once anything was counted the counters stay, as counters must */
+	for (size_t i = 0; i < n; i++)
+		counted |= st[i].run_cnt != 0;
+	m->f[F_BPF_ENABLED].s[0].value = stats_enabled;
+	clear_family(m, F_BPF_TIME);
+	clear_family(m, F_BPF_RUNS);
+	for (size_t i = 0; counted && i < n; i++) {
+		char name[LV_LEN];
+		struct series *s;
+
+		sanitize(name, st[i].name);
+		if ((s = series(m, F_BPF_TIME, (const char *[]){ name })))
+			s->value = (double)st[i].run_time_ns / 1e9;
+		if ((s = series(m, F_BPF_RUNS, (const char *[]){ name })))
+			s->value = (double)st[i].run_cnt;
+	}
 	pthread_mutex_unlock(&m->lock);
 }
 
@@ -630,7 +796,7 @@ static void own_limits(struct mft_metrics *m)
 	for (int i = 0; i < F__MAX; i++)
 		if (m->f[i].n > fullest)
 			fullest = m->f[i].n;
-	set_limit(m, "vm_labels", m->n_vms, MFT_METRICS_MAX_VMS, m->f[F_EVICTED].s[0].value + m->vm_overflow);
+	set_limit(m, "domain_labels", m->n_vms, MFT_METRICS_MAX_VMS, m->f[F_EVICTED].s[0].value + m->vm_overflow);
 	set_limit(m, "series", (double)fullest, MFT_METRICS_MAX_SERIES, m->f[F_DROPPED].s[0].value);
 }
 

@@ -5,10 +5,12 @@
  * thread renders it, as Prometheus text 0.0.4 or OpenMetrics 1.0.0. One mutex guards
  * it, held only to update or to render a snapshot into memory.
  *
- * Labels stay bounded: role, verdict, severity, outcome, probe, mechanism, and the VM
- * name (at most MFT_METRICS_MAX_VMS of them; when the table is full, the least recently
- * active VM that is no longer traced is forgotten, with its series). Never a pid, a
- * port or a UUID on a counter: those appear only on mftrace_last_migration_info.
+ * Labels stay bounded: role, verdict (a closed set) and possible, impact, outcome, probe,
+ * mechanism, program, and the domain (the VM name, as libvirt's exporter calls it; at most
+ * MFT_METRICS_MAX_VMS of them; when the table is full, the least recently active domain
+ * that is no longer traced is forgotten, with its series). Never a pid, a port or a UUID
+ * on a counter: those appear only on the info metrics (mftrace_last_migration_info,
+ * mftrace_target_info).
  */
 #ifndef MFT_METRICS_H
 #define MFT_METRICS_H
@@ -17,6 +19,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include "collect/collector.h"
+#include "collect/procinfo.h"
 #include "correlate/correlator.h"
 
 #define MFT_METRICS_MAX_VMS 1024
@@ -29,6 +32,12 @@ struct mft_metrics_build {
 	const char *version;
 	const char *libbpf;
 	const char *libmicrohttpd;
+	const char *revision; /* git describe at build time; NULL or "": "unknown" */
+};
+
+/* The process_* metrics, as the Prometheus client libraries define them. */
+struct mft_metrics_process {
+	double cpu_seconds, resident_bytes, virtual_bytes, open_fds, max_fds, start_time_seconds;
 };
 
 /* What the collector counts (enum mft_counter), as read by the session thread. */
@@ -44,6 +53,12 @@ void mft_metrics_free(struct mft_metrics *m);
 void mft_metrics_migration(struct mft_metrics *m, const char *vm, const struct mft_migration *mig, double now_s);
 /* A QEMU process is traced from now on (added) or forgotten. */
 void mft_metrics_target(struct mft_metrics *m, uint32_t pid, const char *vm, bool added);
+/* What a traced QEMU's /proc says (mftrace_target_info): call after mft_metrics_target(added). */
+void mft_metrics_target_info(struct mft_metrics *m, const struct mft_procinfo *pi);
+void mft_metrics_set_process(struct mft_metrics *m, const struct mft_metrics_process *p);
+/* kernel.bpf_stats_enabled, and the programs' run time and runs (shown when enabled, or
+ * once any run was counted: BPF_ENABLE_STATS enables counting without the sysctl). */
+void mft_metrics_set_bpf(struct mft_metrics *m, bool stats_enabled, const struct mft_prog_stat *st, size_t n);
 void mft_metrics_set_self(struct mft_metrics *m, const struct mft_metrics_self *s);
 /* The collector's attach statuses. Entries of pids that are not traced now are ignored. */
 void mft_metrics_set_probes(struct mft_metrics *m, const struct mft_attach_status *st, size_t n);

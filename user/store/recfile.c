@@ -466,10 +466,8 @@ static void put_clock(struct mft_recw *w, const struct mft_rec_clock *c)
 	put_record(w, MFT_REC_CLOCK, 0, p, sizeof(p));
 }
 
-static void put_counters(struct mft_recw *w, const struct mft_rec_counters *c)
+static void encode_counters(const struct mft_recw *w, const struct mft_rec_counters *c, uint8_t p[64])
 {
-	uint8_t p[64];
-
 	put64(p, c->mono_ns);
 	put64(p + 8, c->kernel_events);
 	put64(p + 16, c->rb_dropped);
@@ -478,6 +476,13 @@ static void put_counters(struct mft_recw *w, const struct mft_rec_counters *c)
 	put64(p + 40, w->st.events_written + w->buf_events);
 	put64(p + 48, w->st.events_overwritten);
 	put64(p + 56, w->st.events_unwritten);
+}
+
+static void put_counters(struct mft_recw *w, const struct mft_rec_counters *c)
+{
+	uint8_t p[64];
+
+	encode_counters(w, c, p);
 	put_record(w, MFT_REC_COUNTERS, c->final ? MFT_RECF_FINAL : 0, p, sizeof(p));
 }
 
@@ -817,6 +822,69 @@ int mft_recw_close(struct mft_recw *w, const struct mft_rec_counters *final, str
 	free(w->carry);
 	free(w);
 	return rc;
+}
+
+int mft_recw_snapshot(struct mft_recw *w, const char *path, const struct mft_rec_counters *final, char *err,
+		      size_t errlen)
+{
+	uint8_t rec[MFT_REC_HDR_LEN + 64], *buf = NULL;
+	char self[64];
+	uint64_t at;
+	struct stat st;
+	off_t off = 0;
+	int fd, in = -1;
+
+	if (mft_recw_flush(w)) {
+		snprintf(err, errlen, "cannot write the recording: %s", strerror(w->st.last_errno));
+		return -1;
+	}
+	fd = mft_create_output(path, false, err, errlen);
+	if (fd < 0)
+		return -1;
+	/* the writer's descriptor is write-only: the same file opened again, through it */
+	snprintf(self, sizeof(self), "/proc/self/fd/%d", w->fd);
+	in = open(self, O_RDONLY | O_CLOEXEC);
+	buf = malloc(1 << 20);
+	if (!buf || in < 0 || fstat(in, &st))
+		goto io;
+	while (off < st.st_size) { /* the file as it stands: preamble and every segment */
+		ssize_t n = pread(in, buf, (size_t)(st.st_size - off < (1 << 20) ? st.st_size - off : (1 << 20)), off);
+
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0 || write(fd, buf, (size_t)n) != n) /* a regular file: a short write is an error */
+			goto io;
+		off += n;
+	}
+	/* the trailer, where mft_recw_close would put it (if the segment has room for it) */
+	if (final && (!w->ring || w->seg_pos + sizeof(rec) <= w->seg_size)) {
+		struct mft_rec_counters c = *final;
+
+		memcpy(rec, rec_sync, 4);
+		put16(rec + 4, MFT_REC_COUNTERS);
+		put16(rec + 6, MFT_RECF_FINAL);
+		put32(rec + 8, 64);
+		encode_counters(w, &c, rec + MFT_REC_HDR_LEN);
+		put32(rec + 12, record_crc(w->seq, rec, rec + MFT_REC_HDR_LEN, 64));
+		at = file_off(w, w->seg_pos);
+		if (pwrite(fd, rec, sizeof(rec), (off_t)at) != (ssize_t)sizeof(rec))
+			goto io;
+	}
+	free(buf);
+	close(in);
+	if (fsync(fd) || close(fd)) {
+		snprintf(err, errlen, "cannot write %s: %s", path, strerror(errno));
+		return -1;
+	}
+	return 0;
+io:
+	snprintf(err, errlen, "cannot copy the recording to %s: %s", path, buf ? strerror(errno) : "out of memory");
+	free(buf);
+	if (in >= 0)
+		close(in);
+	close(fd);
+	unlink(path); /* ours: created with O_EXCL above */
+	return -1;
 }
 
 const struct mft_recw_stats *mft_recw_stats(const struct mft_recw *w)

@@ -126,6 +126,15 @@ int mft_recw_flush(struct mft_recw *w);
  * NULL. 0, or -errno of the first failure. */
 int mft_recw_close(struct mft_recw *w, const struct mft_rec_counters *final, struct mft_recw_stats *st);
 const struct mft_recw_stats *mft_recw_stats(const struct mft_recw *w);
+/*
+ * A snapshot: the recording as it stands now copied to a new file at path (created as
+ * mft_create_output does: no link followed, nothing clobbered), ended with a trailer of
+ * the final counters given, as mft_recw_close would end it, so that it reads as a
+ * complete recording of what the file (a flight recorder's ring) holds now. The writer
+ * goes on. 0, or -1 with a one-line reason in err (a partial copy is removed).
+ */
+int mft_recw_snapshot(struct mft_recw *w, const char *path, const struct mft_rec_counters *final, char *err,
+		      size_t errlen);
 
 /* Event payload codec (little-endian, fixed layout; see docs/recording-format.md). */
 void mft_rec_encode_event(uint8_t out[MFT_REC_EVENT_LEN], const struct mft_event *ev);

@@ -1,0 +1,3 @@
+build-asan/base/util.o: user/base/util.c user/base/util.h
+
+user/base/util.h:

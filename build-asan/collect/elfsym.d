@@ -1,0 +1,3 @@
+build-asan/collect/elfsym.o: user/collect/elfsym.c user/collect/elfsym.h
+
+user/collect/elfsym.h:

@@ -1,0 +1,6 @@
+build-asan/collect/procinfo.o: user/collect/procinfo.c \
+  user/collect/elfsym.h user/collect/procinfo.h
+
+user/collect/elfsym.h:
+
+user/collect/procinfo.h:

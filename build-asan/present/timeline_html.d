@@ -1,0 +1,18 @@
+build-asan/present/timeline_html.o: user/present/timeline_html.c \
+  user/base/util.h user/present/output.h user/correlate/correlator.h \
+  include/mftrace.h user/correlate/verdict.h user/store/timeline.h \
+  user/store/recfile.h
+
+user/base/util.h:
+
+user/present/output.h:
+
+user/correlate/correlator.h:
+
+include/mftrace.h:
+
+user/correlate/verdict.h:
+
+user/store/timeline.h:
+
+user/store/recfile.h:
