@@ -116,6 +116,7 @@ DATADIR ?= $(PREFIX)/share/mftrace
 SYSCONFDIR ?= /etc
 UNITDIR ?= $(PREFIX)/lib/systemd/system
 COMPLETIONDIR ?= $(PREFIX)/share/bash-completion/completions
+DOCDIR ?= $(PREFIX)/share/doc/mftrace
 install: $(BUILD)/mftrace
 	install -D -m 0755 $(BUILD)/mftrace $(DESTDIR)$(SBINDIR)/mftrace
 	install -D -m 0644 docs/mftrace.8 $(DESTDIR)$(MANDIR)/man8/mftrace.8
@@ -129,6 +130,8 @@ install: $(BUILD)/mftrace
 	install -m 0644 deploy/mftrace.rules.yml deploy/mftrace.rules.test.yml \
 	    deploy/grafana-dashboard.json $(DESTDIR)$(DATADIR)/
 	install -D -m 0644 deploy/mftrace.bash-completion $(DESTDIR)$(COMPLETIONDIR)/mftrace
+	install -d $(DESTDIR)$(DOCDIR)/runbooks
+	install -m 0644 docs/runbooks/*.md $(DESTDIR)$(DOCDIR)/runbooks/
 
 # Minimal BTFs for kernels without /sys/kernel/btf/vmlinux: only the kernel types that
 # bpf/mftrace.bpf.c uses (bpftool gen min_core_btf), a few KiB each, built into
