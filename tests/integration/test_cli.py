@@ -80,6 +80,12 @@ class Result:
                 f"stdout '{short(self.out, 160)}', stderr '{short(self.err)}'")
 
 
+# How long mftrace may take to exit. Not a speed test: detaching each uprobe waits for an
+# RCU grace period under a host-wide kernel mutex, seconds apiece on a busy host. The
+# deadline only tells "exits" from "hangs"; make bench measures how long it takes.
+EXIT_DEADLINE = 120
+
+
 def stop_child(p: subprocess.Popen, grace: float = 5.0) -> None:
     """SIGINT (mftrace's own clean stop), then SIGKILL: to this child only, by pid."""
     if p.poll() is not None:
@@ -561,11 +567,11 @@ def test_sigint() -> None:
             ready = s.wait_for(r"^mftrace: ready", 20)
             if ready and s.p.poll() is None:
                 os.kill(s.p.pid, sig)
-            r = s.finish(10)
+            r = s.finish(EXIT_DEADLINE)
         finally:
             s.kill()
         check(ready, f"no 'ready' line within 20 s: {r}")
-        check(not r.timed_out, f"did not exit within 10 s of {sig.name}: {r}")
+        check(not r.timed_out, f"did not exit within {EXIT_DEADLINE} s of {sig.name}: {r}")
         expect_traced_ok(r, q)
 
 
@@ -577,7 +583,7 @@ def test_target_exits() -> None:
     try:
         ready = s.wait_for(r"^mftrace: ready", 20)
         OWN.kill(proc)
-        r = s.finish(20)
+        r = s.finish(EXIT_DEADLINE)
     finally:
         s.kill()
     check(ready, f"no 'ready' line within 20 s: {r}")

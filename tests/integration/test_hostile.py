@@ -199,7 +199,7 @@ def main() -> int:
         finally:
             exp.send_signal(signal.SIGTERM)
             try:
-                _, eerr = exp.communicate(timeout=15)
+                _, eerr = exp.communicate(timeout=120)  # uprobe detaching is slow on a busy host
             except subprocess.TimeoutExpired:
                 exp.kill()
                 _, eerr = exp.communicate()

@@ -78,7 +78,9 @@ class Tracer:
             time.sleep(0.1)
         return False
 
-    def stop(self, timeout: float = 15.0) -> int:
+    def stop(self, timeout: float = 120.0) -> int:
+        """SIGINT, then wait for the exit (generous: uprobe detaching is slow on a busy
+        host; the deadline only tells an exit from a hang)."""
         if self.proc is None:
             return -1
         if self.proc.poll() is None:
