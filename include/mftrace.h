@@ -38,20 +38,23 @@ enum mft_ev_type {
 	MFT_EV_SHUTDOWN,         /* the target called shutdown(); ret = how */
 	MFT_EV_CLOSE,            /* the target closed its last reference to the socket */
 	MFT_EV_FIN_SENT,         /* our FIN left: ESTABLISHED->FIN_WAIT1 or CLOSE_WAIT->LAST_ACK */
-	MFT_EV_FIN_RCVD,         /* the peer's FIN arrived: ->CLOSE_WAIT, ->CLOSING or ->TIME_WAIT */
+	MFT_EV_FIN_RCVD,         /* the peer's FIN arrived: ->CLOSE_WAIT, ->CLOSING, ->TIME_WAIT, or
+				  * FIN_WAIT2->CLOSE with SOCK_DONE set (not a close in FIN_WAIT2) */
 	MFT_EV_RST_RCVD,         /* tcp_receive_reset */
 	MFT_EV_RST_SENT,         /* tcp_send_reset */
 	MFT_EV_READ_EOF,         /* recv returned 0 */
 	MFT_EV_READ_ERR,         /* recv returned an error other than EAGAIN/EINTR; ret = -errno */
 	MFT_EV_READ_LATE,        /* recv returned data after a FIN or shutdown (first few only) */
 	MFT_EV_DESTROY,          /* tcp_destroy_sock: the socket is gone; carries final counters */
-	MFT_EV_MULTIFD_CHANNEL,  /* the socket was read inside multifd_recv_new_channel() */
+	MFT_EV_MULTIFD_CHANNEL,  /* a multifd channel: read inside multifd_recv_new_channel() (ret 0),
+				  * or shut down or closed inside multifd teardown (ret 1) */
 	MFT_EV_MIG_STATE,        /* migrate_set_state(); old/new in ret/arg, name in str */
 	MFT_EV_MULTIFD_CLEANUP,  /* multifd teardown entered (save/load cleanup, send/recv shutdown); ret = side */
 	MFT_EV_PROC_EXIT,        /* the target's last thread exited; ret = wait status */
 	MFT_EV_SYNC_MAIN,        /* multifd_{send,recv}_sync_main(): a sync point of the migration; ret = side */
 	MFT_EV_CHAN_SYNC,        /* a SYNC packet on this channel; ret = channel id or -1, arg = packet number */
-	MFT_EV_CHAN_INIT,        /* the MultiFDInit_t: its raw bytes 0-7 in arg, 8-31 in str (user/correlate/multifd_wire.h);
+	MFT_EV_CHAN_INIT,        /* the MultiFDInit_t read (destination) or sent (source): its raw bytes
+				  * 0-7 in arg, 8-31 in str (user/correlate/multifd_wire.h);
 				  * or, from USDT, arg = 0 and the channel id in ret */
 	MFT_EV_TERMINATE,        /* USDT multifd_{send,recv}_terminate_threads: ret = side, arg = its error flag
 				  * (1: a channel thread hit an error), or -1 where the probe has no argument */

@@ -24,6 +24,8 @@ import qemumig  # noqa: E402
 from mftrace_run import Tracer  # noqa: E402
 
 failed = 0
+SLOW = 24 << 20     # bytes/s: 512 MiB take about 20 s
+FAST = 16 << 30
 
 
 def report(ok, name, why=""):
@@ -62,19 +64,32 @@ def attached_late(side: str) -> None:
     name = f"attached mid-migration to the {side}"
     wd = tempfile.mkdtemp(prefix="mft-midlife-")
     try:
-        with qemumig.Migration("7.2-7.2", wd, volume=True) as m:
+        # a second QMP socket on the source: the harness's own is busy polling query-migrate
+        qmp2 = os.path.join(wd, "src.qmp2")
+        with qemumig.Migration("7.2-7.2", wd, volume=True,
+                               extra_args={"src": ["-qmp", f"unix:{qmp2},server=on,wait=off"]}) as m:
             m.start()
+            q2 = qemumig.QMP(qmp2)
+            # slow enough that mftrace surely attaches mid-way (starting it can take
+            # seconds on a busy host), then full speed once it is ready
+            q2.execute("migrate-set-parameters", {"max-bandwidth": SLOW})
             result = {}
             th = threading.Thread(target=lambda: result.update(m.migrate(timeout=120)))
             th.start()
             time.sleep(1.5)
             pid = m.dst_pid if side == "destination" else m.src_pid
-            t = Tracer([pid], wd, "late", ["-q"]).start()
+            t = Tracer([pid], wd, "late", ["-q"]).start(timeout=60)
+            still = q2.execute("query-migrate").get("status")
+            q2.execute("migrate-set-parameters", {"max-bandwidth": FAST})
+            q2.close()
             th.join(150)
             t.wait_migrations(1, timeout=15)
             t.stop()
         if result.get("src_status") != "completed":
             raise AssertionError(f"migration did not complete: {result.get('src_status')}")
+        if still != "active":
+            report(False, name, f"the migration was {still!r} when mftrace was ready: not attached mid-way")
+            return
         secs = result.get("timings", {}).get("migrate_s", 0)
         if secs < 2.5:
             report(False, name, f"the migration took only {secs}s: mftrace may not have attached mid-way")

@@ -2,6 +2,7 @@
 #include <stdlib.h>
 #include "unit.h"
 #include "correlate/correlator.h"
+#include "correlate/pairing.h"
 
 #define MS 1000000ull
 #define DST 100
@@ -14,6 +15,7 @@ struct capture {
 	struct mft_chan chans[8][8];
 	int n;
 	int events;
+	size_t others, other_conns, other_tls; /* groups that showed no migration evidence */
 };
 
 /* The correlator frees a migration after the callback: keep a deep copy. */
@@ -37,10 +39,22 @@ static void on_ev(void *ctx, const struct mft_correlator *c, const struct mft_ch
 	((struct capture *)ctx)->events++;
 }
 
+static void on_other(void *ctx, const struct mft_correlator *c, const struct mft_migration *m)
+{
+	struct capture *cap = ctx;
+
+	(void)c;
+	cap->others++;
+	cap->other_conns += m->n_chans + m->n_pruned;
+	cap->other_tls += m->n_pruned_tls;
+	for (size_t i = 0; i < m->n_chans; i++)
+		cap->other_tls += m->chans[i]->ev.tls;
+}
+
 static struct mft_correlator *mk(struct capture *cap, bool tls_records)
 {
 	struct mft_corr_opts o = { .tls_records = tls_records, .newchan_probe = true, .grace_ns = 100 * MS };
-	struct mft_sink s = { .ctx = cap, .event = on_ev, .migration = on_mig };
+	struct mft_sink s = { .ctx = cap, .event = on_ev, .migration = on_mig, .other = on_other };
 
 	memset(cap, 0, sizeof(*cap));
 	return mft_corr_new(&o, &s);
@@ -420,6 +434,424 @@ static void closed_but_lingering_socket(void)
 	mft_corr_free(c);
 }
 
+/* ---- a process is (pid, start time) ---- */
+
+static void proc_exit(struct mft_correlator *c, uint32_t pid, uint64_t t, int status)
+{
+	struct mft_event e = { .type = MFT_EV_PROC_EXIT, .pid = pid, .tid = pid, .ts_ns = t, .ret = status };
+
+	mft_corr_feed(c, &e);
+}
+
+/* One TLS multifd destination migration of pid: main + 2 multifd, completed, all ended. */
+static void dst_small(struct mft_correlator *c, uint32_t pid_unused, uint64_t t0)
+{
+	(void)pid_unused;
+	for (int ch = 0; ch <= 2; ch++) {
+		ev(c, DST, ch, MFT_EV_SOCK_ACCEPT, t0 + ch * MS, 0);
+		ev(c, DST, ch, MFT_EV_TLS_HANDSHAKE, t0 + ch * MS + 100, 0);
+		if (ch)
+			ev(c, DST, ch, MFT_EV_MULTIFD_CHANNEL, t0 + ch * MS + 200, 0);
+	}
+	state(c, DST, t0 + 10 * MS, "active");
+	for (int ch = 1; ch <= 2; ch++) {
+		ev(c, DST, ch, MFT_EV_FIN_RCVD, t0 + 20 * MS, 8);
+		ev(c, DST, ch, MFT_EV_SHUTDOWN, t0 + 21 * MS, 2);
+		ev(c, DST, ch, MFT_EV_CLOSE, t0 + 22 * MS, 0);
+		ev(c, DST, ch, MFT_EV_DESTROY, t0 + 23 * MS, 0);
+	}
+	state(c, DST, t0 + 24 * MS, "completed");
+	ev(c, DST, 0, MFT_EV_CLOSE, t0 + 25 * MS, 0);
+	ev(c, DST, 0, MFT_EV_DESTROY, t0 + 26 * MS, 0);
+}
+
+/* The issue's case: a pid reused after its process exited inherited "exited", and its
+ * migrations were judged at once (and the target flapped). Registered with its start
+ * time, or seen acting after the exit, it is a new process with fresh state. */
+static void reused_pid_is_a_new_process(void)
+{
+	struct capture cap;
+	struct mft_correlator *c = mk(&cap, false);
+	const struct mft_process *old, *neu;
+
+	mft_corr_set_process(c, DST, 1000, 1 * MS, "old-vm");
+	dst_small(c, DST, 10 * MS);
+	proc_exit(c, DST, 60 * MS, 0);
+	mft_corr_tick(c, 500 * MS);
+	CHECK_INT(cap.n, 1);
+	old = mft_corr_process(c, DST);
+	CHECK(old->exited);
+	/* the pid comes back as another process, registered before any of its events */
+	mft_corr_set_process(c, DST, 2000, 600 * MS, "new-vm");
+	neu = mft_corr_process(c, DST);
+	CHECK(neu != old);
+	CHECK(!neu->exited);
+	CHECK_INT(neu->start_time, 2000);
+	CHECK_INT(neu->generation, 2);
+	CHECK_STR(neu->name, "new-vm");
+	/* its migration is not judged at once: it waits for its own end */
+	for (int ch = 0; ch <= 2; ch++) {
+		ev(c, DST, ch, MFT_EV_SOCK_ACCEPT, 700 * MS + ch, 0);
+		ev(c, DST, ch, MFT_EV_TLS_HANDSHAKE, 700 * MS + ch + 10, 0);
+		if (ch)
+			ev(c, DST, ch, MFT_EV_MULTIFD_CHANNEL, 700 * MS + ch + 20, 0);
+	}
+	mft_corr_tick(c, 2000 * MS);
+	CHECK_INT(cap.n, 1);
+	CHECK_INT(mft_corr_open_migrations(c), 1);
+	state(c, DST, 2100 * MS, "active");
+	for (int ch = 0; ch <= 2; ch++) {
+		ev(c, DST, ch, MFT_EV_FIN_RCVD, 2200 * MS, 8);
+		ev(c, DST, ch, MFT_EV_CLOSE, 2201 * MS, 0);
+		ev(c, DST, ch, MFT_EV_DESTROY, 2202 * MS, 0);
+	}
+	state(c, DST, 2203 * MS, "completed");
+	mft_corr_tick(c, 2300 * MS);
+	CHECK_INT(cap.n, 2);
+	CHECK_STR(cap.migs[1]->outcome, "completed");
+	CHECK(cap.migs[1]->proc == neu);
+	CHECK_STR(cap.migs[1]->proc->name, "new-vm");
+	CHECK_INT(cap.chans[1][1].verdict.kind, MFT_V_UNREAD);
+	mft_corr_free(c);
+}
+
+/* Without a registration (a recording): the process acting after its exit is a new one. */
+static void reused_pid_seen_in_events(void)
+{
+	struct capture cap;
+	struct mft_correlator *c = mk(&cap, false);
+
+	dst_small(c, DST, 10 * MS);
+	proc_exit(c, DST, 60 * MS, 1 << 8);
+	mft_corr_tick(c, 500 * MS);
+	CHECK_INT(cap.n, 1);
+	CHECK_STR(cap.migs[0]->outcome, "completed");
+	/* a late softirq event of the old process (no thread) is not a new process */
+	ev(c, DST, 0, MFT_EV_FIN_RCVD, 510 * MS, 8);
+	CHECK(mft_corr_process(c, DST)->exited);
+	dst_small(c, DST, 1000 * MS);
+	CHECK(!mft_corr_process(c, DST)->exited);
+	CHECK_INT(mft_corr_process(c, DST)->generation, 2);
+	mft_corr_tick(c, 1100 * MS);
+	CHECK_INT(cap.n, 2);
+	CHECK_STR(cap.migs[1]->outcome, "completed"); /* not exited(1): that was the old process */
+	CHECK(!cap.migs[1]->failed);
+	mft_corr_free(c);
+}
+
+/* ---- the attach window ---- */
+
+/* A socket opened before its process's probes were complete may have had its TLS
+ * handshake unseen: it is incomplete, never plain. */
+static void attach_window_is_incomplete_not_plain(void)
+{
+	struct capture cap;
+	struct mft_correlator *c = mk(&cap, false);
+
+	mft_corr_set_process(c, DST, 1000, 50 * MS, "vm");
+	for (int ch = 0; ch <= 2; ch++)
+		ev(c, DST, ch, MFT_EV_SOCK_ACCEPT, (40 + ch) * MS, 0); /* before the probes were complete */
+	ev(c, DST, 3, MFT_EV_SOCK_ACCEPT, 60 * MS, 0);               /* after */
+	for (int ch = 1; ch <= 3; ch++)
+		ev(c, DST, ch, MFT_EV_MULTIFD_CHANNEL, 61 * MS, 0);
+	for (int ch = 0; ch <= 3; ch++) {
+		ev(c, DST, ch, MFT_EV_FIN_RCVD, 80 * MS, 8);
+		ev(c, DST, ch, MFT_EV_READ_EOF, 81 * MS, 0);
+		ev(c, DST, ch, MFT_EV_DESTROY, 82 * MS, 0);
+	}
+	state(c, DST, 83 * MS, "completed");
+	mft_corr_tick(c, 300 * MS);
+	CHECK_INT(cap.n, 1);
+	CHECK_INT(cap.chans[0][1].verdict.kind, MFT_V_INCOMPLETE);
+	CHECK_INT(cap.chans[0][2].verdict.kind, MFT_V_INCOMPLETE);
+	CHECK_INT(cap.chans[0][3].verdict.kind, MFT_V_PLAIN); /* seen from its start: no handshake */
+	mft_corr_free(c);
+}
+
+/* ---- migration evidence ---- */
+
+/* The issue's case: two overlapping VNC-over-TLS viewers of a QEMU that is not migrating
+ * made a flagged "premature (pending)" migration. No evidence: no migration, no event line. */
+static void overlapping_tls_viewers_are_no_migration(void)
+{
+	struct capture cap;
+	struct mft_correlator *c = mk(&cap, false);
+
+	for (int ch = 0; ch <= 1; ch++) {
+		ev(c, DST, ch, MFT_EV_SOCK_ACCEPT, ch * 300 * MS, 0);
+		ev(c, DST, ch, MFT_EV_TLS_HANDSHAKE, ch * 300 * MS + MS, 0);
+	}
+	for (int ch = 0; ch <= 1; ch++) {
+		ev(c, DST, ch, MFT_EV_FIN_RCVD, (700 + ch * 100) * MS, 8);
+		ev(c, DST, ch, MFT_EV_READ_EOF, (700 + ch * 100) * MS + 1, 0);
+		ev(c, DST, ch, MFT_EV_CLOSE, (700 + ch * 100) * MS + 2, 0);
+		ev(c, DST, ch, MFT_EV_DESTROY, (700 + ch * 100) * MS + 3, 0);
+	}
+	mft_corr_tick(c, 5000 * MS);
+	mft_corr_finish(c, 6000 * MS);
+	CHECK_INT(cap.n, 0);
+	CHECK_INT(cap.events, 0); /* their event lines were held back, then dropped */
+	CHECK_INT(cap.others, 1);
+	CHECK_INT(cap.other_conns, 2);
+	CHECK_INT(cap.other_tls, 2);
+	mft_corr_free(c);
+}
+
+/* NBD clients of a destination during its migration: the migration alone is reported,
+ * its event lines held back only until its first multifd channel; the NBD group is other. */
+static void nbd_beside_a_migration(void)
+{
+	struct capture cap;
+	struct mft_correlator *c = mk(&cap, false);
+	struct mft_event e = { 0 };
+
+	/* two NBD-over-TLS clients on port 10809, overlapping, before the migration */
+	for (int i = 0; i < 2; i++) {
+		memset(&e, 0, sizeof(e));
+		e.ts_ns = (1 + i) * MS;
+		e.type = MFT_EV_SOCK_ACCEPT;
+		e.pid = DST;
+		e.tid = DST;
+		e.sk = 0x9000 + (uint64_t)i;
+		e.role = MFT_ROLE_DEST;
+		e.family = 2;
+		e.laddr[0] = e.raddr[0] = 127;
+		e.laddr[3] = e.raddr[3] = 1;
+		e.lport = 10809;
+		e.rport = (uint16_t)(40000 + i);
+		mft_corr_feed(c, &e);
+		e.type = MFT_EV_TLS_HANDSHAKE;
+		e.snap.flags = MFT_SF_TLS;
+		mft_corr_feed(c, &e);
+	}
+	CHECK_INT(cap.events, 0);
+	dst_72(c, true, 10 * MS);
+	CHECK_INT(cap.n, 1);
+	CHECK_INT(cap.migs[0]->id, 1);
+	CHECK_INT(cap.migs[0]->n_chans, 5);
+	CHECK_STR(cap.migs[0]->endpoint, "127.0.0.1:4444");
+	CHECK(cap.events > 20);
+	for (int i = 0; i < 2; i++) {
+		e.ts_ns = 500 * MS + (uint64_t)i;
+		e.sk = 0x9000 + (uint64_t)i;
+		e.rport = (uint16_t)(40000 + i);
+		e.type = MFT_EV_DESTROY;
+		e.tid = 0;
+		mft_corr_feed(c, &e);
+	}
+	mft_corr_tick(c, 1000 * MS);
+	CHECK_INT(cap.n, 1);
+	mft_corr_finish(c, 2000 * MS);
+	CHECK_INT(cap.n, 1);
+	CHECK_INT(cap.others, 1);
+	CHECK_INT(cap.other_conns, 2);
+	mft_corr_free(c);
+}
+
+/* ---- every attempt its own migration ---- */
+
+/* The issue's case: a retry within the grace period merged with the cancelled attempt;
+ * the retry's main channel counted as multifd, the outcome was whichever came last. */
+static void cancel_then_retry_at_once(void)
+{
+	struct capture cap;
+	struct mft_correlator *c = mk(&cap, false);
+
+	state(c, SRC, 1 * MS, "setup");
+	for (int ch = 0; ch <= 2; ch++) {
+		ev(c, SRC, ch, MFT_EV_SOCK_CONNECT, (2 + ch) * MS, 0);
+		ev(c, SRC, ch, MFT_EV_TLS_HANDSHAKE, (2 + ch) * MS + 1, 0);
+		if (ch)
+			init_ev(c, SRC, ch, (2 + ch) * MS + 2, 0);
+	}
+	state(c, SRC, 10 * MS, "active");
+	state(c, SRC, 20 * MS, "cancelling");
+	for (int ch = 0; ch <= 2; ch++) {
+		ev(c, SRC, ch, MFT_EV_SHUTDOWN, 21 * MS, 2);
+		ev(c, SRC, ch, MFT_EV_CLOSE, 22 * MS, 0);
+	}
+	state(c, SRC, 23 * MS, "cancelled");
+	/* the retry, at once: same endpoint, within the grace period; the cancelled
+	 * attempt's sockets linger (not destroyed yet) */
+	state(c, SRC, 24 * MS, "setup");
+	for (int ch = 3; ch <= 5; ch++) {
+		ev(c, SRC, ch, MFT_EV_SOCK_CONNECT, (22 + ch) * MS, 0);
+		ev(c, SRC, ch, MFT_EV_TLS_HANDSHAKE, (22 + ch) * MS + 1, 0);
+		if (ch > 3)
+			init_ev(c, SRC, ch, (22 + ch) * MS + 2, 0);
+	}
+	state(c, SRC, 30 * MS, "active");
+	for (int ch = 0; ch <= 2; ch++)
+		ev(c, SRC, ch, MFT_EV_DESTROY, 31 * MS, 0);
+	for (int ch = 4; ch <= 5; ch++) {
+		ev(c, SRC, ch, MFT_EV_SHUTDOWN, 40 * MS, 2);
+		ev(c, SRC, ch, MFT_EV_CLOSE, 41 * MS, 0);
+		ev(c, SRC, ch, MFT_EV_DESTROY, 42 * MS, 0);
+	}
+	state(c, SRC, 43 * MS, "completed");
+	ev(c, SRC, 3, MFT_EV_CLOSE, 44 * MS, 0);
+	ev(c, SRC, 3, MFT_EV_DESTROY, 45 * MS, 0);
+	mft_corr_tick(c, 500 * MS);
+	CHECK_INT(cap.n, 2);
+	const struct mft_migration *a = cap.migs[0]->t_first < cap.migs[1]->t_first ? cap.migs[0] : cap.migs[1];
+	const struct mft_migration *b = a == cap.migs[0] ? cap.migs[1] : cap.migs[0];
+	int bi = b == cap.migs[0] ? 0 : 1;
+
+	CHECK_STR(a->outcome, "cancelled");
+	CHECK(a->failed);
+	CHECK_STR(b->outcome, "completed");
+	CHECK(!b->failed);
+	CHECK_INT(a->n_chans, 3);
+	CHECK_INT(b->n_chans, 3);
+	CHECK(a->attempt != b->attempt);
+	CHECK_INT(b->verdict.n_multifd, 2);
+	CHECK_INT(cap.chans[bi][0].kind, MFT_KIND_MAIN); /* the retry's main channel */
+	CHECK_INT(cap.chans[bi][0].sk, sk_of(SRC, 3));
+	mft_corr_free(c);
+}
+
+/* One state change seen by the uprobe and the USDT probe is one, not a new attempt. */
+static void state_told_twice_is_one_attempt(void)
+{
+	struct capture cap;
+	struct mft_correlator *c = mk(&cap, false);
+
+	state(c, SRC, 1 * MS, "setup");
+	state(c, SRC, 1 * MS + 5, "setup");
+	for (int ch = 0; ch <= 1; ch++) {
+		ev(c, SRC, ch, MFT_EV_SOCK_CONNECT, (2 + ch) * MS, 0);
+		if (ch)
+			init_ev(c, SRC, ch, (2 + ch) * MS + 2, 0);
+	}
+	state(c, SRC, 5 * MS, "completed");
+	state(c, SRC, 5 * MS + 5, "completed");
+	for (int ch = 0; ch <= 1; ch++)
+		ev(c, SRC, ch, MFT_EV_DESTROY, 6 * MS, 0);
+	mft_corr_tick(c, 500 * MS);
+	CHECK_INT(cap.n, 1);
+	CHECK_STR(cap.migs[0]->outcome, "completed");
+	CHECK_INT(mft_corr_process(c, SRC)->n_att, 1);
+	mft_corr_free(c);
+}
+
+/* ---- one pairing rule ---- */
+
+/* A dual-stack destination ([::], ::ffff:127.0.0.1) and its IPv4 source are one connection. */
+static void dual_stack_ends_pair(void)
+{
+	struct capture cap;
+	struct mft_correlator *c = mk(&cap, false);
+
+	for (int ch = 0; ch <= 1; ch++) {
+		struct mft_event e = { 0 };
+
+		ev(c, SRC, ch, MFT_EV_SOCK_CONNECT, ch * MS, 0);
+		ev(c, SRC, ch, MFT_EV_TLS_HANDSHAKE, ch * MS + 20, 0);
+		e.ts_ns = ch * MS + 10;
+		e.type = MFT_EV_SOCK_ACCEPT;
+		e.pid = DST;
+		e.tid = DST;
+		e.sk = sk_of(DST, ch);
+		e.role = MFT_ROLE_DEST;
+		e.family = 10;
+		e.laddr[10] = e.laddr[11] = e.raddr[10] = e.raddr[11] = 0xff;
+		e.laddr[12] = e.raddr[12] = 127;
+		e.laddr[15] = e.raddr[15] = 1;
+		e.lport = PORT;
+		e.rport = (uint16_t)(50000 + ch);
+		mft_corr_feed(c, &e);
+		e.type = MFT_EV_TLS_HANDSHAKE;
+		e.snap.flags = MFT_SF_TLS;
+		e.ts_ns += 10;
+		mft_corr_feed(c, &e);
+		if (ch) {
+			e.type = MFT_EV_MULTIFD_CHANNEL;
+			e.ts_ns += 10;
+			mft_corr_feed(c, &e);
+		}
+	}
+	state(c, SRC, 50 * MS, "completed");
+	ev(c, SRC, 1, MFT_EV_SHUTDOWN, 60 * MS, 2);
+	ev(c, DST, 1, MFT_EV_FIN_RCVD, 61 * MS, 8);
+	ev(c, DST, 1, MFT_EV_READ_EOF, 62 * MS, 0);
+	for (int ch = 0; ch <= 1; ch++) {
+		ev(c, SRC, ch, MFT_EV_DESTROY, 63 * MS, 0);
+		ev(c, DST, ch, MFT_EV_DESTROY, 64 * MS, 0);
+	}
+	state(c, DST, 65 * MS, "completed");
+	mft_corr_tick(c, 500 * MS);
+	CHECK_INT(cap.n, 2);
+	int si = cap.migs[0]->role == MFT_ROLE_SOURCE ? 0 : 1;
+
+	CHECK_STR(cap.migs[1 - si]->endpoint, "127.0.0.1:4444"); /* normalised */
+	CHECK_INT(cap.chans[si][1].verdict.kind, MFT_V_PREMATURE); /* decided by its destination */
+	CHECK(cap.migs[si]->verdict.flagged);
+	mft_corr_free(c);
+}
+
+static void pairing_rule(void)
+{
+	uint8_t v4a[16] = { 127, 0, 0, 1 }, v4b[16] = { 127, 0, 0, 2 };
+	uint8_t m4a[16] = { 0 }, m4b[16] = { 0 }, six[16] = { 0 }, any[16] = { 0 };
+	uint8_t u1[16] = { 1 }, u2[16] = { 2 };
+	int fam = 10;
+
+	m4a[10] = m4a[11] = m4b[10] = m4b[11] = 0xff;
+	m4a[12] = m4b[12] = 127;
+	m4a[15] = 1;
+	m4b[15] = 2;
+	six[15] = 1;
+	struct mft_end src = { 2, v4a, v4b, 50000, 4444, -1, NULL };
+	struct mft_end dst = { 10, m4b, m4a, 4444, 50000, -1, NULL };
+
+	CHECK(mft_same_connection(&src, &dst));
+	CHECK(mft_same_connection(&dst, &src));
+	dst.lport = 4445;
+	CHECK(!mft_same_connection(&src, &dst));
+	dst.lport = 4444;
+	dst.raddr = m4b; /* 127.0.0.2 -> 127.0.0.2: not the mirror */
+	CHECK(!mft_same_connection(&src, &dst));
+	dst.raddr = m4a;
+	src.chan_id = 1;
+	dst.chan_id = 2;
+	CHECK(!mft_same_connection(&src, &dst));
+	dst.chan_id = -1;
+	CHECK(mft_same_connection(&src, &dst));
+	src.uuid = u1;
+	dst.uuid = u2;
+	CHECK(!mft_same_connection(&src, &dst));
+	dst.uuid = u1;
+	CHECK(mft_same_connection(&src, &dst));
+	/* pure IPv6 stays IPv6 and pairs with IPv6 only */
+	struct mft_end s6 = { 10, six, six, 50000, 4444, -1, NULL }, d6 = { 10, six, six, 4444, 50000, -1, NULL };
+	struct mft_end d4 = { 2, v4a, v4a, 4444, 50000, -1, NULL };
+
+	CHECK(mft_same_connection(&s6, &d6));
+	CHECK(!mft_same_connection(&s6, &d4));
+	/* normalisation: mapped pair, and a mapped peer with a local end not bound yet */
+	uint8_t l[16], r[16];
+
+	memcpy(l, m4a, 16);
+	memcpy(r, m4b, 16);
+	mft_addr_normalize(&fam, l, r);
+	CHECK_INT(fam, 2);
+	CHECK(!memcmp(l, v4a, 16) && !memcmp(r, v4b, 16));
+	fam = 10;
+	memcpy(l, any, 16);
+	memcpy(r, m4b, 16);
+	mft_addr_normalize(&fam, l, r);
+	CHECK_INT(fam, 2);
+	CHECK(!memcmp(r, v4b, 16));
+	fam = 10;
+	memcpy(l, six, 16);
+	memcpy(r, m4b, 16);
+	mft_addr_normalize(&fam, l, r);
+	CHECK_INT(fam, 10); /* ::1 is not IPv4 */
+	struct mft_end unbound = { 2, v4a, v4b, 0, 4444, -1, NULL };
+
+	CHECK(!mft_same_connection(&unbound, &dst)); /* ports must be known */
+}
+
 static void event_names_and_addresses(void)
 {
 	char buf[64];
@@ -447,6 +879,15 @@ int main(void)
 	RUN(source_borrows_destination_verdict);
 	RUN(reused_socket_address_is_a_new_channel);
 	RUN(closed_but_lingering_socket);
+	RUN(reused_pid_is_a_new_process);
+	RUN(reused_pid_seen_in_events);
+	RUN(attach_window_is_incomplete_not_plain);
+	RUN(overlapping_tls_viewers_are_no_migration);
+	RUN(nbd_beside_a_migration);
+	RUN(cancel_then_retry_at_once);
+	RUN(state_told_twice_is_one_attempt);
+	RUN(dual_stack_ends_pair);
+	RUN(pairing_rule);
 	RUN(event_names_and_addresses);
 	UNIT_EXIT();
 }

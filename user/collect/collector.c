@@ -548,10 +548,11 @@ static int add_target(struct mft_collector *c, const struct mft_procinfo *pi, ui
 		      size_t errlen);
 
 /*
- * Every uprobe is attached before the pid enters the kernel-side filter (the targets
- * map): no socket of the target is seen before its GnuTLS probes can mark it TLS. The
- * probes do nothing until then (they check the filter too). *t_traced is when the
- * probes were complete (CLOCK_MONOTONIC ns).
+ * The pid enters the kernel-side filter (the targets map) first, so that its sockets are
+ * seen from now on, then its uprobes are attached, which can take seconds on a busy host
+ * (each one is registered in every process that maps the file). *t_traced is when they
+ * were complete (CLOCK_MONOTONIC ns): the correlator judges a socket opened before then
+ * incomplete, never plain, as its TLS handshake may have gone unseen.
  */
 int mft_collector_add_target(struct mft_collector *c, const struct mft_procinfo *pi, uint64_t *t_traced,
 			     char *err, size_t errlen)
@@ -585,6 +586,12 @@ static int add_target(struct mft_collector *c, const struct mft_procinfo *pi, ui
 	memset(t, 0, sizeof(*t));
 	t->pid = pi->pid;
 	tv.status_lookup = mft_proc_symbol_addr(pi, "MigrationStatus_lookup");
+	if (bpf_map__update_elem(s->maps.targets, &t->pid, sizeof(t->pid), &tv, sizeof(tv), BPF_ANY)) {
+		snprintf(err, errlen, "cannot add pid %u to the targets map: %s", pi->pid, strerror(errno));
+		c->n_targets--;
+		mft_elf_close(e);
+		return -1;
+	}
 	attach_qemu(c, t, e, pi->exe_open, tv.status_lookup != 0);
 	mft_elf_close(e);
 	if (!pi->gnutls[0]) {
@@ -599,11 +606,6 @@ static int add_target(struct mft_collector *c, const struct mft_procinfo *pi, ui
 	}
 	if (t_traced)
 		*t_traced = mft_mono_now();
-	if (bpf_map__update_elem(s->maps.targets, &t->pid, sizeof(t->pid), &tv, sizeof(tv), BPF_ANY)) {
-		snprintf(err, errlen, "cannot add pid %u to the targets map: %s", pi->pid, strerror(errno));
-		mft_collector_remove_target(c, pi->pid);
-		return -1;
-	}
 	return 0;
 }
 

@@ -57,9 +57,9 @@ typedef void (*mft_event_fn)(void *ctx, const struct mft_event *ev);
 /* NULL on failure, with a one-line reason in err. */
 struct mft_collector *mft_collector_open(const struct mft_collector_opts *o, mft_event_fn fn,
 					 void *ctx, char *err, size_t errlen);
-/* Start tracing a QEMU process: its uprobes first, then the kernel-side filter. t_traced
- * (may be NULL) gets the CLOCK_MONOTONIC ns when its probes were complete, before it
- * entered the filter. -1 with a one-line reason on failure. */
+/* Start tracing a QEMU process: the kernel-side filter, then its uprobes. t_traced (may
+ * be NULL) gets the CLOCK_MONOTONIC ns when its probes were complete: sockets opened
+ * before then are mid-life for the correlator. -1 with a one-line reason on failure. */
 int mft_collector_add_target(struct mft_collector *c, const struct mft_procinfo *pi, uint64_t *t_traced,
 			     char *err, size_t errlen);
 void mft_collector_remove_target(struct mft_collector *c, uint32_t pid);
