@@ -74,7 +74,7 @@ def check(name: str, fn) -> None:
         report(r is None, name, r or "")
 
 
-def run(args: list[str], timeout: float = 60) -> subprocess.CompletedProcess:
+def run(args: list[str], timeout: float = 300) -> subprocess.CompletedProcess:
     return subprocess.run([MFTRACE] + args, capture_output=True, timeout=timeout, stdin=subprocess.DEVNULL)
 
 
