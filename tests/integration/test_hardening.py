@@ -74,7 +74,7 @@ def check(name: str, fn) -> None:
         report(r is None, name, r or "")
 
 
-def run(args: list[str], timeout: float = 60) -> subprocess.CompletedProcess:
+def run(args: list[str], timeout: float = 300) -> subprocess.CompletedProcess:
     return subprocess.run([MFTRACE] + args, capture_output=True, timeout=timeout, stdin=subprocess.DEVNULL)
 
 
@@ -174,7 +174,7 @@ def secrets_and_probes(wd: str) -> str:
                 q.kill()
                 q.wait()
         r.send_signal(signal.SIGINT)
-        r.wait(60)
+        r.wait(300)   # stopping detaches the probes of every QEMU on the host: slow when it is busy
     data = open(rec, "rb").read()
     rep = run(["report", rec, "--format", "json", "-q"])
     recs = [json.loads(l) for l in rep.stdout.decode().splitlines() if l.startswith("{")]
@@ -243,7 +243,7 @@ def names(wd: str) -> None:
             live.stop()
             js.stop()
             recorder.send_signal(signal.SIGINT)
-            recorder.wait(60)
+            recorder.wait(300)
     texts = {
         "live mode (events and tables)": open(live.out_path, "rb").read() + open(live.err_path, "rb").read(),
         "record --show": open(show, "rb").read(),
