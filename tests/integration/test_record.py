@@ -558,7 +558,8 @@ def bad_files(wd: str, good: str) -> None:
     # without -o the recording is mftrace.data in the current folder (test_flight_recorder.py
     # records one); a bad target is refused before anything is created
     r = subprocess.run([MFTRACE, "record", "-p", "1"], capture_output=True, text=True, cwd=wd)
-    if r.returncode != 1 or "not a QEMU" not in r.stderr or os.path.exists(os.path.join(wd, "mftrace.data")):
+    if (r.returncode != 1 or len(r.stderr.strip().splitlines()) != 1 or "pid" not in r.stderr or
+            os.path.exists(os.path.join(wd, "mftrace.data"))):
         errs.append(f"record -p 1 without -o: {r.returncode} {r.stderr!r}, mftrace.data created: "
                     f"{os.path.exists(os.path.join(wd, 'mftrace.data'))}")
     r = subprocess.run([MFTRACE, "record", "-o", os.path.join(wd, "x"), "--max-size", "10K"], capture_output=True,
