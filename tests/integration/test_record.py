@@ -555,9 +555,13 @@ def bad_files(wd: str, good: str) -> None:
             errs.append(f"cut: {n} of {full} events, stderr {lines}")
         if tag == "corrupt" and not (n >= full - 1 and "damaged" in r.stderr and recs[0]["lost"]["damaged_records"]):
             errs.append(f"corrupt: {n} of {full} events, stderr {lines}")
-    r = subprocess.run([MFTRACE, "record", "-p", "1"], capture_output=True, text=True)
-    if r.returncode != 1 or "-o FILE" not in r.stderr:
-        errs.append(f"record without -o: {r.returncode} {r.stderr!r}")
+    # without -o the recording is mftrace.data in the current folder (test_flight_recorder.py
+    # records one); a bad target is refused before anything is created
+    r = subprocess.run([MFTRACE, "record", "-p", "1"], capture_output=True, text=True, cwd=wd)
+    if (r.returncode != 1 or len(r.stderr.strip().splitlines()) != 1 or "pid" not in r.stderr or
+            os.path.exists(os.path.join(wd, "mftrace.data"))):
+        errs.append(f"record -p 1 without -o: {r.returncode} {r.stderr!r}, mftrace.data created: "
+                    f"{os.path.exists(os.path.join(wd, 'mftrace.data'))}")
     r = subprocess.run([MFTRACE, "record", "-o", os.path.join(wd, "x"), "--max-size", "10K"], capture_output=True,
                        text=True)
     if r.returncode != 1 or "at least 512K" not in r.stderr:

@@ -356,9 +356,9 @@ class Soak:
     def counters(self) -> dict:
         out = {"channels": collections.Counter(), "migrations": collections.Counter()}
         for name, lb, v in self.metrics():
-            if name == "mftrace_channels_total" and lb.get("vm") == self.vm["dst"] and lb.get("role") == "destination":
+            if name == "mftrace_channels_total" and lb.get("domain") == self.vm["dst"] and lb.get("role") == "destination":
                 out["channels"][lb["verdict"]] += int(v)
-            if name == "mftrace_migrations_total" and lb.get("vm") in self.vm.values():
+            if name == "mftrace_migrations_total" and lb.get("domain") in self.vm.values():
                 out["migrations"][lb["role"]] += int(v)
         return out
 

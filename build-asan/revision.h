@@ -1,0 +1,1 @@
+#define MFT_REVISION "b48a3bd-dirty"
