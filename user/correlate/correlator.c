@@ -463,7 +463,7 @@ add:
 	ch->mig = m;
 	if (ch->kind == MFT_KIND_UNKNOWN && !ch->ev.midlife)
 		ch->kind = ch->index == 0 ? MFT_KIND_MAIN : MFT_KIND_MULTIFD;
-	if (ch->flagged) {
+	if (ch->named_multifd) {
 		ch->kind = MFT_KIND_MULTIFD;
 		set_evidence(c, m);
 	}
@@ -535,7 +535,7 @@ static void mark_main(struct mft_migration *m)
 	for (size_t i = 0; i < m->n_chans; i++) {
 		struct mft_chan *o = m->chans[i];
 
-		if (!o->flagged && !o->ev.midlife)
+		if (!o->named_multifd && !o->ev.midlife)
 			o->kind = MFT_KIND_MAIN;
 	}
 }
@@ -640,7 +640,7 @@ static void apply(struct mft_correlator *c, struct mft_chan *ch, const struct mf
 	if (evidence || ev->type == MFT_EV_MULTIFD_CHANNEL || ev->type == MFT_EV_THREAD_END ||
 	    ev->type == MFT_EV_CHAN_SYNC) {
 		ch->kind = MFT_KIND_MULTIFD;
-		ch->flagged = true;
+		ch->named_multifd = true;
 		if (ch->mig) {
 			set_evidence(c, ch->mig);
 			if (c->opts.newchan_probe)

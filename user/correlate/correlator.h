@@ -45,7 +45,7 @@ struct mft_chan {
 	uint8_t laddr[16], raddr[16];
 	struct mft_evidence ev; /* everything verdict.c looks at */
 	struct mft_verdict verdict;
-	bool flagged;         /* named a multifd channel by multifd_recv_new_channel() */
+	bool named_multifd;   /* named a multifd channel by multifd_recv_new_channel() */
 	bool ended;           /* socket destroyed */
 	bool judged;
 	bool mig_failed;      /* its migration failed (set when judged; read by a traced peer) */
