@@ -100,7 +100,7 @@ demo:
 bench: all
 	@python3 scripts/bench.py
 
-FORMAT_SRCS = $(shell git ls-files 'user/*.[ch]' 'bpf/*.c' 'include/*.h' 'tests/unit/*.[ch]' 'fuzz/*.c' 2>/dev/null)
+FORMAT_SRCS = $(shell git ls-files 'user/*.[ch]' 'bpf/*.c' 'include/*.h' 'tests/unit/*.[ch]' 'tests/tools/*.c' 'fuzz/*.c' 2>/dev/null)
 format:
 	@clang-format -i $(FORMAT_SRCS)
 format-check:

@@ -58,14 +58,14 @@ struct {
 struct {
 	__uint(type, BPF_MAP_TYPE_HASH);
 	__uint(max_entries, MFT_MAX_SOCKS); /* not LRU: a full map is counted, never evicts a live channel */
-	__type(key, __u64); /* struct sock * */
+	__type(key, __u64);                 /* struct sock * */
 	__type(value, struct mft_sock);
 } socks SEC(".maps");
 
 struct {
 	__uint(type, BPF_MAP_TYPE_HASH);
 	__uint(max_entries, MFT_MAX_SESSIONS);
-	__type(key, __u64); /* gnutls_session_t */
+	__type(key, __u64);   /* gnutls_session_t */
 	__type(value, __u64); /* struct sock * */
 } sessions SEC(".maps");
 
@@ -203,7 +203,7 @@ static __always_inline void fill_addrs(struct mft_event *e, struct sock *sk)
  * NULL; sk may be 0 for process-level events. The caller may add to it, then submits.
  */
 static __always_inline struct mft_event *event_start(__u16 type, __u64 sk, struct mft_sock *st, __u32 tgid,
-						      bool process_ctx, __s64 ret, __u64 arg)
+						     bool process_ctx, __s64 ret, __u64 arg)
 {
 	struct mft_event *e = bpf_ringbuf_reserve(&events, sizeof(*e), 0);
 
@@ -238,8 +238,8 @@ static __always_inline void event_submit(struct mft_event *e)
 }
 
 /* Emit one event, as event_start() fills it. */
-static __always_inline void emit(__u16 type, __u64 sk, struct mft_sock *st, __u32 tgid,
-				 bool process_ctx, __s64 ret, __u64 arg)
+static __always_inline void emit(__u16 type, __u64 sk, struct mft_sock *st, __u32 tgid, bool process_ctx, __s64 ret,
+				 __u64 arg)
 {
 	struct mft_event *e = event_start(type, sk, st, tgid, process_ctx, ret, arg);
 
@@ -804,7 +804,6 @@ int BPF_KPROBE(up_gnutls_record_recv, void *session)
 }
 
 
-
 SEC("uretprobe")
 int BPF_KRETPROBE(ur_gnutls_record_recv, long ret)
 {
@@ -976,7 +975,7 @@ static __always_inline void header_done(__u64 id)
 		return;
 	/* Read no more than QEMU did: 12 bytes, or 32 of at least 320. */
 	if (r->len == MFT_MULTIFD_HDR_LEN ? bpf_probe_read_user(h, MFT_MULTIFD_HDR_LEN, (void *)r->base)
-					   : bpf_probe_read_user(h, 32, (void *)r->base))
+					  : bpf_probe_read_user(h, 32, (void *)r->base))
 		goto out;
 	/* By now QEMU may have turned fields to host order in place (7.2 does magic, version
 	 * and pages_alloc, not flags): each is taken in either order. The flags in use fit in
@@ -1158,8 +1157,7 @@ int BPF_KPROBE(up_migrate_set_state, void *state, int old_state, int new_state)
 {
 	__u64 id = bpf_get_current_pid_tgid();
 	__u32 tid = (__u32)id;
-	struct mft_state_call c = { .state_ptr = (__u64)state, .old_state = old_state,
-				    .new_state = new_state };
+	struct mft_state_call c = { .state_ptr = (__u64)state, .old_state = old_state, .new_state = new_state };
 
 	if (is_target(id >> 32))
 		bpf_map_update_elem(&state_calls, &tid, &c, BPF_ANY);

@@ -23,7 +23,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	struct mft_qemu_args a;
 
 	mft_qemu_args_parse(copy, size, &a);
-	if (strnlen(a.uuid, sizeof(a.uuid)) == sizeof(a.uuid) || strnlen(a.machine, sizeof(a.machine)) == sizeof(a.machine))
+	if (strnlen(a.uuid, sizeof(a.uuid)) == sizeof(a.uuid) ||
+	    strnlen(a.machine, sizeof(a.machine)) == sizeof(a.machine))
 		abort();
 	mft_clean_tls_termination(&a, copy[0] ? "10.0.2" : "7.2.0", name, sizeof(name));
 	if (strnlen(name, sizeof(name)) == sizeof(name))

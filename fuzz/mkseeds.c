@@ -23,9 +23,14 @@ static void fill(struct mft_recw *w, int n)
 	mft_recw_target(w, &t);
 	mft_recw_probe(w, &p);
 	for (int i = 0; i < n; i++) {
-		struct mft_event e = { .ts_ns = 2000 + (uint64_t)i, .sk = 0x100 + (uint64_t)(i % 5), .pid = 42,
-				       .type = (uint16_t)(1 + i % (MFT_EV__MAX - 1)), .family = 2, .lport = 4444,
-				       .rport = (uint16_t)(50000 + i % 5), .role = MFT_ROLE_DEST };
+		struct mft_event e = { .ts_ns = 2000 + (uint64_t)i,
+				       .sk = 0x100 + (uint64_t)(i % 5),
+				       .pid = 42,
+				       .type = (uint16_t)(1 + i % (MFT_EV__MAX - 1)),
+				       .family = 2,
+				       .lport = 4444,
+				       .rport = (uint16_t)(50000 + i % 5),
+				       .role = MFT_ROLE_DEST };
 
 		mft_recw_event(w, &e);
 		if (i == n / 2)
@@ -36,7 +41,9 @@ static void fill(struct mft_recw *w, int n)
 
 int main(int argc, char **argv)
 {
-	struct mft_recw_opts ring = { .max_size = MFT_REC_PREAMBLE_LEN + 4 * MFT_REC_MIN_SEGMENT, .n_segments = 4, .force = true };
+	struct mft_recw_opts ring = { .max_size = MFT_REC_PREAMBLE_LEN + 4 * MFT_REC_MIN_SEGMENT,
+				      .n_segments = 4,
+				      .force = true };
 	char path[512], err[256];
 	struct mft_recw *w;
 

@@ -19,10 +19,10 @@
  * Every one is counted and shown: doctor, the exporter's mftrace_resource_* metrics, and
  * the summary a session prints when it ends (docs/mftrace.8, LIMITS).
  */
-#define MFT_MAX_TARGETS 1024    /* QEMU processes traced at once (targets map) */
-#define MFT_MAX_SOCKS 32768     /* TCP sockets of targets tracked at once (socks map) */
-#define MFT_MAX_SESSIONS 32768  /* TLS sessions of targets (sessions map) */
-#define MFT_MAX_THREADS 16384   /* target threads inside a probed call, or bound to a channel */
+#define MFT_MAX_TARGETS 1024   /* QEMU processes traced at once (targets map) */
+#define MFT_MAX_SOCKS 32768    /* TCP sockets of targets tracked at once (socks map) */
+#define MFT_MAX_SESSIONS 32768 /* TLS sessions of targets (sessions map) */
+#define MFT_MAX_THREADS 16384  /* target threads inside a probed call, or bound to a channel */
 
 /* One event per boundary in a channel's life. Never one per packet. */
 enum mft_ev_type {
@@ -63,25 +63,25 @@ enum mft_ev_type {
 };
 
 /* Per-socket flags kept in the kernel (struct mft_sock.flags) and copied to events. */
-#define MFT_SF_FIN_RCVD   (1u << 0)
+#define MFT_SF_FIN_RCVD (1u << 0)
 #define MFT_SF_LOCAL_SHUT (1u << 1)
-#define MFT_SF_EOF_READ   (1u << 2)
-#define MFT_SF_TLS        (1u << 3)
-#define MFT_SF_MIDLIFE    (1u << 4) /* found after it was created */
-#define MFT_SF_MULTIFD    (1u << 5)
-#define MFT_SF_CLOSED     (1u << 6)
-#define MFT_SF_READ_ERR   (1u << 7) /* a recv failed: reported once */
-#define MFT_SF_FIN_SENT   (1u << 8)
+#define MFT_SF_EOF_READ (1u << 2)
+#define MFT_SF_TLS (1u << 3)
+#define MFT_SF_MIDLIFE (1u << 4) /* found after it was created */
+#define MFT_SF_MULTIFD (1u << 5)
+#define MFT_SF_CLOSED (1u << 6)
+#define MFT_SF_READ_ERR (1u << 7) /* a recv failed: reported once */
+#define MFT_SF_FIN_SENT (1u << 8)
 
 /* Why a uprobe on this thread is open: mft_tls_call.kind */
 #define MFT_CALL_HANDSHAKE 1
-#define MFT_CALL_BYE       2
-#define MFT_CALL_RECORD    3
+#define MFT_CALL_BYE 2
+#define MFT_CALL_RECORD 3
 
 /* Roles */
 #define MFT_ROLE_UNKNOWN 0
-#define MFT_ROLE_SOURCE  1 /* connect()ed: sends the stream */
-#define MFT_ROLE_DEST    2 /* accept()ed: receives the stream */
+#define MFT_ROLE_SOURCE 1 /* connect()ed: sends the stream */
+#define MFT_ROLE_DEST 2   /* accept()ed: receives the stream */
 
 /* Which side of multifd a QEMU function belongs to (MULTIFD_CLEANUP, SYNC_MAIN: ret) */
 #define MFT_SIDE_SEND 1
@@ -96,38 +96,38 @@ enum mft_ev_type {
 #define MFT_MULTIFD_MAGIC 0x11223344u
 #define MFT_MULTIFD_VERSION 1u
 #define MFT_MULTIFD_FLAG_SYNC 0x1u
-#define MFT_MULTIFD_INIT_LEN 64      /* MultiFDInit_t */
-#define MFT_MULTIFD_HDR_LEN 12       /* MultiFDPacketHdr_t, the first read of a 10.0+ receiver */
-#define MFT_MULTIFD_PACKET_LEN 320   /* MultiFDPacket_t without its offset[] array */
+#define MFT_MULTIFD_INIT_LEN 64    /* MultiFDInit_t */
+#define MFT_MULTIFD_HDR_LEN 12     /* MultiFDPacketHdr_t, the first read of a 10.0+ receiver */
+#define MFT_MULTIFD_PACKET_LEN 320 /* MultiFDPacket_t without its offset[] array */
 
 /* Read-side snapshot the kernel keeps per socket; sent with every event. */
 struct mft_sock_snap {
 	__u64 rx_bytes;
 	__u64 tx_bytes;
 	__u64 rx_calls;
-	__u64 last_rx_ns;   /* last recv that returned data */
-	__s32 last_rx_len;  /* its length */
-	__s32 prev_rx_len;  /* the one before (a TLS record header read is 5 bytes) */
+	__u64 last_rx_ns;  /* last recv that returned data */
+	__s32 last_rx_len; /* its length */
+	__s32 prev_rx_len; /* the one before (a TLS record header read is 5 bytes) */
 	__u32 last_rx_tid;
-	__u32 late_reads;   /* reads that returned data after FIN/shutdown */
-	__u32 tls_records;  /* --tls-records: gnutls_record_recv calls seen */
-	__u32 flags;        /* MFT_SF_* */
+	__u32 late_reads;  /* reads that returned data after FIN/shutdown */
+	__u32 tls_records; /* --tls-records: gnutls_record_recv calls seen */
+	__u32 flags;       /* MFT_SF_* */
 };
 
 struct mft_event {
-	__u64 ts_ns;   /* bpf_ktime_get_ns(): CLOCK_MONOTONIC */
-	__u64 sk;      /* struct sock *, the channel's identity */
-	__u64 arg;     /* type-specific: TLS session, old state, ... */
-	__s64 ret;     /* type-specific: return value, how, new state, exit status */
-	__u32 pid;     /* tgid of the target */
-	__u32 tid;     /* thread that did it (0 in softirq context) */
-	__u16 type;    /* enum mft_ev_type */
-	__u16 family;  /* AF_INET / AF_INET6 */
-	__u16 lport;   /* host order */
-	__u16 rport;   /* host order */
+	__u64 ts_ns;  /* bpf_ktime_get_ns(): CLOCK_MONOTONIC */
+	__u64 sk;     /* struct sock *, the channel's identity */
+	__u64 arg;    /* type-specific: TLS session, old state, ... */
+	__s64 ret;    /* type-specific: return value, how, new state, exit status */
+	__u32 pid;    /* tgid of the target */
+	__u32 tid;    /* thread that did it (0 in softirq context) */
+	__u16 type;   /* enum mft_ev_type */
+	__u16 family; /* AF_INET / AF_INET6 */
+	__u16 lport;  /* host order */
+	__u16 rport;  /* host order */
 	__u8 laddr[16];
 	__u8 raddr[16];
-	__u8 role;     /* MFT_ROLE_* as the kernel knows it */
+	__u8 role; /* MFT_ROLE_* as the kernel knows it */
 	__u8 pad[7];
 	struct mft_sock_snap snap;
 	char str[MFT_STR_LEN]; /* migration state name, or the thread's comm */
@@ -140,12 +140,12 @@ struct mft_target {
 
 /* Counters the BPF side keeps (per-CPU array, index = enum mft_counter). */
 enum mft_counter {
-	MFT_CNT_RB_DROPPED = 0, /* ring buffer reservation failed: event lost */
-	MFT_CNT_SOCK_MAP_FULL,  /* a socket could not be tracked: socks map full */
-	MFT_CNT_EVENTS,         /* events submitted */
-	MFT_CNT_UPROBE_HITS,    /* GnuTLS/QEMU uprobe entries in a target (doctor proves they fire) */
+	MFT_CNT_RB_DROPPED = 0,   /* ring buffer reservation failed: event lost */
+	MFT_CNT_SOCK_MAP_FULL,    /* a socket could not be tracked: socks map full */
+	MFT_CNT_EVENTS,           /* events submitted */
+	MFT_CNT_UPROBE_HITS,      /* GnuTLS/QEMU uprobe entries in a target (doctor proves they fire) */
 	MFT_CNT_SESSION_MAP_FULL, /* a TLS session could not be tied to its socket: sessions map full */
-	MFT_CNT_CALL_MAP_FULL,  /* a GnuTLS call could not be followed: tls_calls/record_calls full */
+	MFT_CNT_CALL_MAP_FULL,    /* a GnuTLS call could not be followed: tls_calls/record_calls full */
 	MFT_CNT__MAX,
 };
 

@@ -86,7 +86,8 @@ int main(int argc, char **argv)
 		if (++n % 64 == 0) { /* a short-lived connection: connect, accept, close */
 			int c2 = socket(AF_INET, SOCK_STREAM, 0), a2;
 
-			if (c2 < 0 || connect(c2, (struct sockaddr *)&a, sizeof(a)) || (a2 = accept(ls, NULL, NULL)) < 0) {
+			if (c2 < 0 || connect(c2, (struct sockaddr *)&a, sizeof(a)) ||
+			    (a2 = accept(ls, NULL, NULL)) < 0) {
 				perror("pingpong: connect");
 				return 1;
 			}

@@ -35,7 +35,9 @@ static void on_mig(void *ctx, const struct mft_correlator *c, const struct mft_m
 
 static void on_ev(void *ctx, const struct mft_correlator *c, const struct mft_chan *ch, const struct mft_event *ev)
 {
-	(void)c; (void)ch; (void)ev;
+	(void)c;
+	(void)ch;
+	(void)ev;
 	((struct capture *)ctx)->events++;
 }
 
@@ -307,7 +309,7 @@ static void midlife_sockets_are_incomplete(void)
 	ev(c, DST, 1, MFT_EV_DESTROY, 6 * MS, 0);
 	ev(c, DST, 2, MFT_EV_DESTROY, 6 * MS, 0);
 	mft_corr_finish(c, 100 * MS);
-	CHECK_INT(cap.n, 1); /* one migration, not one per socket */
+	CHECK_INT(cap.n, 1);                         /* one migration, not one per socket */
 	CHECK_INT(cap.migs[0]->role, MFT_ROLE_DEST); /* they share the local (listening) end */
 	CHECK_STR(cap.migs[0]->endpoint, "127.0.0.1:4444");
 	CHECK_INT(cap.chans[0][0].verdict.kind, MFT_V_INCOMPLETE);
@@ -551,7 +553,7 @@ static void attach_window_is_incomplete_not_plain(void)
 	mft_corr_set_process(c, DST, 1000, 50 * MS, "vm");
 	for (int ch = 0; ch <= 2; ch++)
 		ev(c, DST, ch, MFT_EV_SOCK_ACCEPT, (40 + ch) * MS, 0); /* before the probes were complete */
-	ev(c, DST, 3, MFT_EV_SOCK_ACCEPT, 60 * MS, 0);               /* after */
+	ev(c, DST, 3, MFT_EV_SOCK_ACCEPT, 60 * MS, 0);                 /* after */
 	for (int ch = 1; ch <= 3; ch++)
 		ev(c, DST, ch, MFT_EV_MULTIFD_CHANNEL, 61 * MS, 0);
 	for (int ch = 0; ch <= 3; ch++) {
@@ -783,7 +785,7 @@ static void dual_stack_ends_pair(void)
 	CHECK_INT(cap.n, 2);
 	int si = cap.migs[0]->role == MFT_ROLE_SOURCE ? 0 : 1;
 
-	CHECK_STR(cap.migs[1 - si]->endpoint, "127.0.0.1:4444"); /* normalised */
+	CHECK_STR(cap.migs[1 - si]->endpoint, "127.0.0.1:4444");   /* normalised */
 	CHECK_INT(cap.chans[si][1].verdict.kind, MFT_V_PREMATURE); /* decided by its destination */
 	CHECK(cap.migs[si]->verdict.flagged);
 	mft_corr_free(c);

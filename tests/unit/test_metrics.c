@@ -90,7 +90,9 @@ static void render_text_empty(void)
 	CHECK(has_line(t, "# TYPE mftrace_migrations_total counter"));
 	CHECK(has_line(t, "# TYPE mftrace_channel_fin_to_final_read_seconds histogram"));
 	CHECK(has_line(t, "# TYPE mftrace_build_info gauge"));
-	CHECK(has_line(t, "mftrace_build_info{version=\"1.2.3\",revision=\"v1.2.3-4-gabcdef\",libbpf=\"v1.1\",libmicrohttpd=\"0.9.75\"} 1"));
+	CHECK(has_line(
+		t,
+		"mftrace_build_info{version=\"1.2.3\",revision=\"v1.2.3-4-gabcdef\",libbpf=\"v1.1\",libmicrohttpd=\"0.9.75\"} 1"));
 	CHECK(has_line(t, "mftrace_events_lost_total 0"));
 	CHECK(has_line(t, "mftrace_sockets_untracked_total 0"));
 	CHECK(!strstr(t, "# EOF"));
@@ -114,7 +116,9 @@ static void render_openmetrics_empty(void)
 	CHECK(has_line(t, "# TYPE mftrace_migrations counter"));
 	CHECK(!strstr(t, "# TYPE mftrace_migrations_total"));
 	CHECK(has_line(t, "# TYPE mftrace_build info"));
-	CHECK(has_line(t, "mftrace_build_info{version=\"1.2.3\",revision=\"v1.2.3-4-gabcdef\",libbpf=\"v1.1\",libmicrohttpd=\"0.9.75\"} 1"));
+	CHECK(has_line(
+		t,
+		"mftrace_build_info{version=\"1.2.3\",revision=\"v1.2.3-4-gabcdef\",libbpf=\"v1.1\",libmicrohttpd=\"0.9.75\"} 1"));
 	CHECK(has_line(t, "# UNIT mftrace_channel_fin_to_final_read_seconds seconds"));
 	CHECK(has_line(t, "# UNIT mftrace_channel_received_bytes bytes"));
 	CHECK(has_line(t, "mftrace_events_lost_total 0"));
@@ -138,13 +142,15 @@ static void migration_counters(void)
 	t = render(m, false);
 	CHECK(t);
 	CHECK(has_line(t, "mftrace_migrations_total{role=\"destination\",verdict=\"premature\",domain=\"vm1\"} 1"));
-	CHECK(has_line(t, "mftrace_migration_outcomes_total{role=\"destination\",outcome=\"exited\",domain=\"vm1\"} 1"));
+	CHECK(has_line(t,
+		       "mftrace_migration_outcomes_total{role=\"destination\",outcome=\"exited\",domain=\"vm1\"} 1"));
 	CHECK(has_line(t, "mftrace_flagged_migrations_total{role=\"destination\",domain=\"vm1\"} 1"));
 	CHECK(has_line(t, "mftrace_channels_total{role=\"destination\",verdict=\"premature\",domain=\"vm1\"} 2"));
 	CHECK(has_line(t, "mftrace_channels_total{role=\"destination\",verdict=\"unread\",domain=\"vm1\"} 1"));
 	CHECK(has_line(t, "mftrace_channels_total{role=\"destination\",verdict=\"clean\",domain=\"vm1\"} 1"));
 	CHECK_INT(count_prefix(t, "mftrace_channels_total{"), 3); /* the main channel is not counted */
-	CHECK(has_line(t, "mftrace_premature_terminations_total{role=\"destination\",impact=\"fatal\",domain=\"vm1\"} 2"));
+	CHECK(has_line(t,
+		       "mftrace_premature_terminations_total{role=\"destination\",impact=\"fatal\",domain=\"vm1\"} 2"));
 	CHECK_INT(count_prefix(t, "mftrace_migrations_survived_by_luck_total{"), 0);
 	CHECK(has_line(t, "mftrace_last_migration_info{domain=\"vm1\",role=\"destination\",endpoint=\"127.0.0.1:4444\","
 			  "verdict=\"premature\",outcome=\"exited\"} 1"));
@@ -175,8 +181,9 @@ static void undecided_source_verdict(void)
 	t = render(m, false);
 	CHECK(t);
 	/* the verdict label is a closed set: a matcher verdict=~"premature|unread" never meets a set */
-	CHECK(has_line(t, "mftrace_migrations_total{role=\"source\",verdict=\"undecided\",possible=\"premature|unread\","
-			  "domain=\"vm1\"} 1"));
+	CHECK(has_line(t,
+		       "mftrace_migrations_total{role=\"source\",verdict=\"undecided\",possible=\"premature|unread\","
+		       "domain=\"vm1\"} 1"));
 	CHECK(has_line(t, "mftrace_channels_total{role=\"source\",verdict=\"undecided\",possible=\"premature|unread\","
 			  "domain=\"vm1\"} 2"));
 	CHECK(!strstr(t, "verdict=\"premature|unread\""));
@@ -188,10 +195,11 @@ static void undecided_source_verdict(void)
 
 static void outcome_labels(void)
 {
-	static const char *const in[] = { "completed", "failed", "cancelled", "destination-failed", "killed(9)",
-					  "exited(0)", "active", "13", "unknown" };
-	static const char *const out[] = { "completed", "failed", "cancelled", "destination-failed", "killed",
-					   "exited", "other", "other", "unknown" };
+	static const char *const in[] = { "completed", "failed",    "cancelled", "destination-failed",
+					  "killed(9)", "exited(0)", "active",    "13",
+					  "unknown" };
+	static const char *const out[] = { "completed", "failed", "cancelled", "destination-failed", "killed", "exited",
+					   "other",     "other",  "unknown" };
 
 	for (int i = 0; i < 9; i++) {
 		struct mft_metrics *m = mft_metrics_new(&build);
@@ -201,7 +209,8 @@ static void outcome_labels(void)
 		fake_init(&f, MFT_ROLE_DEST, in[i], NULL, 0);
 		mft_metrics_migration(m, "v", &f.mig, 0);
 		t = render(m, false);
-		snprintf(want, sizeof(want), "mftrace_migration_outcomes_total{role=\"destination\",outcome=\"%s\",domain=\"v\"} 1",
+		snprintf(want, sizeof(want),
+			 "mftrace_migration_outcomes_total{role=\"destination\",outcome=\"%s\",domain=\"v\"} 1",
 			 out[i]);
 		CHECK(t && has_line(t, want));
 		free(t);
@@ -217,8 +226,8 @@ static void histogram_buckets(void)
 	char *t;
 
 	fake_init(&f, MFT_ROLE_DEST, "completed", kinds, 2);
-	f.ch[1].verdict.fin_to_final_read = 3 * MS;   /* 0.003 s: in le=0.005 */
-	f.ch[2].verdict.fin_to_final_read = 1 * MS;   /* exactly on a bound: le=0.001 holds it */
+	f.ch[1].verdict.fin_to_final_read = 3 * MS;    /* 0.003 s: in le=0.005 */
+	f.ch[2].verdict.fin_to_final_read = 1 * MS;    /* exactly on a bound: le=0.001 holds it */
 	f.ch[1].verdict.fin_to_local_shutdown = -2000; /* our shutdown came 2 us before the FIN */
 	f.ch[1].ev.rx_bytes = 1024;
 	f.ch[2].ev.rx_bytes = 5000000;
@@ -292,12 +301,13 @@ static void long_vm_names(void)
 	mft_metrics_migration(m, "", &f.mig, 0);
 	t = render(m, false);
 	CHECK(t);
-	snprintf(want, sizeof(want), "mftrace_migrations_total{role=\"destination\",verdict=\"undecided\",domain=\"%.63s\"} 1",
+	snprintf(want, sizeof(want),
+		 "mftrace_migrations_total{role=\"destination\",verdict=\"undecided\",domain=\"%.63s\"} 1",
 		 "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa");
 	CHECK(has_line(t, want));
 	name[62] = '\0';
-	snprintf(want, sizeof(want), "mftrace_migrations_total{role=\"destination\",verdict=\"undecided\",domain=\"%s\"} 1",
-		 name);
+	snprintf(want, sizeof(want),
+		 "mftrace_migrations_total{role=\"destination\",verdict=\"undecided\",domain=\"%s\"} 1", name);
 	CHECK(has_line(t, want));
 	CHECK(has_line(t, "mftrace_migrations_total{role=\"destination\",verdict=\"undecided\",domain=\"unknown\"} 1"));
 	free(t);
@@ -339,7 +349,8 @@ static void targets_gauge(void)
 	CHECK(has_line(t, "mftrace_targets{domain=\"a\"} 2"));
 	CHECK(has_line(t, "mftrace_targets{domain=\"b\"} 1"));
 	/* what alerts watch exists at 0 before the first increment */
-	CHECK(has_line(t, "mftrace_premature_terminations_total{role=\"destination\",impact=\"fatal\",domain=\"a\"} 0"));
+	CHECK(has_line(t,
+		       "mftrace_premature_terminations_total{role=\"destination\",impact=\"fatal\",domain=\"a\"} 0"));
 	CHECK(has_line(t, "mftrace_premature_terminations_total{role=\"source\",impact=\"tolerated\",domain=\"b\"} 0"));
 	CHECK(has_line(t, "mftrace_flagged_migrations_total{role=\"destination\",domain=\"b\"} 0"));
 	CHECK(has_line(t, "mftrace_migrations_total{role=\"destination\",verdict=\"unread\",domain=\"a\"} 0"));
@@ -375,11 +386,9 @@ static void probes(void)
 {
 	struct mft_metrics *m = mft_metrics_new(&build);
 	struct mft_attach_status st[] = {
-		status(0, "shutdown", MFT_MECH_TRACEPOINT, true),
-		status(0, "close", MFT_MECH_TRACEPOINT, false),
+		status(0, "shutdown", MFT_MECH_TRACEPOINT, true),    status(0, "close", MFT_MECH_TRACEPOINT, false),
 		status(0, "close", MFT_MECH_TRACEPOINT, true), /* the later status of the same probe wins */
-		status(10, "gnutls_bye", MFT_MECH_UPROBE, true),
-		status(11, "gnutls_bye", MFT_MECH_UPROBE, false),
+		status(10, "gnutls_bye", MFT_MECH_UPROBE, true),     status(11, "gnutls_bye", MFT_MECH_UPROBE, false),
 		status(99, "gnutls_bye", MFT_MECH_UPROBE, false), /* not traced: ignored */
 		status(99, "gnutls_deinit", MFT_MECH_UPROBE, false),
 	};
@@ -447,8 +456,9 @@ static void info_replaced(void)
 	t = render(m, false);
 	CHECK(t);
 	CHECK_INT(count_prefix(t, "mftrace_last_migration_info{"), 1);
-	CHECK(has_line(t, "mftrace_last_migration_info{domain=\"vm\",role=\"source\",endpoint=\"10.0.0.2:4444\","
-			  "uuid=\"10111213-1415-1617-1819-1a1b1c1d1e1f\",verdict=\"undecided\",outcome=\"completed\"} 1"));
+	CHECK(has_line(t,
+		       "mftrace_last_migration_info{domain=\"vm\",role=\"source\",endpoint=\"10.0.0.2:4444\","
+		       "uuid=\"10111213-1415-1617-1819-1a1b1c1d1e1f\",verdict=\"undecided\",outcome=\"completed\"} 1"));
 	free(t);
 	mft_metrics_free(m);
 }
@@ -470,8 +480,11 @@ static void vm_table_bounded(void)
 	CHECK(has_line(t, "mftrace_exporter_domains_evicted_total 5"));
 	CHECK_INT(count_prefix(t, "mftrace_migrations_total{"), MFT_METRICS_MAX_VMS);
 	CHECK_INT(count_prefix(t, "mftrace_last_migration_info{"), MFT_METRICS_MAX_VMS);
-	CHECK_INT(count_prefix(t, "mftrace_migrations_total{role=\"destination\",verdict=\"undecided\",domain=\"vm4\"}"), 0);
-	snprintf(want, sizeof(want), "mftrace_migrations_total{role=\"destination\",verdict=\"undecided\",domain=\"vm%d\"} 1",
+	CHECK_INT(count_prefix(t,
+			       "mftrace_migrations_total{role=\"destination\",verdict=\"undecided\",domain=\"vm4\"}"),
+		  0);
+	snprintf(want, sizeof(want),
+		 "mftrace_migrations_total{role=\"destination\",verdict=\"undecided\",domain=\"vm%d\"} 1",
 		 MFT_METRICS_MAX_VMS + 4);
 	CHECK(has_line(t, want));
 	free(t);
@@ -487,7 +500,8 @@ static void vm_table_bounded(void)
 	mft_metrics_migration(m, "t7", &f.mig, 0);
 	t = render(m, false);
 	CHECK(t);
-	CHECK(has_line(t, "mftrace_migrations_total{role=\"destination\",verdict=\"undecided\",domain=\"_overflow\"} 1"));
+	CHECK(has_line(t,
+		       "mftrace_migrations_total{role=\"destination\",verdict=\"undecided\",domain=\"_overflow\"} 1"));
 	CHECK(has_line(t, "mftrace_migrations_total{role=\"destination\",verdict=\"undecided\",domain=\"t7\"} 1"));
 	CHECK(has_line(t, "mftrace_exporter_domains_evicted_total 0"));
 	free(t);
@@ -570,7 +584,8 @@ static void target_info(void)
 {
 	static const char dst_cmd[] = "qemu\0-machine\0pc-q35-10.0,accel=kvm\0-incoming\0tcp:0:4444";
 	static const char old_cmd[] = "qemu\0-M\0pc-i440fx-7.2\0-incoming\0unix:/run/x.sock";
-	static const char src_cmd[] = "qemu\0-uuid\0" "12345678-9abc-def0-1234-56789abcdef0";
+	static const char src_cmd[] = "qemu\0-uuid\0"
+				      "12345678-9abc-def0-1234-56789abcdef0";
 	struct mft_metrics *m = mft_metrics_new(&build);
 	struct mft_procinfo pi;
 	struct fake f;
@@ -587,8 +602,10 @@ static void target_info(void)
 	mft_metrics_target_info(m, &pi);
 	t = render(m, false);
 	CHECK(t);
-	CHECK(has_line(t, "mftrace_target_info{domain=\"dst\",qemu_version=\"10.0.2 (Debian 1:10.0.2+ds-1~bpo12+1)\","
-			  "gnutls_version=\"3.7.9\",machine=\"pc-q35-10.0\",incoming=\"tcp\",clean_tls_termination=\"on\"} 1"));
+	CHECK(has_line(
+		t,
+		"mftrace_target_info{domain=\"dst\",qemu_version=\"10.0.2 (Debian 1:10.0.2+ds-1~bpo12+1)\","
+		"gnutls_version=\"3.7.9\",machine=\"pc-q35-10.0\",incoming=\"tcp\",clean_tls_termination=\"on\"} 1"));
 	CHECK(has_line(t, "mftrace_target_info{domain=\"old\",qemu_version=\"10.0.2\",gnutls_version=\"3.7.9\","
 			  "machine=\"pc-i440fx-7.2\",incoming=\"unix\",clean_tls_termination=\"off\"} 1"));
 	CHECK(has_line(t, "mftrace_target_info{domain=\"src\",uuid=\"12345678-9abc-def0-1234-56789abcdef0\","
@@ -657,7 +674,8 @@ static void relaxed_eof_counterfactual(void)
 	CHECK(t);
 	CHECK(has_line(t, "mftrace_premature_tolerated_by_relaxed_eof_total{domain=\"r\"} 2"));
 	CHECK(has_line(t, "mftrace_premature_tolerated_by_relaxed_eof_total{domain=\"s\"} 0"));
-	CHECK(has_line(t, "mftrace_premature_terminations_total{role=\"destination\",impact=\"tolerated\",domain=\"r\"} 3"));
+	CHECK(has_line(
+		t, "mftrace_premature_terminations_total{role=\"destination\",impact=\"tolerated\",domain=\"r\"} 3"));
 	free(t);
 	mft_metrics_free(m);
 }

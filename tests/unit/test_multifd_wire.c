@@ -59,21 +59,21 @@ static void events_raw_and_usdt(void)
 	int id = -1;
 
 	init_packet(p, 2);
-	memcpy(&ev.arg, p, 8);             /* what the BPF side sends */
+	memcpy(&ev.arg, p, 8); /* what the BPF side sends */
 	memcpy(ev.str, p + 8, MFT_STR_LEN);
 	CHECK_INT(mft_chan_init_of_event(&ev, &id, uuid, &has_uuid), MFT_WIRE_OK);
 	CHECK_INT(id, 2);
 	CHECK(has_uuid);
 	CHECK_INT(uuid[1], 0xa1);
-	ev.str[16] = 9;                    /* byte 24: the id */
+	ev.str[16] = 9; /* byte 24: the id */
 	CHECK_INT(mft_chan_init_of_event(&ev, &id, uuid, &has_uuid), MFT_WIRE_OK);
 	CHECK_INT(id, 9);
-	memset(&ev, 0, sizeof(ev));        /* USDT: the id alone */
+	memset(&ev, 0, sizeof(ev)); /* USDT: the id alone */
 	ev.ret = 5;
 	CHECK_INT(mft_chan_init_of_event(&ev, &id, uuid, &has_uuid), MFT_WIRE_OK);
 	CHECK_INT(id, 5);
 	CHECK(!has_uuid);
-	ev.arg = 0x0102030405060708ull;    /* garbage raw bytes */
+	ev.arg = 0x0102030405060708ull; /* garbage raw bytes */
 	CHECK_INT(mft_chan_init_of_event(&ev, &id, uuid, &has_uuid), MFT_WIRE_BAD_MAGIC);
 	CHECK(!has_uuid);
 }

@@ -30,7 +30,7 @@ static void forms(void)
 	static const char c4[] = "qemu\0-global\0driver=migration,property=multifd-clean-tls-termination,value=on";
 	static const char c5[] = "qemu\0-uuid\0not-a-uuid\0-incoming\0{\"channel-type\":\"main\"}";
 	static const char c6[] = "qemu\0-incoming\0fd:3\0-incoming\0tcp:x:1"; /* the first counts */
-	static const char c7[] = "qemu\0-incoming"; /* no value: nothing */
+	static const char c7[] = "qemu\0-incoming";                           /* no value: nothing */
 	struct mft_qemu_args a;
 
 	PARSE(&a, c1);

@@ -90,7 +90,8 @@ static uint8_t *slurp(const char *path, size_t *len)
 static uint8_t *small(int n, size_t *len, bool close_it)
 {
 	char err[256];
-	struct mft_recw *w = mft_recw_open(tmp("small.rec"), &(struct mft_recw_opts){ .force = true }, err, sizeof(err));
+	struct mft_recw *w = mft_recw_open(tmp("small.rec"), &(struct mft_recw_opts){ .force = true }, err,
+					   sizeof(err));
 	struct mft_rec_counters fin = { .mono_ns = 2000000000ull, .kernel_events = (uint64_t)n, .rb_dropped = 3 };
 
 	if (!w)
@@ -199,7 +200,9 @@ static void test_truncate_every_byte(void)
 				CHECK_INT(r.end_offset, last_end);
 				CHECK_INT(r.tail_bytes, cut - last_end);
 				CHECK(cut == len ? r.clean_end : !r.clean_end);
-				CHECK(strstr(r.stopped, cut == len ? "complete" : cut == last_end ? "no trailer" : "cut short"));
+				CHECK(strstr(r.stopped, cut == len        ? "complete"
+							: cut == last_end ? "no trailer"
+									  : "cut short"));
 			}
 		}
 		mft_rec_free(&r);
@@ -333,7 +336,8 @@ static void test_kill9(void)
 	CHECK(pid >= 0);
 	if (pid == 0) {
 		char err[256];
-		struct mft_recw *w = mft_recw_open(tmp("killed.rec"), &(struct mft_recw_opts){ .force = true }, err, sizeof(err));
+		struct mft_recw *w = mft_recw_open(tmp("killed.rec"), &(struct mft_recw_opts){ .force = true }, err,
+						   sizeof(err));
 
 		if (!w)
 			_exit(3);
@@ -367,7 +371,9 @@ static void test_flight_recorder_wraparound(void)
 	struct mft_recording r;
 	const int N = 3000;
 	size_t own = 0;
-	struct stat_like { size_t size; } st = { 0 };
+	struct stat_like {
+		size_t size;
+	} st = { 0 };
 	uint8_t *b;
 
 	CHECK(w);
@@ -502,8 +508,8 @@ static void test_writer_throughput(void)
 	CHECK_INT(mft_recw_close(w, NULL, NULL), 0);
 	dt = now_s() - t0;
 	printf("# writer: %d events in %.3f s = %.0f events/s (%.0f MB/s) into a 64 MiB flight recorder, "
-	       "%llu segments, wrapped\n", N, dt, N / dt, N * 184.0 / dt / 1e6,
-	       (unsigned long long)(N * 184ull / (8ull << 20)));
+	       "%llu segments, wrapped\n",
+	       N, dt, N / dt, N * 184.0 / dt / 1e6, (unsigned long long)(N * 184ull / (8ull << 20)));
 	CHECK(N / dt > 200000); /* a QEMU migration makes a few hundred; the kernel side, tens of thousands */
 }
 
@@ -650,7 +656,11 @@ static double parse_time(void (*make)(struct craft *, size_t), size_t n, size_t 
  */
 static void test_reader_linear(void)
 {
-	static const struct { const char *what; void (*make)(struct craft *, size_t); size_t n; } cases[] = {
+	static const struct {
+		const char *what;
+		void (*make)(struct craft *, size_t);
+		size_t n;
+	} cases[] = {
 		{ "distinct CLOCK records", craft_clocks, 400000 },
 		{ "distinct TARGET pids", craft_targets, 100000 },
 		{ "distinct PROBE records", craft_probes, 100000 },

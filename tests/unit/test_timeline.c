@@ -16,7 +16,7 @@
 struct evs {
 	struct mft_event *e;
 	size_t n, cap;
-	bool dst;   /* the destination's events */
+	bool dst; /* the destination's events */
 };
 
 static void push(struct evs *b, uint32_t pid, int ch, int type, int64_t t, int64_t arg, int64_t ret)
@@ -377,8 +377,16 @@ static int count(const char *buf, const char *what)
 /* The axis step: 1, 2 or 5 x 10^k, at most 8 steps in any span. */
 static void test_axis_step(void)
 {
-	static const uint64_t spans[] = { 0, 1, 9, 10000, 1000000000ull, 400 * 1000000000ull, 401 * 1000000000ull,
-					  86400ull * 11 * 1000000000ull, 1ull << 62, UINT64_MAX };
+	static const uint64_t spans[] = { 0,
+					  1,
+					  9,
+					  10000,
+					  1000000000ull,
+					  400 * 1000000000ull,
+					  401 * 1000000000ull,
+					  86400ull * 11 * 1000000000ull,
+					  1ull << 62,
+					  UINT64_MAX };
 
 	for (size_t i = 0; i < sizeof(spans) / sizeof(spans[0]); i++) {
 		uint64_t step = mft_html_axis_step(spans[i]);
@@ -411,7 +419,8 @@ static void test_renderers_any_span(void)
 
 		migration(&s, &d, 10 * S, SRC, DST);
 		for (size_t i = 0; k >= 0 && i < d.n; i++) /* channel 4's teardown, span later */
-			if ((d.e[i].sk - 0xffff000000000000ull) % 100 == 4 && d.e[i].ts_ns > (uint64_t)(10 * S + 400 * MS - THETA))
+			if ((d.e[i].sk - 0xffff000000000000ull) % 100 == 4 &&
+			    d.e[i].ts_ns > (uint64_t)(10 * S + 400 * MS - THETA))
 				d.e[i].ts_ns += (uint64_t)spans[k];
 		rec(&rs, &s, "src-host", "boot-src", REAL0, SRC);
 		rec(&rd, &d, "dst-host", "boot-dst", REAL0 + THETA, DST);
@@ -436,8 +445,8 @@ static void test_renderers_any_span(void)
 			short_html = hlen;
 			short_chrome = len;
 		} else {
-			printf("# span %.0f s: HTML %zu bytes (%zu for 0.5 s), Chrome %zu bytes (%zu)\n", spans[k] / 1e9, hlen,
-			       short_html, len, short_chrome);
+			printf("# span %.0f s: HTML %zu bytes (%zu for 0.5 s), Chrome %zu bytes (%zu)\n",
+			       spans[k] / 1e9, hlen, short_html, len, short_chrome);
 			CHECK(hlen < 2 * short_html);
 			CHECK(len < 2 * short_chrome);
 		}
@@ -477,7 +486,9 @@ static void test_flight_recorder_same_verdicts(void)
 		mft_recw_event(wr, &e);
 		if (is + id == 20)
 			for (int k = 0; k < 3000; k++) {
-				struct mft_event x = { .ts_ns = e.ts_ns + 1 + (uint64_t)k, .pid = 999, .type = MFT_EV_SYNC_MAIN };
+				struct mft_event x = { .ts_ns = e.ts_ns + 1 + (uint64_t)k,
+						       .pid = 999,
+						       .type = MFT_EV_SYNC_MAIN };
 
 				mft_recw_event(wf, &x);
 				mft_recw_event(wr, &x);

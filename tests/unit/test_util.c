@@ -35,8 +35,9 @@ static void test_redact_qemu_options(void)
 	CHECK_STR(red("-drive file=https://alice:s3cret@example.org/d.img?token=t0k&x=1,if=none"),
 		  "-drive file=https://alice:<redacted>@example.org/d.img?token=<redacted>,if=none");
 	/* QEMU's JSON syntax, as libvirt writes it */
-	CHECK_STR(red("-object {\"qom-type\":\"secret\",\"id\":\"s0\",\"data\": \"c2Vj\\\"cmV0\",\"format\":\"base64\"}"),
-		  "-object {\"qom-type\":\"secret\",\"id\":\"s0\",\"data\": \"<redacted>\",\"format\":\"base64\"}");
+	CHECK_STR(
+		red("-object {\"qom-type\":\"secret\",\"id\":\"s0\",\"data\": \"c2Vj\\\"cmV0\",\"format\":\"base64\"}"),
+		"-object {\"qom-type\":\"secret\",\"id\":\"s0\",\"data\": \"<redacted>\",\"format\":\"base64\"}");
 }
 
 static void test_redact_leaves_the_rest(void)
@@ -71,7 +72,10 @@ static void test_sanitize(void)
 {
 	char buf[64];
 
-	CHECK_STR(mft_sanitize(buf, sizeof(buf), "\x1b[31mred\x7f\xc2\x9b" "2J\r\nvm"), "?[31mred??2J??vm");
+	CHECK_STR(mft_sanitize(buf, sizeof(buf),
+			       "\x1b[31mred\x7f\xc2\x9b"
+			       "2J\r\nvm"),
+		  "?[31mred??2J??vm");
 	CHECK_STR(mft_sanitize(buf, sizeof(buf), "v\xc3\xa9m"), "v\xc3\xa9m"); /* UTF-8 letters stay */
 	CHECK_STR(mft_sanitize(buf, 4, "abcdef"), "abc");
 }

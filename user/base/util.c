@@ -59,8 +59,8 @@ void mft_fmt_addr(char *buf, size_t len, int family, const uint8_t *addr, uint16
 
 void mft_fmt_uuid(char *buf, size_t len, const uint8_t *u)
 {
-	snprintf(buf, len, "%02x%02x%02x%02x-%02x%02x-%02x%02x-%02x%02x-%02x%02x%02x%02x%02x%02x", u[0], u[1],
-		 u[2], u[3], u[4], u[5], u[6], u[7], u[8], u[9], u[10], u[11], u[12], u[13], u[14], u[15]);
+	snprintf(buf, len, "%02x%02x%02x%02x-%02x%02x-%02x%02x-%02x%02x-%02x%02x%02x%02x%02x%02x", u[0], u[1], u[2],
+		 u[3], u[4], u[5], u[6], u[7], u[8], u[9], u[10], u[11], u[12], u[13], u[14], u[15]);
 }
 
 void mft_fmt_span(int64_t ns, char *buf, size_t len)
@@ -116,9 +116,9 @@ char *mft_sanitize(char *dst, size_t len, const char *src)
 
 /* ---- secrets in command lines ---- */
 
-static const char *const secret_words[] = { "data", "password", "passwd", "pass", "pwd", "secret", "key",
-					    "psk", "token", "passphrase", "credential", "credentials", "auth",
-					    "cookie" };
+static const char *const secret_words[] = { "data",       "password",    "passwd", "pass",  "pwd",
+					    "secret",     "key",         "psk",    "token", "passphrase",
+					    "credential", "credentials", "auth",   "cookie" };
 
 static bool word_is(const char *k, size_t n, const char *w)
 {

@@ -77,7 +77,7 @@ uint64_t mft_hash_bytes(const void *p, size_t n, uint64_t h);
  */
 struct mft_index_slot {
 	uint64_t key;
-	size_t val;    /* position + 1; 0: an empty slot */
+	size_t val; /* position + 1; 0: an empty slot */
 };
 struct mft_index {
 	struct mft_index_slot *slot;

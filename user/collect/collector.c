@@ -35,7 +35,7 @@ struct reaper {
 	size_t n, cap;
 	unsigned busy;
 	bool stop;
-	bool hold;           /* a target is being attached: wait */
+	bool hold; /* a target is being attached: wait */
 	pthread_t th[REAPERS];
 	int n_threads;
 };
@@ -60,7 +60,7 @@ struct mft_collector {
 	size_t n_status, cap_status;
 	uint64_t status_seq, status_dropped;
 	uint64_t bad_events;
-	uint64_t no_fd;              /* attaches that failed for want of a file descriptor */
+	uint64_t no_fd; /* attaches that failed for want of a file descriptor */
 	struct reaper reaper;
 };
 
@@ -159,8 +159,8 @@ void mft_libbpf_log(bool verbose)
 	libbpf_set_print(libbpf_log);
 }
 
-static struct mft_attach_status *add_status(struct mft_collector *c, uint32_t pid, const char *what,
-					    int mech, bool ok, bool required, const char *fmt, ...)
+static struct mft_attach_status *add_status(struct mft_collector *c, uint32_t pid, const char *what, int mech, bool ok,
+					    bool required, const char *fmt, ...)
 {
 	struct mft_attach_status *s;
 	va_list ap;
@@ -221,7 +221,7 @@ static void attach_kernel(struct mft_collector *c, struct bpf_program *p, const 
 {
 	struct bpf_link *l;
 	const char *sec = bpf_program__section_name(p);
-	int mech = !strncmp(sec, "fentry", 6)	? MFT_MECH_FENTRY
+	int mech = !strncmp(sec, "fentry", 6)   ? MFT_MECH_FENTRY
 		   : !strncmp(sec, "kprobe", 6) ? MFT_MECH_KPROBE
 						: MFT_MECH_TRACEPOINT;
 
@@ -236,8 +236,8 @@ static void attach_kernel(struct mft_collector *c, struct bpf_program *p, const 
 	add_status(c, 0, what, mech, true, required, "%s", sec);
 }
 
-struct mft_collector *mft_collector_open(const struct mft_collector_opts *o, mft_event_fn fn,
-					 void *ctx, char *err, size_t errlen)
+struct mft_collector *mft_collector_open(const struct mft_collector_opts *o, mft_event_fn fn, void *ctx, char *err,
+					 size_t errlen)
 {
 	struct mft_collector *c = calloc(1, sizeof(*c));
 	struct mftrace_bpf *s;
@@ -275,7 +275,11 @@ struct mft_collector *mft_collector_open(const struct mft_collector_opts *o, mft
 			 rc == -EPERM ? " (not enough privileges?)" : " (run with -v for the verifier log)");
 		goto fail;
 	}
-	struct { struct bpf_program *p; const char *what; bool required; } tps[] = {
+	struct {
+		struct bpf_program *p;
+		const char *what;
+		bool required;
+	} tps[] = {
 		{ s->progs.tp_sock_recv_length, "recv results", true },
 		{ s->progs.tp_sock_send_length, "send bytes", false },
 		{ s->progs.tp_inet_sock_set_state, "tcp state (connect, FIN)", true },
@@ -377,8 +381,8 @@ static bool uprobe(struct mft_collector *c, struct target *t, struct bpf_program
 	return uprobe_cookie(c, t, p, e, path, func, ret, required, 0);
 }
 
-static bool uprobe_pair(struct mft_collector *c, struct target *t, struct bpf_program *entry,
-			struct bpf_program *exit, struct mft_elf *e, const char *path, const char *func, bool required)
+static bool uprobe_pair(struct mft_collector *c, struct target *t, struct bpf_program *entry, struct bpf_program *exit,
+			struct mft_elf *e, const char *path, const char *func, bool required)
 {
 	if (!uprobe(c, t, entry, e, path, func, false, required))
 		return false;
@@ -403,15 +407,15 @@ static void uprobe_first(struct mft_collector *c, struct target *t, struct bpf_p
 	add_status(c, t->pid, what, MFT_MECH_UPROBE, false, false, "none of the expected QEMU functions is exported");
 }
 
-static bool usdt(struct mft_collector *c, struct target *t, struct bpf_program *p, const char *path,
-		 const char *name, __u64 cookie)
+static bool usdt(struct mft_collector *c, struct target *t, struct bpf_program *p, const char *path, const char *name,
+		 __u64 cookie)
 {
 	LIBBPF_OPTS(bpf_usdt_opts, uo, .usdt_cookie = cookie);
 	struct bpf_link *l;
 
 	if (t->n_links == MAX_LINKS_PER_TARGET) {
-		add_status(c, t->pid, name, MFT_MECH_USDT, false, false, "not attached: %d probes in one target already",
-			   MAX_LINKS_PER_TARGET);
+		add_status(c, t->pid, name, MFT_MECH_USDT, false, false,
+			   "not attached: %d probes in one target already", MAX_LINKS_PER_TARGET);
 		return false;
 	}
 	l = bpf_program__attach_usdt(p, (pid_t)t->pid, path, "qemu", name, &uo);
@@ -432,12 +436,15 @@ static bool usdt(struct mft_collector *c, struct target *t, struct bpf_program *
  */
 static bool attach_usdt(struct mft_collector *c, struct target *t, struct mft_elf *e, const char *path)
 {
-	static const struct { const char *name; int nargs, flags_idx; } packet[] = {
-		{ "multifd_send_fill", 4, 2 },   /* 9.2+: id, packet_num, flags, next_packet_size */
+	static const struct {
+		const char *name;
+		int nargs, flags_idx;
+	} packet[] = {
+		{ "multifd_send_fill", 4, 2 }, /* 9.2+: id, packet_num, flags, next_packet_size */
 		{ "multifd_recv_unfill", 4, 2 },
-		{ "multifd_send", 5, 3 },        /* 7.2-8.2: id, packet_num, normal, flags, next */
+		{ "multifd_send", 5, 3 }, /* 7.2-8.2: id, packet_num, normal, flags, next */
 		{ "multifd_recv", 5, 3 },
-		{ "multifd_send", 6, 4 },        /* 9.0-9.1: id, packet_num, normal, zero, flags, next */
+		{ "multifd_send", 6, 4 }, /* 9.0-9.1: id, packet_num, normal, zero, flags, next */
 		{ "multifd_recv", 6, 4 },
 	};
 	struct mftrace_bpf *s = c->skel;
@@ -456,7 +463,11 @@ static bool attach_usdt(struct mft_collector *c, struct target *t, struct mft_el
 		any |= usdt(c, t, s->progs.usdt_multifd_recv_new_channel, path, "multifd_recv_new_channel", 0);
 	if (!mft_elf_usdt_args(e, "qemu", "migrate_set_state", spec, sizeof(spec)))
 		usdt(c, t, s->progs.usdt_migrate_set_state, path, "migrate_set_state", 0);
-	static const struct { const char *name; int side; bool end; } life[] = {
+	static const struct {
+		const char *name;
+		int side;
+		bool end;
+	} life[] = {
 		{ "multifd_send_terminate_threads", MFT_SIDE_SEND, false }, /* (bool error) up to 8.2, () after */
 		{ "multifd_recv_terminate_threads", MFT_SIDE_RECV, false },
 		{ "multifd_send_thread_end", MFT_SIDE_SEND, true },
@@ -505,9 +516,8 @@ static void attach_qemu(struct mft_collector *c, struct target *t, struct mft_el
 		add_status(c, t->pid, "MigrationStatus_lookup", MFT_MECH_SYMBOL, false, false,
 			   "not exported: migration states are shown as numbers");
 	/* per-channel SYNC packets on a destination, where USDT does not give them */
-	if (!attach_usdt(c, t, e, path) &&
-	    uprobe(c, t, s->progs.up_qio_channel_readv_full_all_eof, e, path, "qio_channel_readv_full_all_eof", false,
-		   false)) {
+	if (!attach_usdt(c, t, e, path) && uprobe(c, t, s->progs.up_qio_channel_readv_full_all_eof, e, path,
+						  "qio_channel_readv_full_all_eof", false, false)) {
 		uprobe(c, t, s->progs.up_qemu_sem_post, e, path, "qemu_sem_post", false, false);
 		s->bss->track_threads = 1;
 	}
@@ -523,8 +533,8 @@ static int attach_gnutls(struct mft_collector *c, struct target *t, const struct
 
 	if (!e)
 		return -1;
-	if (!uprobe_pair(c, t, s->progs.up_gnutls_handshake, s->progs.ur_gnutls_handshake, e, path,
-			 "gnutls_handshake", false)) {
+	if (!uprobe_pair(c, t, s->progs.up_gnutls_handshake, s->progs.ur_gnutls_handshake, e, path, "gnutls_handshake",
+			 false)) {
 		/* without it every TLS channel would look plain: refuse rather than mislead */
 		if (errno == ENOENT)
 			snprintf(err, errlen, "refusing the target: the libgnutls it maps (%s) has no gnutls_handshake",
@@ -554,8 +564,8 @@ static int add_target(struct mft_collector *c, const struct mft_procinfo *pi, ui
  * were complete (CLOCK_MONOTONIC ns): the correlator judges a socket opened before then
  * incomplete, never plain, as its TLS handshake may have gone unseen.
  */
-int mft_collector_add_target(struct mft_collector *c, const struct mft_procinfo *pi, uint64_t *t_traced,
-			     char *err, size_t errlen)
+int mft_collector_add_target(struct mft_collector *c, const struct mft_procinfo *pi, uint64_t *t_traced, char *err,
+			     size_t errlen)
 {
 	int rc;
 
@@ -689,8 +699,7 @@ static uint64_t map_entries(const struct bpf_map *m)
 	return n;
 }
 
-void mft_collector_map_fill(const struct mft_collector *c, enum mft_map_fill which, uint64_t *used,
-			    uint64_t *capacity)
+void mft_collector_map_fill(const struct mft_collector *c, enum mft_map_fill which, uint64_t *used, uint64_t *capacity)
 {
 	const struct mftrace_bpf *s = c->skel;
 	const struct bpf_map *m[2] = { NULL, NULL };
@@ -699,7 +708,10 @@ void mft_collector_map_fill(const struct mft_collector *c, enum mft_map_fill whi
 	case MFT_FILL_TARGETS: m[0] = s->maps.targets; break;
 	case MFT_FILL_SOCKS: m[0] = s->maps.socks; break;
 	case MFT_FILL_SESSIONS: m[0] = s->maps.sessions; break;
-	case MFT_FILL_CALLS: m[0] = s->maps.tls_calls; m[1] = s->maps.record_calls; break;
+	case MFT_FILL_CALLS:
+		m[0] = s->maps.tls_calls;
+		m[1] = s->maps.record_calls;
+		break;
 	case MFT_FILL_THREADS: m[0] = s->maps.thread_sock; break;
 	}
 	*used = *capacity = 0;
@@ -733,8 +745,8 @@ static size_t sweep_map(const struct bpf_map *m)
 size_t mft_collector_sweep(struct mft_collector *c)
 {
 	const struct mftrace_bpf *s = c->skel;
-	const struct bpf_map *per_thread[] = { s->maps.tls_calls, s->maps.record_calls, s->maps.newchan_calls,
-					       s->maps.init_reads, s->maps.hdr_reads, s->maps.state_calls,
+	const struct bpf_map *per_thread[] = { s->maps.tls_calls,  s->maps.record_calls, s->maps.newchan_calls,
+					       s->maps.init_reads, s->maps.hdr_reads,    s->maps.state_calls,
 					       s->maps.thread_sock };
 	size_t n = 0;
 
@@ -748,7 +760,8 @@ size_t mft_collector_prog_stats(const struct mft_collector *c, struct mft_prog_s
 	struct bpf_program *p;
 	size_t n = 0;
 
-	bpf_object__for_each_program(p, c->skel->obj) {
+	bpf_object__for_each_program(p, c->skel->obj)
+	{
 		struct bpf_prog_info info;
 		__u32 len = sizeof(info);
 		int fd = bpf_program__fd(p);

@@ -14,18 +14,18 @@
 #include "collect/procinfo.h"
 
 struct mft_collector_opts {
-	bool tls_records;  /* per-record gnutls_record_recv probes (full fidelity, costly) */
-	int forced_mech;   /* MFT_MECH_NONE for automatic */
-	bool verbose;      /* libbpf's log on stderr */
-	const char *btf;   /* --btf FILE: kernel types for CO-RE when the kernel has no BTF */
+	bool tls_records; /* per-record gnutls_record_recv probes (full fidelity, costly) */
+	int forced_mech;  /* MFT_MECH_NONE for automatic */
+	bool verbose;     /* libbpf's log on stderr */
+	const char *btf;  /* --btf FILE: kernel types for CO-RE when the kernel has no BTF */
 };
 
 /* One attach point and how it went: shown by doctor, -v, and at start-up on failure. */
 struct mft_attach_status {
-	uint64_t seq;      /* 1, 2, ...: the order added (statuses of forgotten targets go) */
-	uint32_t pid;      /* 0 for kernel-wide probes */
-	char what[48];     /* "shutdown", "gnutls_bye", ... */
-	int mech;          /* enum mft_mech (mft_mech_name() for its word) */
+	uint64_t seq;  /* 1, 2, ...: the order added (statuses of forgotten targets go) */
+	uint32_t pid;  /* 0 for kernel-wide probes */
+	char what[48]; /* "shutdown", "gnutls_bye", ... */
+	int mech;      /* enum mft_mech (mft_mech_name() for its word) */
 	bool ok;
 	bool required;
 	char why[320];
@@ -38,8 +38,8 @@ struct mft_attach_status {
 struct mft_limit {
 	const char *resource; /* targets, attach_statuses, socket_map, ... */
 	uint64_t used, capacity;
-	uint64_t refused;     /* what could not be added since the start */
-	const char *what;     /* one line: what fills it, what a refusal costs */
+	uint64_t refused; /* what could not be added since the start */
+	const char *what; /* one line: what fills it, what a refusal costs */
 };
 
 /* The kernel maps whose fill is shown */
@@ -55,13 +55,13 @@ struct mft_collector;
 typedef void (*mft_event_fn)(void *ctx, const struct mft_event *ev);
 
 /* NULL on failure, with a one-line reason in err. */
-struct mft_collector *mft_collector_open(const struct mft_collector_opts *o, mft_event_fn fn,
-					 void *ctx, char *err, size_t errlen);
+struct mft_collector *mft_collector_open(const struct mft_collector_opts *o, mft_event_fn fn, void *ctx, char *err,
+					 size_t errlen);
 /* Start tracing a QEMU process: the kernel-side filter, then its uprobes. t_traced (may
  * be NULL) gets the CLOCK_MONOTONIC ns when its probes were complete: sockets opened
  * before then are mid-life for the correlator. -1 with a one-line reason on failure. */
-int mft_collector_add_target(struct mft_collector *c, const struct mft_procinfo *pi, uint64_t *t_traced,
-			     char *err, size_t errlen);
+int mft_collector_add_target(struct mft_collector *c, const struct mft_procinfo *pi, uint64_t *t_traced, char *err,
+			     size_t errlen);
 void mft_collector_remove_target(struct mft_collector *c, uint32_t pid);
 bool mft_collector_has_target(const struct mft_collector *c, uint32_t pid);
 size_t mft_collector_n_targets(const struct mft_collector *c);
@@ -77,11 +77,10 @@ uint64_t mft_collector_statuses_dropped(const struct mft_collector *c);
 /* Probes that could not attach for want of a file descriptor (each link holds two). */
 uint64_t mft_collector_attach_no_fd(const struct mft_collector *c);
 /* Entries in one of the kernel maps now (a walk of its keys), and its capacity. */
-void mft_collector_map_fill(const struct mft_collector *c, enum mft_map_fill which, uint64_t *used,
-			    uint64_t *capacity);
+void mft_collector_map_fill(const struct mft_collector *c, enum mft_map_fill which, uint64_t *used, uint64_t *capacity);
 /* One loaded BPF program and what the kernel counted of it (kernel.bpf_stats_enabled). */
 struct mft_prog_stat {
-	char name[32];     /* bpf_program__name(), bounded */
+	char name[32]; /* bpf_program__name(), bounded */
 	uint64_t run_time_ns, run_cnt;
 };
 /* The programs that are loaded, at most max, read with bpf_obj_get_info_by_fd (Debian 12's

@@ -16,10 +16,10 @@
 #include "collect/elfsym.h"
 
 struct mft_elf {
-	int fd;            /* -1 for a memory image */
+	int fd; /* -1 for a memory image */
 	const char *mem;
 	uint64_t size;
-	Elf *elf;          /* NULL when the file is not ELF (version scans still work) */
+	Elf *elf; /* NULL when the file is not ELF (version scans still work) */
 };
 
 static struct mft_elf *wrap(int fd, const void *mem, uint64_t size)
@@ -187,8 +187,8 @@ bool mft_elf_needs(struct mft_elf *e, const char *prefix)
  * Walk the SystemTap SDT notes: desc is pc, base, semaphore (3 x 8 bytes), then
  * "provider\0name\0args\0". fn returns non-zero to stop.
  */
-static int usdt_walk(struct mft_elf *e, int (*fn)(void *ctx, const char *prov, const char *name,
-						  const char *args), void *ctx)
+static int usdt_walk(struct mft_elf *e, int (*fn)(void *ctx, const char *prov, const char *name, const char *args),
+		     void *ctx)
 {
 	Elf_Scn *scn = NULL;
 	int rc = 0;

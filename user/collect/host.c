@@ -40,8 +40,9 @@ int mft_check_privileges(char *why, size_t len)
 	 * CAP_SYS_ADMIN on the kernels measured here: without them TLS would go unseen. */
 	if (has_cap(d, CAP_SYS_ADMIN))
 		return 0;
-	snprintf(why, len, "needs root, or CAP_SYS_ADMIN (for uprobes) with CAP_SYS_PTRACE (to read other "
-			   "processes' /proc entries)");
+	snprintf(why, len,
+		 "needs root, or CAP_SYS_ADMIN (for uprobes) with CAP_SYS_PTRACE (to read other "
+		 "processes' /proc entries)");
 	return -1;
 }
 
@@ -122,9 +123,10 @@ int mft_btf_resolve(const char *file, const char **path, char *what, size_t wlen
 		snprintf(what, wlen, "built-in minimal BTF for %s (%zu bytes)", u.release, size);
 		return 0;
 	}
-	snprintf(why, len, "this kernel has no BTF (/sys/kernel/btf/vmlinux missing): CO-RE programs "
-			   "cannot be relocated; give --btf FILE (this kernel's BTF, or one made by "
-			   "`bpftool gen min_core_btf`), or use a kernel built with CONFIG_DEBUG_INFO_BTF=y");
+	snprintf(why, len,
+		 "this kernel has no BTF (/sys/kernel/btf/vmlinux missing): CO-RE programs "
+		 "cannot be relocated; give --btf FILE (this kernel's BTF, or one made by "
+		 "`bpftool gen min_core_btf`), or use a kernel built with CONFIG_DEBUG_INFO_BTF=y");
 	return -1;
 }
 
@@ -155,7 +157,9 @@ int mft_ensure_tracefs(bool *mounted_now, char *why, size_t len)
 
 static int silent_print(enum libbpf_print_level l, const char *f, va_list a)
 {
-	(void)l; (void)f; (void)a;
+	(void)l;
+	(void)f;
+	(void)a;
 	return 0;
 }
 
@@ -181,8 +185,7 @@ static void probe_fentry(const char *func, struct mft_avail *a)
 		snprintf(a->why, sizeof(a->why), "%s not in kernel BTF", func);
 		goto out;
 	}
-	LIBBPF_OPTS(bpf_prog_load_opts, o, .expected_attach_type = BPF_TRACE_FENTRY,
-		    .attach_btf_id = (__u32)id);
+	LIBBPF_OPTS(bpf_prog_load_opts, o, .expected_attach_type = BPF_TRACE_FENTRY, .attach_btf_id = (__u32)id);
 	fd = bpf_prog_load(BPF_PROG_TYPE_TRACING, "mft_fentry_probe", "GPL", insns, 2, &o);
 	if (fd < 0) {
 		snprintf(a->why, sizeof(a->why), "test program failed to load: %s", strerror(errno));
@@ -219,8 +222,7 @@ static bool file_has_word(const char *path, const char *word)
 static void probe_kprobe(const char *func, struct mft_avail *a)
 {
 	a->ok = false;
-	if (access("/sys/bus/event_source/devices/kprobe/type", R_OK) &&
-	    access(MFT_TRACEFS "/kprobe_events", F_OK)) {
+	if (access("/sys/bus/event_source/devices/kprobe/type", R_OK) && access(MFT_TRACEFS "/kprobe_events", F_OK)) {
 		snprintf(a->why, sizeof(a->why), "kernel has no kprobes (CONFIG_KPROBES not set)");
 		return;
 	}

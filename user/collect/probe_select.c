@@ -28,8 +28,7 @@ int mft_mech_parse(const char *s)
 	return -1;
 }
 
-void mft_choose_mech(const char *what, const struct mft_probe_results *r, int forced,
-		     struct mft_choice *out)
+void mft_choose_mech(const char *what, const struct mft_probe_results *r, int forced, struct mft_choice *out)
 {
 	const struct mft_avail *order[] = { &r->fentry, &r->kprobe, &r->tracepoint };
 	size_t off = 0;

@@ -35,13 +35,12 @@ struct mft_probe_results {
 };
 
 struct mft_choice {
-	int mech;        /* enum mft_mech; NONE if nothing works */
-	char why[320];   /* what was tried and why it was passed over */
+	int mech;      /* enum mft_mech; NONE if nothing works */
+	char why[320]; /* what was tried and why it was passed over */
 };
 
 /* forced: MFT_MECH_NONE to choose automatically, else only that mechanism is tried */
-void mft_choose_mech(const char *what, const struct mft_probe_results *r, int forced,
-		     struct mft_choice *out);
+void mft_choose_mech(const char *what, const struct mft_probe_results *r, int forced, struct mft_choice *out);
 /* "fentry", "kprobe", "tracepoint", "uprobe", "uretprobe", "usdt", "symbol" or "none" */
 const char *mft_mech_name(int mech);
 /* "fentry", "kprobe", "tracepoint" or "auto" -> mechanism; -1 if unknown */

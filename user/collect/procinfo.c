@@ -101,7 +101,8 @@ int mft_maps_parse(char *line, struct mft_map *m)
 
 	memset(m, 0, sizeof(*m));
 	if (sscanf(line, "%" SCNx64 "-%" SCNx64 " %*4s %" SCNx64 " %x:%x %" SCNu64 " %n", &m->start, &m->end,
-		   &m->offset, &m->dev_major, &m->dev_minor, &m->inode, &pos) != 6 || pos < 0 || m->end < m->start)
+		   &m->offset, &m->dev_major, &m->dev_minor, &m->inode, &pos) != 6 ||
+	    pos < 0 || m->end < m->start)
 		return -1;
 	char *p = line + pos;
 

@@ -18,8 +18,8 @@
 
 struct mft_procinfo {
 	uint32_t pid;
-	uint64_t start_time;       /* /proc/PID/stat starttime (clock ticks since boot): pid + this = a process */
-	uint32_t uid;              /* real uid of the process */
+	uint64_t start_time; /* /proc/PID/stat starttime (clock ticks since boot): pid + this = a process */
+	uint32_t uid;        /* real uid of the process */
 	char comm[32];
 	char exe[PATH_MAX];        /* as the process sees it (may end in " (deleted)") */
 	char exe_open[64];         /* a path we can open from here: /proc/PID/exe */

@@ -205,10 +205,13 @@ static int machine_version(const char *m, int *major, int *minor)
 	return 0;
 }
 
-#define WHY(...) do { if (why) snprintf(why, whylen, __VA_ARGS__); } while (0)
+#define WHY(...)                                            \
+	do {                                                \
+		if (why)                                    \
+			snprintf(why, whylen, __VA_ARGS__); \
+	} while (0)
 
-const char *mft_clean_tls_termination(const struct mft_qemu_args *a, const char *qemu_version, char *why,
-				      size_t whylen)
+const char *mft_clean_tls_termination(const struct mft_qemu_args *a, const char *qemu_version, char *why, size_t whylen)
 {
 	int qmaj, qmin, mmaj, mmin;
 

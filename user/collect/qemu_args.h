@@ -13,12 +13,12 @@
 #include <stddef.h>
 
 struct mft_qemu_args {
-	char uuid[40];      /* -uuid, as given (checked: 8-4-4-4-12 hex), else "" */
-	char machine[64];   /* -machine TYPE, -machine type=TYPE,..., -M TYPE; else "" */
-	char incoming[16];  /* the -incoming transport: tcp, unix, fd, exec, rdma, file, defer,
+	char uuid[40];     /* -uuid, as given (checked: 8-4-4-4-12 hex), else "" */
+	char machine[64];  /* -machine TYPE, -machine type=TYPE,..., -M TYPE; else "" */
+	char incoming[16]; /* the -incoming transport: tcp, unix, fd, exec, rdma, file, defer,
 			     * channel (a JSON channel list), other; "" without -incoming */
-	bool tls_creds;     /* an -object tls-creds-* (x509, psk, anon) */
-	int clean_tls;      /* -global migration.multifd-clean-tls-termination: 1 on, 0 off, -1 not set */
+	bool tls_creds;    /* an -object tls-creds-* (x509, psk, anon) */
+	int clean_tls;     /* -global migration.multifd-clean-tls-termination: 1 on, 0 off, -1 not set */
 };
 
 /* From a NUL-separated command line of n bytes (not necessarily NUL-terminated). */

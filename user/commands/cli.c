@@ -11,8 +11,8 @@
 #include "collect/probe_select.h"
 #include "collect/procinfo.h"
 
-#define MAX_PID 4194304                   /* PID_MAX_LIMIT */
-#define MAX_DURATION (366 * 24 * 3600)    /* a year: larger values are a typo */
+#define MAX_PID 4194304                /* PID_MAX_LIMIT */
+#define MAX_DURATION (366 * 24 * 3600) /* a year: larger values are a typo */
 
 volatile sig_atomic_t mft_cli_stop;
 
@@ -105,9 +105,13 @@ int mft_cli_mechanism(const char *s, int *mech)
 
 int mft_cli_format(const char *s, bool timelines, int *fmt)
 {
-	static const struct { const char *name; int fmt; bool timeline; } f[] = {
-		{ "text", MFT_FMT_TEXT, false },     { "json", MFT_FMT_JSON, false },
-		{ "chrome", MFT_FMT_CHROME, true },  { "perfetto", MFT_FMT_CHROME, true },
+	static const struct {
+		const char *name;
+		int fmt;
+		bool timeline;
+	} f[] = {
+		{ "text", MFT_FMT_TEXT, false },    { "json", MFT_FMT_JSON, false },
+		{ "chrome", MFT_FMT_CHROME, true }, { "perfetto", MFT_FMT_CHROME, true },
 		{ "html", MFT_FMT_HTML, true },
 	};
 
@@ -116,7 +120,8 @@ int mft_cli_format(const char *s, bool timelines, int *fmt)
 			*fmt = f[i].fmt;
 			return 0;
 		}
-	fprintf(stderr, "mftrace: invalid format '%s' (%s)\n", s, timelines ? "text, json, chrome, html" : "text, json");
+	fprintf(stderr, "mftrace: invalid format '%s' (%s)\n", s,
+		timelines ? "text, json, chrome, html" : "text, json");
 	return -1;
 }
 

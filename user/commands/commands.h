@@ -5,7 +5,7 @@
 
 struct mft_command {
 	const char *name;
-	const char *summary; /* one line for `mftrace --help` */
+	const char *summary;               /* one line for `mftrace --help` */
 	int (*run)(int argc, char **argv); /* argv[0] is the command's name */
 };
 

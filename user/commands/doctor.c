@@ -28,27 +28,27 @@
 #include "collect/procinfo.h"
 
 static const char usage[] =
-"Usage: mftrace doctor [-p PID ...] [--mechanism M] [--btf FILE] [-v]\n"
-"\n"
-"Say what this host lets mftrace observe, and prove it: privileges, kernel BTF, tracefs,\n"
-"which mechanism carries each kernel probe (fentry, kprobe, tracepoint) and why, and\n"
-"every tracepoint mftrace uses. Then load and attach the probes for real and make a\n"
-"loopback TCP exchange and a few GnuTLS calls in this process, and check that each\n"
-"expected event arrived. With -p, also report on each QEMU process: its binary and\n"
-"version, owner, which of QEMU's functions and USDT probes it offers, its libgnutls\n"
-"(as mapped) and the SYNC landmarks that follow. Without -p, list the QEMU processes\n"
-"found on this host. A target's files are read as data only: nothing it names is run.\n"
-"\n"
-"Options:\n"
-"  -p, --pid PID        also report on this QEMU process (repeat for several)\n"
-"      --mechanism M    kernel probes for shutdown/close: auto, fentry, kprobe, tracepoint\n"
-"      --tls-records    also prove the per-record probe (gnutls_record_recv)\n"
-"      --btf FILE       kernel types for a kernel without /sys/kernel/btf/vmlinux\n"
-"  -v, --verbose        libbpf's log\n"
-"  -h, --help           this help\n"
-"\n"
-"Exit status: 0 if every check passed, 1 if one failed (each says why) or on a usage\n"
-"error. Needs root (or CAP_SYS_ADMIN).\n";
+	"Usage: mftrace doctor [-p PID ...] [--mechanism M] [--btf FILE] [-v]\n"
+	"\n"
+	"Say what this host lets mftrace observe, and prove it: privileges, kernel BTF, tracefs,\n"
+	"which mechanism carries each kernel probe (fentry, kprobe, tracepoint) and why, and\n"
+	"every tracepoint mftrace uses. Then load and attach the probes for real and make a\n"
+	"loopback TCP exchange and a few GnuTLS calls in this process, and check that each\n"
+	"expected event arrived. With -p, also report on each QEMU process: its binary and\n"
+	"version, owner, which of QEMU's functions and USDT probes it offers, its libgnutls\n"
+	"(as mapped) and the SYNC landmarks that follow. Without -p, list the QEMU processes\n"
+	"found on this host. A target's files are read as data only: nothing it names is run.\n"
+	"\n"
+	"Options:\n"
+	"  -p, --pid PID        also report on this QEMU process (repeat for several)\n"
+	"      --mechanism M    kernel probes for shutdown/close: auto, fentry, kprobe, tracepoint\n"
+	"      --tls-records    also prove the per-record probe (gnutls_record_recv)\n"
+	"      --btf FILE       kernel types for a kernel without /sys/kernel/btf/vmlinux\n"
+	"  -v, --verbose        libbpf's log\n"
+	"  -h, --help           this help\n"
+	"\n"
+	"Exit status: 0 if every check passed, 1 if one failed (each says why) or on a usage\n"
+	"error. Needs root (or CAP_SYS_ADMIN).\n";
 
 static int failures;
 
@@ -171,14 +171,19 @@ static void limits(const uint32_t *qemus, int n_qemus)
 	for (int i = 0; i < n_qemus; i++)
 		socks += sockets_of(qemus[i]);
 	printf("\nlimits (sized for a few hundred QEMUs; each is counted when reached):\n");
-	line(n_qemus > MFT_MAX_TARGETS ? "[FAIL]" : "[ok]", "targets", "%d QEMU process%s here now; at most %d traced "
-	     "at once", n_qemus > MFT_MAX_TARGETS ? MFT_MAX_TARGETS + 1 : n_qemus, n_qemus == 1 ? "" : "es",
-	     MFT_MAX_TARGETS);
-	line(socks > MFT_MAX_SOCKS ? "[FAIL]" : "[ok]", "socket_map", "their %u sockets (TCP or not) now; at most %d TCP "
-	     "sockets tracked at once (not LRU: a full map is counted)", socks, MFT_MAX_SOCKS);
+	line(n_qemus > MFT_MAX_TARGETS ? "[FAIL]" : "[ok]", "targets",
+	     "%d QEMU process%s here now; at most %d traced "
+	     "at once",
+	     n_qemus > MFT_MAX_TARGETS ? MFT_MAX_TARGETS + 1 : n_qemus, n_qemus == 1 ? "" : "es", MFT_MAX_TARGETS);
+	line(socks > MFT_MAX_SOCKS ? "[FAIL]" : "[ok]", "socket_map",
+	     "their %u sockets (TCP or not) now; at most %d TCP "
+	     "sockets tracked at once (not LRU: a full map is counted)",
+	     socks, MFT_MAX_SOCKS);
 	line("[info]", "tls_session_map", "at most %d TLS sessions at once", MFT_MAX_SESSIONS);
-	line("[info]", "call_maps", "at most %d threads inside a probed GnuTLS call at once (x2: handshake/bye, "
-	     "--tls-records)", MFT_MAX_THREADS);
+	line("[info]", "call_maps",
+	     "at most %d threads inside a probed GnuTLS call at once (x2: handshake/bye, "
+	     "--tls-records)",
+	     MFT_MAX_THREADS);
 	line("[info]", "attach_statuses", "at most %d attach points remembered (about 25 per target)", MFT_MAX_STATUS);
 }
 
@@ -194,11 +199,18 @@ static void prove(const struct mft_collector_opts *co)
 	struct mft_procinfo self;
 	char err[512];
 	struct mft_collector *c = mft_collector_open(co, on_ev, &s, err, sizeof(err));
-	static const struct { int type; const char *name; } want[] = {
-		{ MFT_EV_SOCK_CONNECT, "connect (tcp state)" }, { MFT_EV_SOCK_ACCEPT, "accept" },
-		{ MFT_EV_FIRST_READ, "recv result" },           { MFT_EV_SHUTDOWN, "shutdown" },
-		{ MFT_EV_FIN_RCVD, "FIN received" },            { MFT_EV_READ_EOF, "EOF read" },
-		{ MFT_EV_CLOSE, "close" },                      { MFT_EV_DESTROY, "socket destroyed" },
+	static const struct {
+		int type;
+		const char *name;
+	} want[] = {
+		{ MFT_EV_SOCK_CONNECT, "connect (tcp state)" },
+		{ MFT_EV_SOCK_ACCEPT, "accept" },
+		{ MFT_EV_FIRST_READ, "recv result" },
+		{ MFT_EV_SHUTDOWN, "shutdown" },
+		{ MFT_EV_FIN_RCVD, "FIN received" },
+		{ MFT_EV_READ_EOF, "EOF read" },
+		{ MFT_EV_CLOSE, "close" },
+		{ MFT_EV_DESTROY, "socket destroyed" },
 	};
 
 	printf("\nproof that the probes fire (a loopback TCP exchange and GnuTLS calls in this process):\n");
@@ -208,7 +220,8 @@ static void prove(const struct mft_collector_opts *co)
 	}
 	bool tls = dlopen("libgnutls.so.30", RTLD_NOW | RTLD_LOCAL) != NULL;
 
-	if (mft_procinfo_read(s.pid, &self, err, sizeof(err)) || mft_collector_add_target(c, &self, NULL, err, sizeof(err))) {
+	if (mft_procinfo_read(s.pid, &self, err, sizeof(err)) ||
+	    mft_collector_add_target(c, &self, NULL, err, sizeof(err))) {
 		line("[FAIL]", "self as target", "%s", err);
 		mft_collector_close(c);
 		return;
@@ -291,7 +304,8 @@ static void census(uint32_t pid, struct census *c)
 			unsigned st;
 			unsigned long ino;
 
-			if (sscanf(line, " %*u: %*s %*s %x %*s %*s %*s %*u %*u %lu", &st, &ino) != 2 || !have_ino(inos, n, ino))
+			if (sscanf(line, " %*u: %*s %*s %x %*s %*s %*s %*u %*u %lu", &st, &ino) != 2 ||
+			    !have_ino(inos, n, ino))
 				continue;
 			seen++;
 			if (st == 1)
@@ -324,8 +338,10 @@ static void census(uint32_t pid, struct census *c)
 			while (*p == ' ')
 				p++;
 			if (st == 3 && *p && *p != '\n' && c->n_paths < 3) {
-				snprintf(c->unix_paths[c->n_paths], sizeof(c->unix_paths[0]), "%.*s", (int)strcspn(p, "\n"), p);
-				mft_sanitize(c->unix_paths[c->n_paths], sizeof(c->unix_paths[0]), c->unix_paths[c->n_paths]);
+				snprintf(c->unix_paths[c->n_paths], sizeof(c->unix_paths[0]), "%.*s",
+					 (int)strcspn(p, "\n"), p);
+				mft_sanitize(c->unix_paths[c->n_paths], sizeof(c->unix_paths[0]),
+					     c->unix_paths[c->n_paths]);
 				c->n_paths++;
 			}
 		}
@@ -345,36 +361,44 @@ static void transport(const struct mft_procinfo *pi)
 	char why[160];
 
 	census(pi->pid, &c);
-	line("[info]", "sockets now", "TCP: %u established, %u listening, %u other; unix: %u connected, %u listening; "
-	     "%u of other kinds", c.tcp_established, c.tcp_listening, c.tcp_other, c.unix_connected, c.unix_listening,
-	     c.other);
+	line("[info]", "sockets now",
+	     "TCP: %u established, %u listening, %u other; unix: %u connected, %u listening; "
+	     "%u of other kinds",
+	     c.tcp_established, c.tcp_listening, c.tcp_other, c.unix_connected, c.unix_listening, c.other);
 	for (int i = 0; i < c.n_paths; i++)
 		line("[info]", "unix socket peer", "%s", c.unix_paths[i]);
 	if (!strcmp(a->incoming, "unix") || !strcmp(a->incoming, "fd") || !strcmp(a->incoming, "exec")) {
-		line("[--]", "migration transport", "-incoming %s: not TCP. A unix-socket migration (KubeVirt's "
+		line("[--]", "migration transport",
+		     "-incoming %s: not TCP. A unix-socket migration (KubeVirt's "
 		     "virt-handler proxy, a libvirt tunnel) is carried between hosts by another process, which "
-		     "does the TLS if any (KubeVirt's proxy, in Go: no GnuTLS)", a->incoming);
-		line("[--]", "what mftrace sees", "nothing of its channels: mftrace follows TCP sockets and GnuTLS "
+		     "does the TLS if any (KubeVirt's proxy, in Go: no GnuTLS)",
+		     a->incoming);
+		line("[--]", "what mftrace sees",
+		     "nothing of its channels: mftrace follows TCP sockets and GnuTLS "
 		     "calls, so no channel, no verdict and no close_notify race is shown for this migration");
 	} else if (a->incoming[0]) {
 		line("[ok]", "migration transport", "-incoming %s%s", a->incoming,
-		     !strcmp(a->incoming, "tcp") ? ": TCP, every channel traced"
+		     !strcmp(a->incoming, "tcp")     ? ": TCP, every channel traced"
 		     : !strcmp(a->incoming, "defer") ? ": the address comes later over QMP (migrate-incoming); "
-						     "a tcp: one is traced, a unix: one is not"
-						   : ": traced if the channels turn out to be TCP");
+						       "a tcp: one is traced, a unix: one is not"
+						     : ": traced if the channels turn out to be TCP");
 	} else if (c.unix_connected && !c.tcp_established) {
-		line("[info]", "migration transport", "not a destination; it holds connected unix sockets and no "
+		line("[info]", "migration transport",
+		     "not a destination; it holds connected unix sockets and no "
 		     "established TCP socket now: a migration it starts to a unix: URI (KubeVirt, a libvirt "
 		     "tunnel) would not be seen, one to a tcp: URI is");
 	} else {
-		line("[info]", "migration transport", "not a destination (no -incoming); its outgoing migration's "
+		line("[info]", "migration transport",
+		     "not a destination (no -incoming); its outgoing migration's "
 		     "URI is given over QMP: a tcp: one is traced, a unix: one is not");
 	}
 	if (a->tls_creds)
-		line("[ok]", "TLS", "a tls-creds object on the command line: TLS migrations possible, their "
+		line("[ok]", "TLS",
+		     "a tls-creds object on the command line: TLS migrations possible, their "
 		     "handshake and close_notify seen through GnuTLS");
 	else
-		line("[info]", "TLS", "no tls-creds object on the command line (libvirt adds one over QMP when it "
+		line("[info]", "TLS",
+		     "no tls-creds object on the command line (libvirt adds one over QMP when it "
 		     "migrates with TLS). Without TLS, channels are judged plain: EOF is their normal end and "
 		     "there is no close_notify race to tell");
 	if (pi->incoming) {
@@ -392,9 +416,11 @@ static void report_target(uint32_t pid)
 	struct mft_procinfo pi;
 	char err[512];
 	uint64_t v;
-	static const char *const syms[] = { "migrate_set_state", "MigrationStatus_lookup", "multifd_recv_new_channel",
-					    "multifd_send_shutdown", "multifd_save_cleanup", "multifd_recv_shutdown",
-					    "multifd_load_cleanup", "multifd_send_sync_main", "multifd_recv_sync_main" };
+	static const char *const syms[] = { "migrate_set_state",        "MigrationStatus_lookup",
+					    "multifd_recv_new_channel", "multifd_send_shutdown",
+					    "multifd_save_cleanup",     "multifd_recv_shutdown",
+					    "multifd_load_cleanup",     "multifd_send_sync_main",
+					    "multifd_recv_sync_main" };
 
 	printf("\ntarget pid %u:\n", pid);
 	if (mft_procinfo_read(pid, &pi, err, sizeof(err))) {
@@ -414,10 +440,11 @@ static void report_target(uint32_t pid)
 	line(qemu ? "[ok]" : "[FAIL]", "binary", "%s (%s)%s", pi.exe, pi.name, qemu ? "" : ": not a QEMU");
 	line("[info]", "owner", "uid %u", pi.uid);
 	if (qemu)
-		line("[info]", "QEMU version", "%s", pi.qemu_version[0] ? pi.qemu_version
-								: "unknown (no version text in the binary)");
-	line("[info]", "target files", "read as data only (ELF symbols, notes, version text): nothing the "
-				       "process names is run or loaded");
+		line("[info]", "QEMU version", "%s",
+		     pi.qemu_version[0] ? pi.qemu_version : "unknown (no version text in the binary)");
+	line("[info]", "target files",
+	     "read as data only (ELF symbols, notes, version text): nothing the "
+	     "process names is run or loaded");
 	if (!e)
 		line("[FAIL]", "binary readable", "%s", err);
 	int usdt = mft_elf_usdt_count(e, "qemu");
@@ -437,10 +464,13 @@ static void report_target(uint32_t pid)
 		     pi.gnutls_version[0] ? pi.gnutls_version : "version unknown",
 		     hs ? "" : ": no gnutls_handshake in it: the target would be refused");
 		if (pi.gnutls_replaced)
-			line("[info]", "libgnutls on disk", "replaced since the process mapped it: traced through "
-							    "the mapped file (%s)", pi.gnutls_open);
-		line("[info]", "fidelity", "default: kernel events + gnutls_handshake/bye/deinit; "
-			     "--tls-records adds every gnutls_record_recv result (~10 us each)");
+			line("[info]", "libgnutls on disk",
+			     "replaced since the process mapped it: traced through "
+			     "the mapped file (%s)",
+			     pi.gnutls_open);
+		line("[info]", "fidelity",
+		     "default: kernel events + gnutls_handshake/bye/deinit; "
+		     "--tls-records adds every gnutls_record_recv result (~10 us each)");
 		mft_elf_close(g);
 	} else {
 		line("[--]", "libgnutls", "not mapped: TLS probes absent, channels will be judged as plain TCP");
@@ -465,12 +495,15 @@ static int doctor(const uint32_t *pids, int n_pids, const struct mft_collector_o
 	struct utsname u;
 	char why[512];
 	bool mounted = false;
-	static const struct { const char *what, *func, *tp; } kp[] = {
+	static const struct {
+		const char *what, *func, *tp;
+	} kp[] = {
 		{ "shutdown", "inet_shutdown", "syscalls/sys_enter_shutdown" },
 		{ "close", "tcp_close", "syscalls/sys_enter_close" },
 	};
-	static const char *const tps[] = { "sock/sock_recv_length", "sock/sock_send_length", "sock/inet_sock_set_state",
-					   "tcp/tcp_destroy_sock", "tcp/tcp_receive_reset", "tcp/tcp_send_reset",
+	static const char *const tps[] = { "sock/sock_recv_length",     "sock/sock_send_length",
+					   "sock/inet_sock_set_state",  "tcp/tcp_destroy_sock",
+					   "tcp/tcp_receive_reset",     "tcp/tcp_send_reset",
 					   "syscalls/sys_exit_accept4", "sched/sched_process_exit" };
 
 	failures = 0;
@@ -514,8 +547,10 @@ static int doctor(const uint32_t *pids, int n_pids, const struct mft_collector_o
 		if (n <= 0)
 			printf("none\n");
 		for (int k = 0; k < n && k < 64; k++)
-			printf("%u%s", found[k], k + 1 < n && k < 63 ? " " : n > 64 ? " ... (use: mftrace doctor -p PID)\n"
-									   : " (use: mftrace doctor -p PID)\n");
+			printf("%u%s", found[k],
+			       k + 1 < n && k < 63 ? " "
+			       : n > 64            ? " ... (use: mftrace doctor -p PID)\n"
+						   : " (use: mftrace doctor -p PID)\n");
 	}
 	limits(found, n > 0 ? n : 0);
 	if (btf)
@@ -541,8 +576,7 @@ int mft_cmd_doctor(int argc, char **argv)
 	while ((opt = mft_cli_next_opt("doctor", argc, argv, ":p:vh", longopts, &t)) != -1) {
 		switch (opt) {
 		case 'h': fputs(usage, stdout); return 0;
-		default: /* MFT_CLI_BAD: already said */
-			return 1;
+		default: /* MFT_CLI_BAD: already said */ return 1;
 		}
 	}
 	if (optind < argc)

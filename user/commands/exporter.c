@@ -43,88 +43,88 @@
 /* Outside 9100-9999 (the Prometheus wiki's exporter port allocations, all taken), below
  * the Linux ephemeral range (32768-60999), and not in /etc/services. */
 #define DEFAULT_PORT 19353
-#define DEFAULT_TIMEOUT 10     /* seconds a connection gets per request answered */
+#define DEFAULT_TIMEOUT 10 /* seconds a connection gets per request answered */
 #define DEFAULT_MAX_CONN 64
 #define MAX_CONN_LIMIT 1024
 #define MAX_TIMEOUT 3600
-#define REQUEST_MEMORY 16384   /* per connection: the request line and headers must fit */
-#define LISTEN_BACKLOG 1024    /* a burst of connections waits here, not in SYN retries */
+#define REQUEST_MEMORY 16384 /* per connection: the request line and headers must fit */
+#define LISTEN_BACKLOG 1024  /* a burst of connections waits here, not in SYN retries */
 #define LIMITS_EVERY_NS 1000000000ull
 #define MAX_PROGS 128
-#define MAX_LISTEN 16          /* --web.listen-address, repeated */
+#define MAX_LISTEN 16 /* --web.listen-address, repeated */
 
 static const char usage[] =
-"Usage: mftrace exporter [--web.listen-address ADDR:PORT ...] [options]\n"
-"\n"
-"Trace every QEMU process on this host, including those that start later (forgetting\n"
-"those that exit), and serve the verdicts of their multifd migrations as Prometheus\n"
-"metrics on http://ADDR:PORT/metrics. Prometheus does the cross-host work: the\n"
-"source and the destination of a migration are usually two exporters.\n"
-"\n"
-"Options (the web ones as the Prometheus exporter toolkit names them):\n"
-"  -l, --web.listen-address ADDR:PORT\n"
-"                          where to serve (default 127.0.0.1:19353); repeat it to serve\n"
-"                          on several. ADDR is an IPv4 address or [IPv6]; :PORT is every\n"
-"                          IPv4 address; port 0 picks a free one (printed). --listen is\n"
-"                          the same option\n"
-"      --web.telemetry-path PATH\n"
-"                          where the metrics are (default /metrics)\n"
-"      --web.config.file FILE\n"
-"                          TLS and basic authentication, in the exporter toolkit's YAML:\n"
-"                          tls_server_config (cert_file, key_file, client_auth_type,\n"
-"                          client_ca_file, min_version) and basic_auth_users (user: bcrypt\n"
-"                          hash); any other key is refused (see mftrace(8))\n"
-"      --max-connections N at most N connections at once (default 64); one client (a\n"
-"                          local user, told by the owner of its socket, or a remote\n"
-"                          address) holds at most an eighth of them (at least 2)\n"
-"      --timeout SECS      a deadline, not an idle timeout: a connection that has not\n"
-"                          had a request answered within SECS of opening or of its\n"
-"                          previous answer is closed, however slowly it sends (default 10)\n"
-"      --tls-records       full fidelity: probe every gnutls_record_recv() result.\n"
-"                          Costs ~10 us per TLS record; off by default\n"
-"      --mechanism M       kernel probes for shutdown/close: auto, fentry, kprobe or\n"
-"                          tracepoint (see mftrace --help)\n"
-"      --btf FILE          kernel types for a kernel without /sys/kernel/btf/vmlinux\n"
-"                          (see mftrace --help)\n"
-"  -v, --verbose           libbpf's and libmicrohttpd's logs, every attach point\n"
-"  -h, --help              this help\n"
-"\n"
-"HTTP: GET and HEAD on the telemetry path (text format 0.0.4, or OpenMetrics 1.0.0 when\n"
-"the Accept header asks for it) and on / (an index page); 405 for other methods, 404\n"
-"elsewhere; 401 without the credentials basic_auth_users asks for. Requests larger than\n"
-"16 KiB are refused.\n"
-"\n"
-"Metrics (labels: role, verdict, possible, impact, outcome, domain; never a pid or a\n"
-"port on a counter):\n"
-"  mftrace_migrations_total, mftrace_channels_total    by role, verdict, possible, domain\n"
-"  mftrace_premature_terminations_total                by role, impact, domain\n"
-"  mftrace_premature_tolerated_by_relaxed_eof_total    what clean-tls-termination would break\n"
-"  mftrace_flagged_migrations_total, mftrace_migration_outcomes_total, ...\n"
-"  mftrace_channel_{fin_to_final_read,fin_to_local_shutdown,bye_to_shutdown,\n"
-"    last_sync_to_shutdown,last_sync_to_fin}_seconds   histograms of margins\n"
-"  mftrace_channel_received_bytes                      histogram per channel\n"
-"  mftrace_last_migration_info{domain,role,endpoint,uuid,qemu_version,...}\n"
-"                                                      joins source and destination\n"
-"  mftrace_target_info{domain,uuid,qemu_version,gnutls_version,machine,incoming,\n"
-"    clean_tls_termination}                            each QEMU traced\n"
-"  mftrace_events_lost_total, mftrace_probe_attached, mftrace_targets, mftrace_build_info,\n"
-"  mftrace_exporter_scrape_duration_seconds, process_*, mftrace_bpf_program_*\n"
-"                                                      the exporter's own health\n"
-"  mftrace_resource_{capacity,used,refused_total}{resource}  every bounded table (targets,\n"
-"    socket_map, ..., http_connections): its size, its use, what it refused\n"
-"  mftrace_exporter_connections_closed_total{reason}   deadline, client_share\n"
-"Each has a # HELP line; deploy/ has alert rules, a Grafana dashboard and a systemd unit.\n"
-"\n"
-"Binds to loopback by default; beyond it, use --web.config.file for TLS and basic\n"
-"authentication. Needs root, or CAP_BPF, CAP_PERFMON, CAP_SYS_ADMIN (uprobes) and\n"
-"CAP_SYS_PTRACE. Stops on SIGINT or SIGTERM; exit status 0, or 1 on a usage or set-up\n"
-"error.\n";
+	"Usage: mftrace exporter [--web.listen-address ADDR:PORT ...] [options]\n"
+	"\n"
+	"Trace every QEMU process on this host, including those that start later (forgetting\n"
+	"those that exit), and serve the verdicts of their multifd migrations as Prometheus\n"
+	"metrics on http://ADDR:PORT/metrics. Prometheus does the cross-host work: the\n"
+	"source and the destination of a migration are usually two exporters.\n"
+	"\n"
+	"Options (the web ones as the Prometheus exporter toolkit names them):\n"
+	"  -l, --web.listen-address ADDR:PORT\n"
+	"                          where to serve (default 127.0.0.1:19353); repeat it to serve\n"
+	"                          on several. ADDR is an IPv4 address or [IPv6]; :PORT is every\n"
+	"                          IPv4 address; port 0 picks a free one (printed). --listen is\n"
+	"                          the same option\n"
+	"      --web.telemetry-path PATH\n"
+	"                          where the metrics are (default /metrics)\n"
+	"      --web.config.file FILE\n"
+	"                          TLS and basic authentication, in the exporter toolkit's YAML:\n"
+	"                          tls_server_config (cert_file, key_file, client_auth_type,\n"
+	"                          client_ca_file, min_version) and basic_auth_users (user: bcrypt\n"
+	"                          hash); any other key is refused (see mftrace(8))\n"
+	"      --max-connections N at most N connections at once (default 64); one client (a\n"
+	"                          local user, told by the owner of its socket, or a remote\n"
+	"                          address) holds at most an eighth of them (at least 2)\n"
+	"      --timeout SECS      a deadline, not an idle timeout: a connection that has not\n"
+	"                          had a request answered within SECS of opening or of its\n"
+	"                          previous answer is closed, however slowly it sends (default 10)\n"
+	"      --tls-records       full fidelity: probe every gnutls_record_recv() result.\n"
+	"                          Costs ~10 us per TLS record; off by default\n"
+	"      --mechanism M       kernel probes for shutdown/close: auto, fentry, kprobe or\n"
+	"                          tracepoint (see mftrace --help)\n"
+	"      --btf FILE          kernel types for a kernel without /sys/kernel/btf/vmlinux\n"
+	"                          (see mftrace --help)\n"
+	"  -v, --verbose           libbpf's and libmicrohttpd's logs, every attach point\n"
+	"  -h, --help              this help\n"
+	"\n"
+	"HTTP: GET and HEAD on the telemetry path (text format 0.0.4, or OpenMetrics 1.0.0 when\n"
+	"the Accept header asks for it) and on / (an index page); 405 for other methods, 404\n"
+	"elsewhere; 401 without the credentials basic_auth_users asks for. Requests larger than\n"
+	"16 KiB are refused.\n"
+	"\n"
+	"Metrics (labels: role, verdict, possible, impact, outcome, domain; never a pid or a\n"
+	"port on a counter):\n"
+	"  mftrace_migrations_total, mftrace_channels_total    by role, verdict, possible, domain\n"
+	"  mftrace_premature_terminations_total                by role, impact, domain\n"
+	"  mftrace_premature_tolerated_by_relaxed_eof_total    what clean-tls-termination would break\n"
+	"  mftrace_flagged_migrations_total, mftrace_migration_outcomes_total, ...\n"
+	"  mftrace_channel_{fin_to_final_read,fin_to_local_shutdown,bye_to_shutdown,\n"
+	"    last_sync_to_shutdown,last_sync_to_fin}_seconds   histograms of margins\n"
+	"  mftrace_channel_received_bytes                      histogram per channel\n"
+	"  mftrace_last_migration_info{domain,role,endpoint,uuid,qemu_version,...}\n"
+	"                                                      joins source and destination\n"
+	"  mftrace_target_info{domain,uuid,qemu_version,gnutls_version,machine,incoming,\n"
+	"    clean_tls_termination}                            each QEMU traced\n"
+	"  mftrace_events_lost_total, mftrace_probe_attached, mftrace_targets, mftrace_build_info,\n"
+	"  mftrace_exporter_scrape_duration_seconds, process_*, mftrace_bpf_program_*\n"
+	"                                                      the exporter's own health\n"
+	"  mftrace_resource_{capacity,used,refused_total}{resource}  every bounded table (targets,\n"
+	"    socket_map, ..., http_connections): its size, its use, what it refused\n"
+	"  mftrace_exporter_connections_closed_total{reason}   deadline, client_share\n"
+	"Each has a # HELP line; deploy/ has alert rules, a Grafana dashboard and a systemd unit.\n"
+	"\n"
+	"Binds to loopback by default; beyond it, use --web.config.file for TLS and basic\n"
+	"authentication. Needs root, or CAP_BPF, CAP_PERFMON, CAP_SYS_ADMIN (uprobes) and\n"
+	"CAP_SYS_PTRACE. Stops on SIGINT or SIGTERM; exit status 0, or 1 on a usage or set-up\n"
+	"error.\n";
 
 struct exporter {
 	struct mft_metrics *m;
-	const char *path;             /* --web.telemetry-path */
-	char index[1024];             /* the index page, linking to it */
-	struct mft_web_config *web;   /* --web.config.file; NULL: plain HTTP, no authentication */
+	const char *path;           /* --web.telemetry-path */
+	char index[1024];           /* the index page, linking to it */
+	struct mft_web_config *web; /* --web.config.file; NULL: plain HTTP, no authentication */
 	struct mft_http_guard *guard;
 	bool probes_known;
 	uint64_t t_limits;
@@ -208,16 +208,15 @@ static void on_tick(void *ctx, const struct mft_session *s, uint64_t now_ns)
 /* ---- the HTTP side ---- */
 
 static const char index_fmt[] =
-"<!DOCTYPE html>\n<html><head><title>mftrace exporter</title></head><body>\n"
-"<h1>mftrace exporter</h1>\n"
-"<p>Who closed first on each multifd channel of the QEMU live migrations on this host.</p>\n"
-"<p><a href=\"%s\">%s</a></p>\n</body></html>\n";
+	"<!DOCTYPE html>\n<html><head><title>mftrace exporter</title></head><body>\n"
+	"<h1>mftrace exporter</h1>\n"
+	"<p>Who closed first on each multifd channel of the QEMU live migrations on this host.</p>\n"
+	"<p><a href=\"%s\">%s</a></p>\n</body></html>\n";
 
-static enum MHD_Result reply(struct exporter *x, struct MHD_Connection *conn, unsigned int code,
-			     const char *type, const char *body)
+static enum MHD_Result reply(struct exporter *x, struct MHD_Connection *conn, unsigned int code, const char *type,
+			     const char *body)
 {
-	struct MHD_Response *r = MHD_create_response_from_buffer(strlen(body), (void *)body,
-								 MHD_RESPMEM_PERSISTENT);
+	struct MHD_Response *r = MHD_create_response_from_buffer(strlen(body), (void *)body, MHD_RESPMEM_PERSISTENT);
 	enum MHD_Result ret;
 
 	if (!r)
@@ -262,8 +261,10 @@ static void update_process(struct exporter *x)
 		fclose(f);
 		/* after "pid (comm) ": state is field 3; utime 14, stime 15, starttime 22, vsize 23, rss 24 */
 		if ((rp = strrchr(buf, ')')) &&
-		    sscanf(rp + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %llu %llu %*d %*d %*d %*d %*d %*d %llu %llu %llu",
-			   &utime, &stime, &start, &vsize, &rss) == 5 && tick > 0) {
+		    sscanf(rp + 2,
+			   "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %llu %llu %*d %*d %*d %*d %*d %*d %llu %llu %llu",
+			   &utime, &stime, &start, &vsize, &rss) == 5 &&
+		    tick > 0) {
 			p.cpu_seconds = (double)(utime + stime) / tick;
 			p.start_time_seconds = boot_time + (double)start / tick;
 			p.virtual_bytes = (double)vsize;
@@ -577,8 +578,10 @@ int mft_cmd_exporter(int argc, char **argv)
 			break;
 		case 'P':
 			if (!path_ok(optarg)) {
-				fprintf(stderr, "mftrace: invalid --web.telemetry-path '%s' (an absolute path of letters, "
-						"digits and /_.-~, at most 128 bytes)\n", optarg);
+				fprintf(stderr,
+					"mftrace: invalid --web.telemetry-path '%s' (an absolute path of letters, "
+					"digits and /_.-~, at most 128 bytes)\n",
+					optarg);
 				return 1;
 			}
 			x.path = optarg;
@@ -593,13 +596,13 @@ int mft_cmd_exporter(int argc, char **argv)
 			break;
 		case 't':
 			if (parse_uint(optarg, 1, MAX_TIMEOUT, &timeout)) {
-				fprintf(stderr, "mftrace: invalid --timeout '%s' (seconds, 1 to %d)\n", optarg, MAX_TIMEOUT);
+				fprintf(stderr, "mftrace: invalid --timeout '%s' (seconds, 1 to %d)\n", optarg,
+					MAX_TIMEOUT);
 				return 1;
 			}
 			break;
 		case 'h': fputs(usage, stdout); return 0;
-		default: /* MFT_CLI_BAD: already said */
-			return 1;
+		default: /* MFT_CLI_BAD: already said */ return 1;
 		}
 	}
 	if (optind < argc)
@@ -668,7 +671,8 @@ int mft_cmd_exporter(int argc, char **argv)
 	mo[n_mo++] = (struct MHD_OptionItem){ MHD_OPTION_CONNECTION_TIMEOUT, (intptr_t)timeout, NULL };
 	mo[n_mo++] = (struct MHD_OptionItem){ MHD_OPTION_CONNECTION_MEMORY_LIMIT, REQUEST_MEMORY, NULL };
 	mo[n_mo++] = (struct MHD_OptionItem){ MHD_OPTION_NOTIFY_CONNECTION, (intptr_t)mft_http_guard_notify, x.guard };
-	mo[n_mo++] = (struct MHD_OptionItem){ MHD_OPTION_NOTIFY_COMPLETED, (intptr_t)mft_http_guard_completed, x.guard };
+	mo[n_mo++] = (struct MHD_OptionItem){ MHD_OPTION_NOTIFY_COMPLETED, (intptr_t)mft_http_guard_completed,
+					      x.guard };
 	mo[n_mo++] = (struct MHD_OptionItem){ MHD_OPTION_EXTERNAL_LOGGER, (intptr_t)mhd_log, NULL };
 	if (x.web && web.tls) { /* libmicrohttpd over GnuTLS */
 		flags |= MHD_USE_TLS;
@@ -699,7 +703,8 @@ int mft_cmd_exporter(int argc, char **argv)
 			open_wide = true;
 	}
 	if (open_wide && !(x.web && (web.n_users || web.client_auth == MFT_CLIENT_AUTH_REQUIRE_VERIFY)))
-		fprintf(stderr, "mftrace: note: serving beyond loopback without authentication (see --web.config.file)\n");
+		fprintf(stderr,
+			"mftrace: note: serving beyond loopback without authentication (see --web.config.file)\n");
 
 	struct mft_session_opts so = {
 		.co = t.co,

@@ -25,16 +25,16 @@
 #define WATCH_NS 100000000ull /* the watchdog's period */
 
 struct client {
-	bool local;                 /* the other end is a socket of this host: uid decides */
+	bool local; /* the other end is a socket of this host: uid decides */
 	uint32_t uid;
 	struct sockaddr_storage ip; /* else its address (port zeroed) */
 };
 
 struct conn {
 	bool used;
-	bool refused;               /* shut down by the guard */
+	bool refused; /* shut down by the guard */
 	int fd;
-	uint64_t deadline;          /* CLOCK_MONOTONIC ns */
+	uint64_t deadline; /* CLOCK_MONOTONIC ns */
 	struct client who;
 };
 
@@ -44,11 +44,11 @@ struct mft_http_guard {
 	bool running, stop;
 	unsigned max_conn, per_client;
 	uint64_t timeout_ns;
-	struct conn *conns;         /* max_conn of them: libmicrohttpd never holds more */
+	struct conn *conns; /* max_conn of them: libmicrohttpd never holds more */
 	unsigned n_open;
 	uint64_t closed_share, closed_deadline;
-	uint64_t full;              /* times every connection was taken (new ones then wait) */
-	int nl;                     /* NETLINK_SOCK_DIAG, or -1 (then clients are addresses) */
+	uint64_t full; /* times every connection was taken (new ones then wait) */
+	int nl;        /* NETLINK_SOCK_DIAG, or -1 (then clients are addresses) */
 	struct mft_metrics *m;
 };
 
@@ -84,7 +84,9 @@ static int peer_uid(int nl, const struct sockaddr_storage *local, const struct s
 		struct nlmsghdr nlh;
 		struct inet_diag_req_v2 r;
 	} req = {
-		.nlh = { .nlmsg_len = sizeof(req), .nlmsg_type = SOCK_DIAG_BY_FAMILY, .nlmsg_flags = NLM_F_REQUEST,
+		.nlh = { .nlmsg_len = sizeof(req),
+			 .nlmsg_type = SOCK_DIAG_BY_FAMILY,
+			 .nlmsg_flags = NLM_F_REQUEST,
 			 .nlmsg_seq = 1 },
 		.r = { .sdiag_family = (uint8_t)peer->ss_family, .sdiag_protocol = IPPROTO_TCP, .idiag_states = ~0u },
 	};
@@ -227,8 +229,7 @@ void mft_http_guard_notify(void *cls, struct MHD_Connection *c, void **socket_co
 		mft_metrics_http_closed(g->m, "client_share");
 }
 
-void mft_http_guard_completed(void *cls, struct MHD_Connection *c, void **con_cls,
-			      enum MHD_RequestTerminationCode toe)
+void mft_http_guard_completed(void *cls, struct MHD_Connection *c, void **con_cls, enum MHD_RequestTerminationCode toe)
 {
 	struct mft_http_guard *g = cls;
 	const union MHD_ConnectionInfo *ci = MHD_get_connection_info(c, MHD_CONNECTION_INFO_SOCKET_CONTEXT);
@@ -323,7 +324,8 @@ void mft_http_guard_limits(struct mft_http_guard *g, struct mft_limit out[2])
 		if (!g->conns[i].used || g->conns[i].refused)
 			continue;
 		for (unsigned j = 0; j < g->max_conn; j++)
-			n += g->conns[j].used && !g->conns[j].refused && same_client(&g->conns[i].who, &g->conns[j].who);
+			n += g->conns[j].used && !g->conns[j].refused &&
+			     same_client(&g->conns[i].who, &g->conns[j].who);
 		if (n > most)
 			most = n;
 	}

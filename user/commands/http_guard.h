@@ -35,8 +35,7 @@ void mft_http_guard_free(struct mft_http_guard *g);
 /* MHD_OPTION_NOTIFY_CONNECTION and MHD_OPTION_NOTIFY_COMPLETED, with the guard as cls. */
 void mft_http_guard_notify(void *cls, struct MHD_Connection *c, void **socket_context,
 			   enum MHD_ConnectionNotificationCode code);
-void mft_http_guard_completed(void *cls, struct MHD_Connection *c, void **con_cls,
-			      enum MHD_RequestTerminationCode toe);
+void mft_http_guard_completed(void *cls, struct MHD_Connection *c, void **con_cls, enum MHD_RequestTerminationCode toe);
 /* A connection closed by the guard (over its client's share, or past its deadline): the
  * access handler answers it with MHD_NO. */
 bool mft_http_guard_refused(struct MHD_Connection *c);

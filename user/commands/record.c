@@ -31,70 +31,70 @@
 #include "commands/cli.h"
 #include "version.h"
 #define RECORD_TOOL_VERSION MFT_VERSION
-#define MIN_MAX_SIZE (512ull << 10)   /* 8 segments of 64 KiB: room for the metadata each repeats */
+#define MIN_MAX_SIZE (512ull << 10) /* 8 segments of 64 KiB: room for the metadata each repeats */
 #define COUNTERS_EVERY_NS 1000000000ull
 #define CLOCK_EVERY_NS (60ull * 1000000000ull)
-#define DEFAULT_OUTPUT "mftrace.data"  /* perf's habit: perf.data */
+#define DEFAULT_OUTPUT "mftrace.data" /* perf's habit: perf.data */
 #define DEFAULT_SNAPSHOTS 8
 #define MAX_SNAPSHOTS 10000
 
 static const char usage[] =
-"Usage: mftrace record [-p PID ...] [-o FILE] [options]\n"
-"\n"
-"Write every event of a tracing session to FILE, for `mftrace report` to analyse later,\n"
-"on any machine: the host, kernel, QEMU and GnuTLS versions and command lines of the\n"
-"targets, a clock snapshot, the probes attached and how, the events, and the count of\n"
-"lost events. Without -p, every QEMU on this host, including those that start later.\n"
-"The file reads back up to its last complete record after a kill -9 or a cut at any byte.\n"
-"Secrets in the command lines are redacted (data=, password=, key=, ...: see mftrace(8)).\n"
-"\n"
-"Options:\n"
-"  -p, --pid PID        record this QEMU process (repeat for several)\n"
-"  -o, --output FILE    the recording (default mftrace.data in the current folder):\n"
-"                       created with mode 0640, never through a symbolic link, never\n"
-"                       over an existing file (see --force)\n"
-"      --force          replace an existing FILE (a link is replaced, not followed)\n"
-"      --max-size SIZE  flight recorder: keep the newest events in a file of at most SIZE\n"
-"                       bytes (K, M, G suffixes; at least 512K), a ring of 8 segments.\n"
-"                       A flagged or failed migration, or SIGUSR2, then writes a\n"
-"                       snapshot of the ring next to FILE: FILE.YYYYMMDDTHHMMSSZ.snapshot\n"
-"                       (UTC), a complete recording of what the ring held then\n"
-"      --max-snapshots N keep at most N snapshots of FILE, the oldest removed (default\n"
-"                       8; 0: none are taken automatically, SIGUSR2 still takes one)\n"
-"  -d, --duration SECS  stop after SECS seconds (default: Ctrl-C, or when every -p target\n"
-"                       has exited)\n"
-"      --tls-records    full fidelity: probe every gnutls_record_recv() result (costly)\n"
-"      --mechanism M    kernel probes for shutdown/close: auto, fentry, kprobe, tracepoint\n"
-"      --btf FILE       kernel types for a kernel without /sys/kernel/btf/vmlinux\n"
-"                       (see mftrace --help)\n"
-"      --show           also print what live mode prints: the verdict tables as\n"
-"                       migrations end (with -q), and event lines (without)\n"
-"  -j, --json           with --show: JSON lines, as `mftrace --json` (= --format json)\n"
-"  -f, --format F       with --show: text (default) or json\n"
-"  -q, --quiet          with --show: verdict tables only\n"
-"  -w, --wide           with --show: every column of the verdict table (see mftrace --help)\n"
-"  -v, --verbose        libbpf's log and every attach point; with --show, the other\n"
-"                       connections too (no migration evidence, never judged)\n"
-"  -h, --help           this help\n"
-"\n"
-"Examples:\n"
-"  mftrace record -p 4242                          # one QEMU, until it exits, to mftrace.data\n"
-"  mftrace record -o /var/lib/mftrace/mftrace.data --max-size 64M   # always on\n"
-"  kill -USR2 $(pidof mftrace)                     # keep what the ring holds now\n"
-"  mftrace report src.data dst.data                # later: one timeline, two hosts\n";
+	"Usage: mftrace record [-p PID ...] [-o FILE] [options]\n"
+	"\n"
+	"Write every event of a tracing session to FILE, for `mftrace report` to analyse later,\n"
+	"on any machine: the host, kernel, QEMU and GnuTLS versions and command lines of the\n"
+	"targets, a clock snapshot, the probes attached and how, the events, and the count of\n"
+	"lost events. Without -p, every QEMU on this host, including those that start later.\n"
+	"The file reads back up to its last complete record after a kill -9 or a cut at any byte.\n"
+	"Secrets in the command lines are redacted (data=, password=, key=, ...: see mftrace(8)).\n"
+	"\n"
+	"Options:\n"
+	"  -p, --pid PID        record this QEMU process (repeat for several)\n"
+	"  -o, --output FILE    the recording (default mftrace.data in the current folder):\n"
+	"                       created with mode 0640, never through a symbolic link, never\n"
+	"                       over an existing file (see --force)\n"
+	"      --force          replace an existing FILE (a link is replaced, not followed)\n"
+	"      --max-size SIZE  flight recorder: keep the newest events in a file of at most SIZE\n"
+	"                       bytes (K, M, G suffixes; at least 512K), a ring of 8 segments.\n"
+	"                       A flagged or failed migration, or SIGUSR2, then writes a\n"
+	"                       snapshot of the ring next to FILE: FILE.YYYYMMDDTHHMMSSZ.snapshot\n"
+	"                       (UTC), a complete recording of what the ring held then\n"
+	"      --max-snapshots N keep at most N snapshots of FILE, the oldest removed (default\n"
+	"                       8; 0: none are taken automatically, SIGUSR2 still takes one)\n"
+	"  -d, --duration SECS  stop after SECS seconds (default: Ctrl-C, or when every -p target\n"
+	"                       has exited)\n"
+	"      --tls-records    full fidelity: probe every gnutls_record_recv() result (costly)\n"
+	"      --mechanism M    kernel probes for shutdown/close: auto, fentry, kprobe, tracepoint\n"
+	"      --btf FILE       kernel types for a kernel without /sys/kernel/btf/vmlinux\n"
+	"                       (see mftrace --help)\n"
+	"      --show           also print what live mode prints: the verdict tables as\n"
+	"                       migrations end (with -q), and event lines (without)\n"
+	"  -j, --json           with --show: JSON lines, as `mftrace --json` (= --format json)\n"
+	"  -f, --format F       with --show: text (default) or json\n"
+	"  -q, --quiet          with --show: verdict tables only\n"
+	"  -w, --wide           with --show: every column of the verdict table (see mftrace --help)\n"
+	"  -v, --verbose        libbpf's log and every attach point; with --show, the other\n"
+	"                       connections too (no migration evidence, never judged)\n"
+	"  -h, --help           this help\n"
+	"\n"
+	"Examples:\n"
+	"  mftrace record -p 4242                          # one QEMU, until it exits, to mftrace.data\n"
+	"  mftrace record -o /var/lib/mftrace/mftrace.data --max-size 64M   # always on\n"
+	"  kill -USR2 $(pidof mftrace)                     # keep what the ring holds now\n"
+	"  mftrace report src.data dst.data                # later: one timeline, two hosts\n";
 
 struct recorder {
 	struct mft_recw *w;
 	const char *path;
 	struct mft_output out;
 	bool show;
-	uint64_t status_seq;           /* the last attach status written (mft_attach_status.seq) */
+	uint64_t status_seq; /* the last attach status written (mft_attach_status.seq) */
 	struct mft_rec_counters last;
 	uint64_t t_counters, t_clock;
 	bool warned;
-	bool ring;                     /* --max-size */
-	long keep;                     /* --max-snapshots */
-	const char *snap_why;          /* a snapshot is due at the next tick, for this reason */
+	bool ring;            /* --max-size */
+	long keep;            /* --max-snapshots */
+	const char *snap_why; /* a snapshot is due at the next tick, for this reason */
 	char snap_reason[96];
 };
 
@@ -435,9 +435,21 @@ static int parse_size(const char *s, uint64_t *out)
 	if (end == s || errno || !isfinite(v) || v <= 0)
 		return -1;
 	switch (*end) {
-	case 'k': case 'K': v *= 1024; end++; break;
-	case 'm': case 'M': v *= 1024 * 1024; end++; break;
-	case 'g': case 'G': v *= 1024.0 * 1024 * 1024; end++; break;
+	case 'k':
+	case 'K':
+		v *= 1024;
+		end++;
+		break;
+	case 'm':
+	case 'M':
+		v *= 1024 * 1024;
+		end++;
+		break;
+	case 'g':
+	case 'G':
+		v *= 1024.0 * 1024 * 1024;
+		end++;
+		break;
 	default: break;
 	}
 	if (*end == 'B' || *end == 'b')
@@ -476,7 +488,9 @@ int mft_cmd_record(int argc, char **argv)
 		case 'o': r.path = optarg; break;
 		case 'S':
 			if (parse_size(optarg, &wo.max_size) || wo.max_size < MIN_MAX_SIZE) {
-				fprintf(stderr, "mftrace: invalid --max-size '%s' (bytes with K, M or G; at least 512K)\n", optarg);
+				fprintf(stderr,
+					"mftrace: invalid --max-size '%s' (bytes with K, M or G; at least 512K)\n",
+					optarg);
 				return 1;
 			}
 			break;
@@ -488,14 +502,14 @@ int mft_cmd_record(int argc, char **argv)
 			errno = 0;
 			r.keep = strtol(optarg, &end, 10);
 			if (end == optarg || *end || errno || r.keep < 0 || r.keep > MAX_SNAPSHOTS) {
-				fprintf(stderr, "mftrace: invalid --max-snapshots '%s' (0 to %d)\n", optarg, MAX_SNAPSHOTS);
+				fprintf(stderr, "mftrace: invalid --max-snapshots '%s' (0 to %d)\n", optarg,
+					MAX_SNAPSHOTS);
 				return 1;
 			}
 			break;
 		}
 		case 'h': fputs(usage, stdout); return 0;
-		default: /* MFT_CLI_BAD: already said */
-			return 1;
+		default: /* MFT_CLI_BAD: already said */ return 1;
 		}
 	}
 	if (optind < argc)
@@ -537,14 +551,17 @@ int mft_cmd_record(int argc, char **argv)
 	};
 
 	/* the correlator judges every migration (the snapshot triggers); --show prints them */
-	so.sink = (struct mft_sink){ .ctx = &r, .event = r.show ? on_event : NULL, .migration = on_migration,
+	so.sink = (struct mft_sink){ .ctx = &r,
+				     .event = r.show ? on_event : NULL,
+				     .migration = on_migration,
 				     .other = r.show ? on_other : NULL };
 	mft_cli_catch_signals();
 	signal(SIGUSR2, on_usr2);
 	setvbuf(stdout, NULL, _IOLBF, 0);
 	fprintf(stderr, "mftrace: recording to %s%s\n", r.path,
-		!wo.max_size ? "" : r.keep ? " (flight recorder; a flagged or failed migration, or SIGUSR2, snapshots it)"
-				 : " (flight recorder; SIGUSR2 snapshots it)");
+		!wo.max_size ? ""
+		: r.keep     ? " (flight recorder; a flagged or failed migration, or SIGUSR2, snapshots it)"
+			     : " (flight recorder; SIGUSR2 snapshots it)");
 	rc = mft_session_run(&so, &mft_cli_stop);
 	{
 		struct mft_recw_stats st;

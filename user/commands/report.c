@@ -20,42 +20,44 @@
 #include "store/timeline.h"
 
 static const char usage[] =
-"Usage: mftrace report [FILE...] [-i FILE ...] [--format text|json|chrome|html] [-o OUT] [-q] [-w]\n"
-"\n"
-"Analyse recordings made by `mftrace record`, on any machine: the same correlator and\n"
-"the same verdicts as live mode. Given a source host's and a destination host's\n"
-"recordings of one migration, join them into one timeline: channels are matched by\n"
-"their TCP 4-tuple, the clocks aligned from the recorded CLOCK_REALTIME snapshots and\n"
-"then by cause and effect (a FIN is received after it was sent); the remaining\n"
-"uncertainty is stated. Damaged or cut files are read up to what is intact.\n"
-"Without a FILE, mftrace.data in the current folder (what `mftrace record` writes\n"
-"without -o).\n"
-"\n"
-"Options:\n"
-"  -i, --input FILE recording to read (repeat for several; the same as naming it)\n"
-"  -f, --format F   text (default: what live mode prints), json (JSON lines, as\n"
-"                   `mftrace --json`), chrome (Chrome Trace Event JSON: open it in\n"
-"                   ui.perfetto.dev), html (a self-contained page with an SVG timeline)\n"
-"  -j, --json       the same as --format json\n"
-"  -o, --output OUT write there instead of standard output: created with mode 0640,\n"
-"                   never through a symbolic link, never over an existing file\n"
-"      --force      replace an existing OUT (a link is replaced, not followed)\n"
-"  -q, --quiet      text and json: no event lines, only the verdicts\n"
-"  -w, --wide       text: every column of the verdict table (see mftrace --help)\n"
-"  -h, --help       this help\n"
-"\n"
-"Exit status: 0, 1 if a file could not be read at all (the others are still reported),\n"
-"2 if a migration was flagged (a shutdown beat a final read).\n";
+	"Usage: mftrace report [FILE...] [-i FILE ...] [--format text|json|chrome|html] [-o OUT] [-q] [-w]\n"
+	"\n"
+	"Analyse recordings made by `mftrace record`, on any machine: the same correlator and\n"
+	"the same verdicts as live mode. Given a source host's and a destination host's\n"
+	"recordings of one migration, join them into one timeline: channels are matched by\n"
+	"their TCP 4-tuple, the clocks aligned from the recorded CLOCK_REALTIME snapshots and\n"
+	"then by cause and effect (a FIN is received after it was sent); the remaining\n"
+	"uncertainty is stated. Damaged or cut files are read up to what is intact.\n"
+	"Without a FILE, mftrace.data in the current folder (what `mftrace record` writes\n"
+	"without -o).\n"
+	"\n"
+	"Options:\n"
+	"  -i, --input FILE recording to read (repeat for several; the same as naming it)\n"
+	"  -f, --format F   text (default: what live mode prints), json (JSON lines, as\n"
+	"                   `mftrace --json`), chrome (Chrome Trace Event JSON: open it in\n"
+	"                   ui.perfetto.dev), html (a self-contained page with an SVG timeline)\n"
+	"  -j, --json       the same as --format json\n"
+	"  -o, --output OUT write there instead of standard output: created with mode 0640,\n"
+	"                   never through a symbolic link, never over an existing file\n"
+	"      --force      replace an existing OUT (a link is replaced, not followed)\n"
+	"  -q, --quiet      text and json: no event lines, only the verdicts\n"
+	"  -w, --wide       text: every column of the verdict table (see mftrace --help)\n"
+	"  -h, --help       this help\n"
+	"\n"
+	"Exit status: 0, 1 if a file could not be read at all (the others are still reported),\n"
+	"2 if a migration was flagged (a shutdown beat a final read).\n";
 
 
 static void lost_text(const struct mft_recording *rec, char *buf, size_t len)
 {
 	const struct mft_rec_counters *c = &rec->counters;
 
-	snprintf(buf, len, "%" PRIu64 " lost in the kernel (ring buffer full), %" PRIu64 " sockets untracked, %" PRIu64
-		 " malformed, %" PRIu64 " overwritten by the flight recorder, %" PRIu64 " not written (I/O errors), %" PRIu64
-		 " damaged records skipped", c->rb_dropped, c->sockmap_full, c->bad_events, c->events_overwritten,
-		 c->events_unwritten, rec->corrupt_regions + rec->bad_records);
+	snprintf(buf, len,
+		 "%" PRIu64 " lost in the kernel (ring buffer full), %" PRIu64 " sockets untracked, %" PRIu64
+		 " malformed, %" PRIu64 " overwritten by the flight recorder, %" PRIu64
+		 " not written (I/O errors), %" PRIu64 " damaged records skipped",
+		 c->rb_dropped, c->sockmap_full, c->bad_events, c->events_overwritten, c->events_unwritten,
+		 rec->corrupt_regions + rec->bad_records);
 }
 
 static bool lost_any(const struct mft_recording *rec)
@@ -85,8 +87,8 @@ static void probes_text(FILE *f, const struct mft_recording *r)
 		ok += r->probes[k].ok;
 	fprintf(f, "    probes: %zu attached", ok);
 	for (size_t k = 0; k < r->n_probes; k++)
-		if (!r->probes[k].pid && r->probes[k].ok && (!strcmp(r->probes[k].what, "shutdown") ||
-							     !strcmp(r->probes[k].what, "close")))
+		if (!r->probes[k].pid && r->probes[k].ok &&
+		    (!strcmp(r->probes[k].what, "shutdown") || !strcmp(r->probes[k].what, "close")))
 			fprintf(f, ", %s by %s", safe(r->probes[k].what), safe(r->probes[k].mech));
 	for (size_t k = 0; k < r->n_probes; k++)
 		if (!r->probes[k].ok) {
@@ -108,8 +110,10 @@ static void summary_text(FILE *f, const struct mft_timeline *tl)
 		char lost[512], from[32] = "?", to[32] = "?";
 
 		if (r->n_events) {
-			mft_fmt_clock(&o, (uint64_t)((int64_t)r->events[0].ts_ns + h->align.offset), from, sizeof(from));
-			mft_fmt_clock(&o, (uint64_t)((int64_t)r->events[r->n_events - 1].ts_ns + h->align.offset), to, sizeof(to));
+			mft_fmt_clock(&o, (uint64_t)((int64_t)r->events[0].ts_ns + h->align.offset), from,
+				      sizeof(from));
+			mft_fmt_clock(&o, (uint64_t)((int64_t)r->events[r->n_events - 1].ts_ns + h->align.offset), to,
+				      sizeof(to));
 		}
 		fprintf(f, "  %s: host %s, kernel %s, format %u.%u%s, %s mode\n", safe(h->path), safe(h->label),
 			safe(r->host.kernel), r->major, r->minor, r->ring ? ", flight recorder" : "",
@@ -160,11 +164,14 @@ static void summary_json(FILE *f, const struct mft_timeline *tl)
 		mft_json_str(f, r->host.kernel);
 		fputs(",\"boot_id\":", f);
 		mft_json_str(f, r->host.boot_id);
-		fprintf(f, ",\"format\":\"%u.%u\",\"flight_recorder\":%s,\"tls_records\":%s,\"events\":%zu,\"carried\":%zu",
-			r->major, r->minor, r->ring ? "true" : "false", r->host.tls_records ? "true" : "false", r->n_events,
-			r->n_carried);
-		fprintf(f, ",\"lost\":{\"ring_buffer\":%" PRIu64 ",\"untracked_sockets\":%" PRIu64 ",\"malformed\":%" PRIu64
-			   ",\"overwritten\":%" PRIu64 ",\"unwritten\":%" PRIu64 ",\"damaged_records\":%" PRIu64 "}",
+		fprintf(f,
+			",\"format\":\"%u.%u\",\"flight_recorder\":%s,\"tls_records\":%s,\"events\":%zu,\"carried\":%zu",
+			r->major, r->minor, r->ring ? "true" : "false", r->host.tls_records ? "true" : "false",
+			r->n_events, r->n_carried);
+		fprintf(f,
+			",\"lost\":{\"ring_buffer\":%" PRIu64 ",\"untracked_sockets\":%" PRIu64
+			",\"malformed\":%" PRIu64 ",\"overwritten\":%" PRIu64 ",\"unwritten\":%" PRIu64
+			",\"damaged_records\":%" PRIu64 "}",
 			c->rb_dropped, c->sockmap_full, c->bad_events, c->events_overwritten, c->events_unwritten,
 			r->corrupt_regions + r->bad_records);
 		fprintf(f, ",\"clean_end\":%s,\"end_offset\":%" PRIu64 ",\"file_size\":%" PRIu64 ",\"stopped\":",
@@ -263,10 +270,11 @@ int mft_cmd_report(int argc, char **argv)
 		case 'q': quiet = true; break;
 		case 'F': force = true; break;
 		case 'i': files[n_files++] = optarg; break;
-		case 'h': fputs(usage, stdout); free(files); return 0;
-		default:
+		case 'h':
+			fputs(usage, stdout);
 			free(files);
-			return mft_cli_option_error("report", opt, argv);
+			return 0;
+		default: free(files); return mft_cli_option_error("report", opt, argv);
 		}
 	}
 	for (int i = optind; i < argc; i++)
@@ -280,7 +288,8 @@ int mft_cmd_report(int argc, char **argv)
 		char lost[512];
 
 		if (mft_rec_load(argv[i], &rec)) {
-			fprintf(stderr, "mftrace: %s: %s\n", safe(argv[i]), rec.n_problems ? rec.problems[0] : "unreadable");
+			fprintf(stderr, "mftrace: %s: %s\n", safe(argv[i]),
+				rec.n_problems ? rec.problems[0] : "unreadable");
 			mft_rec_free(&rec);
 			unreadable++;
 			continue;
@@ -294,7 +303,8 @@ int mft_cmd_report(int argc, char **argv)
 			fprintf(stderr, "mftrace: %s: events: %s\n", argv[i], lost);
 		}
 		if (mft_tl_add(&tl, argv[i], &rec)) {
-			fprintf(stderr, "mftrace: %s: at most %d recordings at once; skipped\n", argv[i], MFT_TL_MAX_HOSTS);
+			fprintf(stderr, "mftrace: %s: at most %d recordings at once; skipped\n", argv[i],
+				MFT_TL_MAX_HOSTS);
 			mft_rec_free(&rec);
 			unreadable++;
 		}
@@ -342,7 +352,8 @@ int mft_cmd_report(int argc, char **argv)
 		rc = fmt == MFT_FMT_CHROME ? mft_tl_chrome(&tl, out) : mft_tl_html(&tl, out);
 	}
 	if (fflush(out) || rc || (out != stdout && fclose(out))) {
-		fprintf(stderr, "mftrace: writing %s failed: %s\n", out_path ? out_path : "the output", strerror(errno));
+		fprintf(stderr, "mftrace: writing %s failed: %s\n", out_path ? out_path : "the output",
+			strerror(errno));
 		mft_tl_free(&tl);
 		free(files);
 		return 1;

@@ -17,7 +17,7 @@
 #include "collect/host.h"
 #include "commands/session.h"
 
-#define RESCAN_NS 1000000000ull     /* look for new QEMUs every second */
+#define RESCAN_NS 1000000000ull /* look for new QEMUs every second */
 #define MAX_REFUSED MFT_MAX_TARGETS
 #define FORGET_AFTER_NS 3000000000ull /* keep an exited target's probes this long */
 #define RETRIES 3
@@ -34,9 +34,14 @@ struct mft_session {
 	 * RETRIES times (a QEMU met while it starts can refuse for a moment: its mappings
 	 * move under /proc/PID/map_files), then no more; those refused only because the
 	 * table was full (full) are asked again once a slot frees */
-	struct { uint32_t pid; uint64_t start; bool full; unsigned tries; } refused[MAX_REFUSED];
+	struct {
+		uint32_t pid;
+		uint64_t start;
+		bool full;
+		unsigned tries;
+	} refused[MAX_REFUSED];
 	unsigned n_refused;
-	uint64_t targets_over_limit;  /* QEMUs not traced because MFT_MAX_TARGETS were */
+	uint64_t targets_over_limit; /* QEMUs not traced because MFT_MAX_TARGETS were */
 };
 
 uint64_t mft_session_counter(const struct mft_session *s, int idx)
@@ -82,8 +87,9 @@ static void print_status(const struct mft_collector *col, bool verbose)
 			continue;
 		char why[sizeof(st[i].why)]; /* may name the target's files */
 
-		fprintf(stderr, "mftrace: %s%s%u %-26s %-10s %s%s\n", st[i].ok ? "" : "note: ",
-			st[i].pid ? "pid " : "kernel", st[i].pid ? st[i].pid : 0, st[i].what, mft_mech_name(st[i].mech),
+		fprintf(stderr, "mftrace: %s%s%u %-26s %-10s %s%s\n",
+			st[i].ok ? "" : "note: ", st[i].pid ? "pid " : "kernel", st[i].pid ? st[i].pid : 0, st[i].what,
+			mft_mech_name(st[i].mech),
 			st[i].ok ? "" : "unavailable: ", mft_sanitize(why, sizeof(why), st[i].why));
 	}
 }
@@ -141,8 +147,10 @@ static int add_target(struct mft_session *s, uint32_t pid, bool fatal)
 	if (s->n_pids == MFT_MAX_TARGETS) { /* counted and said once per process */
 		s->targets_over_limit++;
 		remember_refused(s, pid, pi.start_time, true);
-		snprintf(err, sizeof(err), "not traced: %d QEMU processes are traced already, the limit "
-			 "(mftrace_resource_refused_total{resource=\"targets\"})", MFT_MAX_TARGETS);
+		snprintf(err, sizeof(err),
+			 "not traced: %d QEMU processes are traced already, the limit "
+			 "(mftrace_resource_refused_total{resource=\"targets\"})",
+			 MFT_MAX_TARGETS);
 		goto fail;
 	}
 	/* Found while its dynamic loader is still at work: come back at the next rescan,
@@ -172,9 +180,12 @@ fail:
 		const char *exe = strrchr(pi.exe, '/');
 
 		/* "10.0.2 (Debian ...)": the version number is enough here */
-		fprintf(stderr, "mftrace: tracing pid %u (%s): %s %.*s, %s%s\n", pid, mft_sanitize(name, sizeof(name), pi.name),
-			pi.qemu_version[0] ? "QEMU" : exe ? exe + 1 : pi.exe, (int)strcspn(pi.qemu_version, " "),
-			pi.qemu_version,
+		fprintf(stderr, "mftrace: tracing pid %u (%s): %s %.*s, %s%s\n", pid,
+			mft_sanitize(name, sizeof(name), pi.name),
+			pi.qemu_version[0] ? "QEMU"
+			: exe              ? exe + 1
+					   : pi.exe,
+			(int)strcspn(pi.qemu_version, " "), pi.qemu_version,
 			pi.gnutls[0] ? "GnuTLS " : "no GnuTLS mapped",
 			pi.gnutls[0] ? (pi.gnutls_version[0] ? pi.gnutls_version : "(version unknown)") : "");
 		if (s->o->co.verbose)
@@ -212,7 +223,8 @@ static bool skip_known(void *ctx, uint32_t pid)
 		return (start = mft_proc_start_time(pid)) == 0 || start == s->starts[k];
 
 	for (unsigned i = 0; i < s->n_refused && i < MAX_REFUSED; i++)
-		if (s->refused[i].pid == pid && s->refused[i].start == (start ? start : (start = mft_proc_start_time(pid))))
+		if (s->refused[i].pid == pid &&
+		    s->refused[i].start == (start ? start : (start = mft_proc_start_time(pid))))
 			return s->refused[i].full || s->refused[i].tries >= RETRIES;
 	return false;
 }

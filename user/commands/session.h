@@ -19,14 +19,14 @@ struct mft_session;
 
 struct mft_session_opts {
 	struct mft_collector_opts co;
-	const uint32_t *pids;     /* the targets, validated by the caller */
+	const uint32_t *pids; /* the targets, validated by the caller */
 	int n_pids;
-	bool all_qemus;           /* every QEMU on the host, including those that start later */
-	bool stay;                /* keep running when no target is left (all_qemus implies it) */
-	double duration;          /* seconds; 0 = until *stop */
-	bool chatter;             /* "tracing pid ...", "ready", summary lines on stderr */
-	struct mft_sink sink;     /* the correlator's output */
-	void *ctx;                /* passed to the hooks below */
+	bool all_qemus;       /* every QEMU on the host, including those that start later */
+	bool stay;            /* keep running when no target is left (all_qemus implies it) */
+	double duration;      /* seconds; 0 = until *stop */
+	bool chatter;         /* "tracing pid ...", "ready", summary lines on stderr */
+	struct mft_sink sink; /* the correlator's output */
+	void *ctx;            /* passed to the hooks below */
 	/* every event, before the correlator sees it (the recorder) */
 	void (*raw)(void *ctx, const struct mft_event *ev);
 	/* a target was added (added = true) or forgotten */

@@ -134,14 +134,16 @@ static int tls_server_config(struct walk *w, const yaml_node_t *map, struct mft_
 			else if (!strcmp(tmp, "RequireAndVerifyClientCert"))
 				c->client_auth = MFT_CLIENT_AUTH_REQUIRE_VERIFY;
 			else
-				return fail(w, vn, "client_auth_type '%s' is not supported (NoClientCert, "
-					    "VerifyClientCertIfGiven, RequireAndVerifyClientCert)%s", tmp, "");
+				return fail(w, vn,
+					    "client_auth_type '%s' is not supported (NoClientCert, "
+					    "VerifyClientCertIfGiven, RequireAndVerifyClientCert)%s",
+					    tmp, "");
 		} else if (!strcmp(k, "min_version")) {
 			if (string(w, k, vn, tmp, sizeof(tmp)))
 				return -1;
-			v = !strcmp(tmp, "TLS13") ? "NORMAL:-VERS-ALL:+VERS-TLS1.3"
+			v = !strcmp(tmp, "TLS13")   ? "NORMAL:-VERS-ALL:+VERS-TLS1.3"
 			    : !strcmp(tmp, "TLS12") ? "NORMAL:-VERS-ALL:+VERS-TLS1.3:+VERS-TLS1.2"
-			    : NULL;
+						    : NULL;
 			if (!v)
 				return fail(w, vn, "min_version '%s' is not supported (TLS12, TLS13)%s", tmp, "");
 			snprintf(c->priorities, sizeof(c->priorities), "%s", v);
@@ -188,7 +190,8 @@ static int basic_auth_users(struct walk *w, const yaml_node_t *map, struct mft_w
 			return fail(w, vn, "user '%.100s': a bcrypt hash is needed (and a name of at most 127 bytes)%s",
 				    k, "");
 		if (!bcrypt_shaped(u->hash))
-			return fail(w, vn, "user '%.100s': not a bcrypt hash ($2a$, $2b$ or $2y$, 60 characters)%s", k, "");
+			return fail(w, vn, "user '%.100s': not a bcrypt hash ($2a$, $2b$ or $2y$, 60 characters)%s", k,
+				    "");
 		c->n_users++;
 	}
 	return 0;
@@ -237,7 +240,8 @@ int mft_web_config_load(const char *path, struct mft_web_config *c, char *err, s
 			if (basic_auth_users(&w, vn, c))
 				goto out;
 		} else {
-			fail(&w, kn, "unknown or unsupported key '%s' (supported: tls_server_config, basic_auth_users)%s",
+			fail(&w, kn,
+			     "unknown or unsupported key '%s' (supported: tls_server_config, basic_auth_users)%s",
 			     k ? k : "?", "");
 			goto out;
 		}
@@ -245,7 +249,8 @@ int mft_web_config_load(const char *path, struct mft_web_config *c, char *err, s
 	if (c->tls) {
 		relative(path, c->cert_file, sizeof(c->cert_file));
 		relative(path, c->key_file, sizeof(c->key_file));
-		if (read_file(c->cert_file, &c->cert_pem, err, errlen) || read_file(c->key_file, &c->key_pem, err, errlen))
+		if (read_file(c->cert_file, &c->cert_pem, err, errlen) ||
+		    read_file(c->key_file, &c->key_pem, err, errlen))
 			goto out;
 		if (c->client_ca_file[0]) {
 			relative(path, c->client_ca_file, sizeof(c->client_ca_file));

@@ -20,8 +20,8 @@ enum mft_client_auth { MFT_CLIENT_AUTH_NONE, MFT_CLIENT_AUTH_VERIFY_IF_GIVEN, MF
 
 struct mft_web_user {
 	char name[128];
-	char hash[128];                /* bcrypt: $2a$, $2b$ or $2y$ */
-	unsigned char ok_digest[32];   /* SHA-256 of the password that last matched (a cache: bcrypt is slow) */
+	char hash[128];              /* bcrypt: $2a$, $2b$ or $2y$ */
+	unsigned char ok_digest[32]; /* SHA-256 of the password that last matched (a cache: bcrypt is slow) */
 	bool ok_cached;
 };
 
@@ -33,7 +33,7 @@ struct mft_web_config {
 	char priorities[128];              /* GnuTLS priority string ("" = libmicrohttpd's default) */
 	struct mft_web_user users[MFT_WEB_MAX_USERS];
 	int n_users;
-	pthread_mutex_t lock;              /* the users' caches */
+	pthread_mutex_t lock; /* the users' caches */
 };
 
 /* Read and check path (the certificate and key files too). 0, or -1 with one line in err. */

@@ -12,8 +12,8 @@
 #include "correlate/pairing.h"
 
 #define DEFAULT_GRACE_NS (2ull * 1000 * 1000 * 1000)
-#define MAX_PENDING 32             /* event lines held back per channel until evidence */
-#define PROC_KEEP_GRACES 30        /* an exited process nothing refers to is kept this long */
+#define MAX_PENDING 32                     /* event lines held back per channel until evidence */
+#define PROC_KEEP_GRACES 30                /* an exited process nothing refers to is kept this long */
 #define DUP_STATE_NS (10ull * 1000 * 1000) /* one state change seen by two probes: this close */
 
 /* An event line held back: its group has shown no migration evidence yet. */
@@ -25,15 +25,15 @@ struct mft_pending {
 struct mft_correlator {
 	struct mft_corr_opts opts;
 	struct mft_sink sink;
-	struct mft_chan **chans;     /* channels of groups not yet done (and orphans kept for peers) */
+	struct mft_chan **chans; /* channels of groups not yet done (and orphans kept for peers) */
 	size_t n_chans, cap_chans;
 	struct mft_migration **migs; /* groups not yet done */
 	size_t n_migs, cap_migs;
-	struct mft_process **procs;  /* processes still referred to, or recent */
+	struct mft_process **procs; /* processes still referred to, or recent */
 	size_t n_procs, cap_procs;
 	uint64_t next_mig_id, next_attempt, next_seq;
-	uint64_t now;                /* latest time seen */
-	uint64_t bad_inits;          /* channel-init events that did not decode */
+	uint64_t now;       /* latest time seen */
+	uint64_t bad_inits; /* channel-init events that did not decode */
 };
 
 struct mft_correlator *mft_corr_new(const struct mft_corr_opts *opts, const struct mft_sink *sink)
@@ -332,7 +332,8 @@ static void set_evidence(struct mft_correlator *c, struct mft_migration *m)
 		qsort(all, n, sizeof(*all), pending_order);
 		for (size_t j = 0; j < n; j++)
 			for (size_t i = 0; i < m->n_chans && !owner[j]; i++)
-				if (all[j] >= m->chans[i]->pending && all[j] < m->chans[i]->pending + m->chans[i]->n_pending)
+				if (all[j] >= m->chans[i]->pending &&
+				    all[j] < m->chans[i]->pending + m->chans[i]->n_pending)
 					owner[j] = m->chans[i];
 		for (size_t j = 0; j < n; j++)
 			c->sink.event(c->sink.ctx, c, owner[j], &all[j]->ev);
@@ -598,9 +599,7 @@ static void apply(struct mft_correlator *c, struct mft_chan *ch, const struct mf
 		if (ch->mig && t > ch->mig->t_last_end)
 			ch->mig->t_last_end = t;
 		break;
-	case MFT_EV_MULTIFD_CHANNEL:
-		ch->kind = MFT_KIND_MULTIFD;
-		break;
+	case MFT_EV_MULTIFD_CHANNEL: ch->kind = MFT_KIND_MULTIFD; break;
 	case MFT_EV_CHAN_INIT: {
 		uint8_t uuid[16];
 		bool has_uuid;
@@ -633,8 +632,7 @@ static void apply(struct mft_correlator *c, struct mft_chan *ch, const struct mf
 		if (ev->ret >= 0)
 			ch->chan_id = (int)ev->ret;
 		break;
-	default:
-		break;
+	default: break;
 	}
 	/* migration evidence for this socket: it is a multifd channel (correlator.h) */
 	if (evidence || ev->type == MFT_EV_MULTIFD_CHANNEL || ev->type == MFT_EV_THREAD_END ||
@@ -739,8 +737,8 @@ static void judge(struct mft_correlator *c, struct mft_migration *m)
 			ch->verdict.final_read_tid = peer->verdict.final_read_tid;
 			ch->verdict.woken_by = peer->verdict.woken_by;
 			if (peer->verdict.t_final_read && ch->ev.t_shutdown)
-				ch->verdict.peer_shutdown_to_final_read =
-					(int64_t)(peer->verdict.t_final_read - ch->ev.t_shutdown);
+				ch->verdict.peer_shutdown_to_final_read = (int64_t)(peer->verdict.t_final_read -
+										    ch->ev.t_shutdown);
 		}
 		ch->judged = true;
 		ch->mig_failed = m->failed;
@@ -950,9 +948,7 @@ void mft_corr_feed(struct mft_correlator *c, const struct mft_event *ev)
 		p->exit_status = (int)ev->ret;
 		p->t_exit = ev->ts_ns;
 		break;
-	case MFT_EV_MIG_STATE:
-		state_event(c, proc_of_event(c, ev), ev);
-		break;
+	case MFT_EV_MIG_STATE: state_event(c, proc_of_event(c, ev), ev); break;
 	case MFT_EV_MULTIFD_CLEANUP:
 		p = proc_of_event(c, ev);
 		for (size_t i = 0; i < c->n_migs; i++)
@@ -975,8 +971,9 @@ void mft_corr_feed(struct mft_correlator *c, const struct mft_event *ev)
 		if (!ev->sk)
 			break;
 		ch = chan_find(c, ev->pid, ev->sk);
-		if (ch && ch->ended && (ev->type == MFT_EV_SOCK_CONNECT || ev->type == MFT_EV_SOCK_ACCEPT ||
-					ev->type == MFT_EV_SOCK_FOUND))
+		if (ch && ch->ended &&
+		    (ev->type == MFT_EV_SOCK_CONNECT || ev->type == MFT_EV_SOCK_ACCEPT ||
+		     ev->type == MFT_EV_SOCK_FOUND))
 			ch = NULL; /* the kernel reused the address for a new socket */
 		if (!ch && ev->type != MFT_EV_SOCK_CONNECT && ev->type != MFT_EV_SOCK_ACCEPT &&
 		    ev->type != MFT_EV_SOCK_FOUND)
@@ -1006,8 +1003,8 @@ void mft_corr_feed(struct mft_correlator *c, const struct mft_event *ev)
 			mig_add_chan(c, ch);
 		else if (!ch->mig && ch->role == MFT_ROLE_UNKNOWN && ch->rport)
 			mig_add_chan(c, ch);
-		if (ev->type == MFT_EV_SOCK_CONNECT || ev->type == MFT_EV_SOCK_ACCEPT || ev->type == MFT_EV_SOCK_FOUND ||
-		    ev->type == MFT_EV_ESTABLISHED)
+		if (ev->type == MFT_EV_SOCK_CONNECT || ev->type == MFT_EV_SOCK_ACCEPT ||
+		    ev->type == MFT_EV_SOCK_FOUND || ev->type == MFT_EV_ESTABLISHED)
 			peer_evidence(c, ch);
 		break;
 	}

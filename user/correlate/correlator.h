@@ -36,20 +36,20 @@ struct mft_pending;
 struct mft_chan {
 	uint64_t sk;
 	uint32_t pid;
-	int role;             /* MFT_ROLE_* */
-	int kind;             /* enum mft_kind */
-	int index;            /* order within its migration: 0 is the first connection */
-	int chan_id;          /* QEMU's multifd channel number, -1 if not seen */
+	int role;    /* MFT_ROLE_* */
+	int kind;    /* enum mft_kind */
+	int index;   /* order within its migration: 0 is the first connection */
+	int chan_id; /* QEMU's multifd channel number, -1 if not seen */
 	int family;
 	uint16_t lport, rport;
 	uint8_t laddr[16], raddr[16];
 	struct mft_evidence ev; /* everything verdict.c looks at */
 	struct mft_verdict verdict;
-	bool named_multifd;   /* named a multifd channel by multifd_recv_new_channel() */
-	bool ended;           /* socket destroyed */
+	bool named_multifd; /* named a multifd channel by multifd_recv_new_channel() */
+	bool ended;         /* socket destroyed */
 	bool judged;
-	bool mig_failed;      /* its migration failed (set when judged; read by a traced peer) */
-	uint64_t attempt;     /* its process's migration attempt when it opened, 0 if none known */
+	bool mig_failed;          /* its migration failed (set when judged; read by a traced peer) */
+	uint64_t attempt;         /* its process's migration attempt when it opened, 0 if none known */
 	struct mft_process *proc; /* the process (pid and start time) it belongs to */
 	struct mft_migration *mig;
 	struct mft_pending *pending; /* event lines held back until its group shows evidence */
@@ -63,7 +63,7 @@ struct mft_chan {
  * final state (completed, failed, cancelled).
  */
 struct mft_attempt {
-	uint64_t id;          /* from 1, unique in a correlator */
+	uint64_t id; /* from 1, unique in a correlator */
 	uint64_t t_start, t_last, t_end;
 	char state[MFT_STR_LEN]; /* its latest state */
 	bool terminal;
@@ -74,32 +74,32 @@ struct mft_attempt {
 /* A process: a pid and its start time. A reused pid is another mft_process. */
 struct mft_process {
 	uint32_t pid;
-	uint64_t start_time;  /* /proc/PID/stat starttime, 0 if not known */
-	uint64_t t_traced;    /* its probes were complete: sockets opened before are mid-life */
-	uint64_t generation;  /* 1 for the first process seen with this pid, 2 for the next... */
-	char name[64];        /* VM name or comm */
+	uint64_t start_time; /* /proc/PID/stat starttime, 0 if not known */
+	uint64_t t_traced;   /* its probes were complete: sockets opened before are mid-life */
+	uint64_t generation; /* 1 for the first process seen with this pid, 2 for the next... */
+	char name[64];       /* VM name or comm */
 	bool exited;
-	int exit_status;      /* wait status */
+	int exit_status; /* wait status */
 	uint64_t t_exit;
 	struct mft_attempt att[MFT_MAX_ATTEMPTS]; /* its latest attempts, oldest first */
 	int n_att;
 };
 
 struct mft_migration {
-	uint64_t id;          /* sequence number of migrations, from 1; 0 while it shows no evidence */
+	uint64_t id; /* sequence number of migrations, from 1; 0 while it shows no evidence */
 	uint32_t pid;
 	const struct mft_process *proc;
-	uint64_t attempt;     /* the attempt it belongs to (struct mft_attempt.id), 0 if none known */
-	bool evidence;        /* a socket of it is a migration channel: it is a migration */
+	uint64_t attempt;              /* the attempt it belongs to (struct mft_attempt.id), 0 if none known */
+	bool evidence;                 /* a socket of it is a migration channel: it is a migration */
 	size_t n_pruned, n_pruned_tls; /* no migration: connections that ended and were let go */
 	int role;
-	char endpoint[64];    /* the peer (source) or listening address (destination) */
+	char endpoint[64]; /* the peer (source) or listening address (destination) */
 	struct mft_chan **chans;
 	size_t n_chans, cap_chans;
 	uint64_t t_first, t_last_end, t_cleanup;
-	uint8_t uuid[16];     /* from a channel's MultiFDInit_t, when decoded */
+	uint8_t uuid[16]; /* from a channel's MultiFDInit_t, when decoded */
 	bool has_uuid;
-	uint32_t n_sync;      /* sync points (multifd_{send,recv}_sync_main) */
+	uint32_t n_sync; /* sync points (multifd_{send,recv}_sync_main) */
 	uint64_t t_first_sync, t_last_sync;
 	bool done;
 	/* filled in at the end */
@@ -113,8 +113,7 @@ struct mft_correlator;
 struct mft_sink {
 	void *ctx;
 	/* a channel boundary, as it happens (live lines) */
-	void (*event)(void *ctx, const struct mft_correlator *c, const struct mft_chan *ch,
-		      const struct mft_event *ev);
+	void (*event)(void *ctx, const struct mft_correlator *c, const struct mft_chan *ch, const struct mft_event *ev);
 	/* a migration ended: all channels judged */
 	void (*migration)(void *ctx, const struct mft_correlator *c, const struct mft_migration *m);
 	/* a group of connections that never showed migration evidence ended (not judged) */
@@ -122,9 +121,9 @@ struct mft_sink {
 };
 
 struct mft_corr_opts {
-	bool tls_records;            /* full-fidelity: gnutls_record_recv results are probed */
-	bool newchan_probe;          /* multifd_recv_new_channel() marks multifd channels */
-	uint64_t grace_ns;           /* how long after the last multifd channel ends to wait */
+	bool tls_records;   /* full-fidelity: gnutls_record_recv results are probed */
+	bool newchan_probe; /* multifd_recv_new_channel() marks multifd channels */
+	uint64_t grace_ns;  /* how long after the last multifd channel ends to wait */
 };
 
 struct mft_correlator *mft_corr_new(const struct mft_corr_opts *opts, const struct mft_sink *sink);

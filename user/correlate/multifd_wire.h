@@ -14,13 +14,13 @@
 
 struct mft_multifd_init {
 	uint32_t version;
-	uint8_t uuid[16];  /* the VM's -uuid: the same on every channel of one migration */
-	uint8_t id;        /* the channel number */
+	uint8_t uuid[16]; /* the VM's -uuid: the same on every channel of one migration */
+	uint8_t id;       /* the channel number */
 };
 
 enum {
 	MFT_WIRE_OK = 0,
-	MFT_WIRE_SHORT = -1,       /* fewer bytes than the fields read */
+	MFT_WIRE_SHORT = -1, /* fewer bytes than the fields read */
 	MFT_WIRE_BAD_MAGIC = -2,
 	MFT_WIRE_BAD_VERSION = -3,
 };

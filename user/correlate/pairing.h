@@ -17,12 +17,12 @@
 
 /* One end of a connection as one process saw it. */
 struct mft_end {
-	int family;              /* AF_INET or AF_INET6, as the kernel reported it */
-	const uint8_t *laddr;    /* 16 bytes each (IPv4 in the first 4) */
+	int family;           /* AF_INET or AF_INET6, as the kernel reported it */
+	const uint8_t *laddr; /* 16 bytes each (IPv4 in the first 4) */
 	const uint8_t *raddr;
-	uint16_t lport, rport;   /* 0: not known */
-	int chan_id;             /* QEMU's multifd channel id, -1 if not known */
-	const uint8_t *uuid;     /* the migration UUID (16 bytes), NULL if not known */
+	uint16_t lport, rport; /* 0: not known */
+	int chan_id;           /* QEMU's multifd channel id, -1 if not known */
+	const uint8_t *uuid;   /* the migration UUID (16 bytes), NULL if not known */
 };
 
 /*

@@ -30,9 +30,8 @@
 #define TLS_RECORD_HEADER 5
 
 static const char *const vnames[MFT_V__MAX] = {
-	[MFT_V_CLEAN] = "clean",       [MFT_V_PREMATURE] = "premature",
-	[MFT_V_UNREAD] = "unread",     [MFT_V_RESET] = "reset",
-	[MFT_V_PLAIN] = "plain",       [MFT_V_INCOMPLETE] = "incomplete",
+	[MFT_V_CLEAN] = "clean", [MFT_V_PREMATURE] = "premature", [MFT_V_UNREAD] = "unread",
+	[MFT_V_RESET] = "reset", [MFT_V_PLAIN] = "plain",         [MFT_V_INCOMPLETE] = "incomplete",
 };
 
 const char *mft_vkind_name(int kind)
@@ -207,12 +206,8 @@ static void judge_reader(const struct mft_evidence *e, struct mft_verdict *v)
 			decide(v, MFT_V_PREMATURE, "gnutls_record_recv returned -9: EOF inside a record");
 			return;
 		case GNUTLS_E_PULL_ERROR:
-		case GNUTLS_E_PUSH_ERROR:
-			decide(v, MFT_V_RESET, "gnutls_record_recv failed on a socket error");
-			return;
-		default:
-			decide(v, MFT_V_PREMATURE, "gnutls_record_recv failed before close_notify");
-			return;
+		case GNUTLS_E_PUSH_ERROR: decide(v, MFT_V_RESET, "gnutls_record_recv failed on a socket error"); return;
+		default: decide(v, MFT_V_PREMATURE, "gnutls_record_recv failed before close_notify"); return;
 		}
 	}
 	if (e->t_eof) {
@@ -220,8 +215,7 @@ static void judge_reader(const struct mft_evidence *e, struct mft_verdict *v)
 		v->final_read_tid = e->eof_tid;
 		v->final_read_ret = e->tls_records ? 0 : GNUTLS_E_PREMATURE_TERMINATION;
 		v->woken_by = waker(e, e->t_eof);
-		decide(v, MFT_V_PREMATURE,
-		       "recv returned 0 under TLS before any close_notify: GnuTLS reports -110");
+		decide(v, MFT_V_PREMATURE, "recv returned 0 under TLS before any close_notify: GnuTLS reports -110");
 		return;
 	}
 	/* The FIN often arrives while records are still queued: reads after it are normal. */
@@ -241,8 +235,7 @@ static void judge_reader(const struct mft_evidence *e, struct mft_verdict *v)
 		decide(v, MFT_V_UNREAD, "closed with no final read");
 }
 
-void mft_judge_channel(const struct mft_evidence *e, bool ended, bool failed,
-		       bool outcome_known, struct mft_verdict *v)
+void mft_judge_channel(const struct mft_evidence *e, bool ended, bool failed, bool outcome_known, struct mft_verdict *v)
 {
 	memset(v, 0, sizeof(*v));
 	v->kind = -1;
@@ -255,8 +248,9 @@ void mft_judge_channel(const struct mft_evidence *e, bool ended, bool failed,
 	else if (!ended && !e->t_eof && !e->t_tls_end && !e->t_rst_rcvd)
 		decide(v, MFT_V_INCOMPLETE, "tracing stopped before the channel ended");
 	else if (rst_first(e))
-		decide(v, MFT_V_RESET, e->t_rst_rcvd ? "an RST arrived before any final read"
-						     : "an RST was sent before any final read");
+		decide(v, MFT_V_RESET,
+		       e->t_rst_rcvd ? "an RST arrived before any final read"
+				     : "an RST was sent before any final read");
 	else if (e->t_read_err && !e->t_eof && (!e->t_tls_end || e->t_read_err < e->t_tls_end))
 		decide(v, MFT_V_RESET, "recv failed with a connection error");
 	else if (e->role == MFT_ROLE_SOURCE)
@@ -292,8 +286,8 @@ static int severity_rank(int kind)
 	}
 }
 
-void mft_judge_migration(const struct mft_verdict *const *chans, size_t n, bool completed,
-			 bool failed, struct mft_mig_verdict *mv)
+void mft_judge_migration(const struct mft_verdict *const *chans, size_t n, bool completed, bool failed,
+			 struct mft_mig_verdict *mv)
 {
 	memset(mv, 0, sizeof(*mv));
 	mv->kind = -1;

@@ -29,19 +29,51 @@ enum mtype { T_COUNTER, T_GAUGE, T_HISTOGRAM, T_INFO };
 /* 1 us to 5 s: the race is decided in microseconds to milliseconds */
 static const double margin_bounds[] = { 1e-6, 5e-6, 1e-5, 5e-5, 1e-4, 5e-4, 1e-3, 5e-3, 0.01, 0.05, 0.1, 0.5, 1, 5 };
 /* 1 KiB to 16 GiB, by powers of 4 */
-static const double bytes_bounds[] = { 1024, 4096, 16384, 65536, 262144, 1048576, 4194304, 16777216,
-				       67108864, 268435456, 1073741824, 4294967296.0, 17179869184.0 };
+static const double bytes_bounds[] = { 1024,     4096,     16384,     65536,      262144,       1048576,      4194304,
+				       16777216, 67108864, 268435456, 1073741824, 4294967296.0, 17179869184.0 };
 static const double scrape_bounds[] = { 1e-4, 2.5e-4, 5e-4, 1e-3, 2.5e-3, 5e-3, 0.01, 0.025, 0.05, 0.1, 0.25 };
 
 enum fam {
-	F_MIGRATIONS, F_OUTCOMES, F_FLAGGED, F_LUCKY, F_CHANNELS, F_PREMATURE,
-	F_FIN_TO_FINAL_READ, F_FIN_TO_LOCAL_SHUTDOWN, F_BYE_TO_SHUTDOWN, F_SYNC_TO_SHUTDOWN, F_SYNC_TO_FIN,
-	F_RX_BYTES, F_LAST_INFO, F_LAST_TIME,
-	F_TARGETS, F_EVENTS, F_LOST, F_UNTRACKED, F_MALFORMED, F_PROBE,
-	F_BUILD, F_SCRAPE, F_HTTP, F_DROPPED, F_EVICTED,
-	F_RES_CAPACITY, F_RES_USED, F_RES_REFUSED, F_HTTP_CLOSED,
-	F_TARGET_INFO, F_RELAXED, F_BPF_ENABLED, F_BPF_TIME, F_BPF_RUNS,
-	F_PROC_CPU, F_PROC_RSS, F_PROC_VSZ, F_PROC_FDS, F_PROC_MAX_FDS, F_PROC_START,
+	F_MIGRATIONS,
+	F_OUTCOMES,
+	F_FLAGGED,
+	F_LUCKY,
+	F_CHANNELS,
+	F_PREMATURE,
+	F_FIN_TO_FINAL_READ,
+	F_FIN_TO_LOCAL_SHUTDOWN,
+	F_BYE_TO_SHUTDOWN,
+	F_SYNC_TO_SHUTDOWN,
+	F_SYNC_TO_FIN,
+	F_RX_BYTES,
+	F_LAST_INFO,
+	F_LAST_TIME,
+	F_TARGETS,
+	F_EVENTS,
+	F_LOST,
+	F_UNTRACKED,
+	F_MALFORMED,
+	F_PROBE,
+	F_BUILD,
+	F_SCRAPE,
+	F_HTTP,
+	F_DROPPED,
+	F_EVICTED,
+	F_RES_CAPACITY,
+	F_RES_USED,
+	F_RES_REFUSED,
+	F_HTTP_CLOSED,
+	F_TARGET_INFO,
+	F_RELAXED,
+	F_BPF_ENABLED,
+	F_BPF_TIME,
+	F_BPF_RUNS,
+	F_PROC_CPU,
+	F_PROC_RSS,
+	F_PROC_VSZ,
+	F_PROC_FDS,
+	F_PROC_MAX_FDS,
+	F_PROC_START,
 	F__MAX
 };
 
@@ -55,107 +87,175 @@ struct family {
 	int n_bounds;
 };
 
-#define MARGIN(n, h) { "mftrace_channel_" n "_seconds", T_HISTOGRAM, "seconds", h " per multifd channel. " \
-	"order=reversed: the second event came first; the absolute gap is observed.", \
-	{ "role", "order" }, margin_bounds, N(margin_bounds) }
+#define MARGIN(n, h)                                                                                    \
+	{                                                                                               \
+		"mftrace_channel_" n "_seconds", T_HISTOGRAM, "seconds",                                \
+			h " per multifd channel. "                                                      \
+			  "order=reversed: the second event came first; the absolute gap is observed.", \
+			{ "role", "order" }, margin_bounds, N(margin_bounds)                            \
+	}
 
 static const struct family families[F__MAX] = {
-	[F_MIGRATIONS] = { "mftrace_migrations", T_COUNTER, NULL,
-		"Migrations that ended, by role, verdict (the worst decided multifd channel verdict: clean, "
-		"premature, unread, reset, plain, incomplete; or undecided) and domain. On an undecided one, "
-		"possible holds the verdicts still possible, e.g. premature|unread.",
-		{ "role", "verdict", "possible", "domain" } },
-	[F_OUTCOMES] = { "mftrace_migration_outcomes", T_COUNTER, NULL,
-		"Migrations that ended, by role, outcome (completed, failed, cancelled, destination-failed, "
-		"source-failed, exited, killed, unknown, other) and domain.", { "role", "outcome", "domain" } },
-	[F_FLAGGED] = { "mftrace_flagged_migrations", T_COUNTER, NULL,
-		"Migrations in which a multifd channel's shutdown beat its final read.", { "role", "domain" } },
-	[F_LUCKY] = { "mftrace_migrations_survived_by_luck", T_COUNTER, NULL,
-		"Migrations that completed although a multifd channel terminated prematurely.", { "role", "domain" } },
-	[F_CHANNELS] = { "mftrace_channels", T_COUNTER, NULL,
-		"Multifd channels judged, by role, verdict (as on mftrace_migrations_total; possible on an "
-		"undecided one) and domain.", { "role", "verdict", "possible", "domain" } },
-	[F_PREMATURE] = { "mftrace_premature_terminations", T_COUNTER, NULL,
-		"Multifd channels whose final read hit EOF without close_notify (GnuTLS -110), by impact: "
-		"tolerated (the migration completed), fatal (it failed), pending (outcome unknown).",
-		{ "role", "impact", "domain" } },
+	[F_MIGRATIONS] = { "mftrace_migrations",
+			   T_COUNTER,
+			   NULL,
+			   "Migrations that ended, by role, verdict (the worst decided multifd channel verdict: clean, "
+			   "premature, unread, reset, plain, incomplete; or undecided) and domain. On an undecided one, "
+			   "possible holds the verdicts still possible, e.g. premature|unread.",
+			   { "role", "verdict", "possible", "domain" } },
+	[F_OUTCOMES] = { "mftrace_migration_outcomes",
+			 T_COUNTER,
+			 NULL,
+			 "Migrations that ended, by role, outcome (completed, failed, cancelled, destination-failed, "
+			 "source-failed, exited, killed, unknown, other) and domain.",
+			 { "role", "outcome", "domain" } },
+	[F_FLAGGED] = { "mftrace_flagged_migrations",
+			T_COUNTER,
+			NULL,
+			"Migrations in which a multifd channel's shutdown beat its final read.",
+			{ "role", "domain" } },
+	[F_LUCKY] = { "mftrace_migrations_survived_by_luck",
+		      T_COUNTER,
+		      NULL,
+		      "Migrations that completed although a multifd channel terminated prematurely.",
+		      { "role", "domain" } },
+	[F_CHANNELS] = { "mftrace_channels",
+			 T_COUNTER,
+			 NULL,
+			 "Multifd channels judged, by role, verdict (as on mftrace_migrations_total; possible on an "
+			 "undecided one) and domain.",
+			 { "role", "verdict", "possible", "domain" } },
+	[F_PREMATURE] = { "mftrace_premature_terminations",
+			  T_COUNTER,
+			  NULL,
+			  "Multifd channels whose final read hit EOF without close_notify (GnuTLS -110), by impact: "
+			  "tolerated (the migration completed), fatal (it failed), pending (outcome unknown).",
+			  { "role", "impact", "domain" } },
 	[F_FIN_TO_FINAL_READ] = MARGIN("fin_to_final_read", "Time from the peer's FIN arrival to the final read,"),
 	[F_FIN_TO_LOCAL_SHUTDOWN] = MARGIN("fin_to_local_shutdown",
 					   "Time from the peer's FIN arrival to this side's own shutdown(),"),
 	[F_BYE_TO_SHUTDOWN] = MARGIN("bye_to_shutdown", "Time from gnutls_bye() to shutdown(),"),
 	[F_SYNC_TO_SHUTDOWN] = MARGIN("last_sync_to_shutdown", "Time from the last SYNC to this side's shutdown(),"),
 	[F_SYNC_TO_FIN] = MARGIN("last_sync_to_fin", "Time from the last SYNC to the peer's FIN arrival,"),
-	[F_RX_BYTES] = { "mftrace_channel_received_bytes", T_HISTOGRAM, "bytes",
-		"Bytes received per multifd channel, by role.", { "role" }, bytes_bounds, N(bytes_bounds) },
-	[F_LAST_INFO] = { "mftrace_last_migration", T_INFO, NULL,
-		"The last migration of each domain and role: the endpoint (peer, or listening address) and the "
-		"migration UUID, to join source and destination in PromQL; this end's QEMU version and, on a "
-		"destination, its multifd-clean-tls-termination (on, off, unknown).",
-		{ "domain", "role", "endpoint", "uuid", "verdict", "possible", "outcome", "qemu_version",
-		  "clean_tls_termination" } },
-	[F_LAST_TIME] = { "mftrace_last_migration_timestamp_seconds", T_GAUGE, "seconds",
-		"Wall-clock time when the last migration of each domain and role ended.", { "domain", "role" } },
+	[F_RX_BYTES] = { "mftrace_channel_received_bytes",
+			 T_HISTOGRAM,
+			 "bytes",
+			 "Bytes received per multifd channel, by role.",
+			 { "role" },
+			 bytes_bounds,
+			 N(bytes_bounds) },
+	[F_LAST_INFO] = { "mftrace_last_migration",
+			  T_INFO,
+			  NULL,
+			  "The last migration of each domain and role: the endpoint (peer, or listening address) and the "
+			  "migration UUID, to join source and destination in PromQL; this end's QEMU version and, on a "
+			  "destination, its multifd-clean-tls-termination (on, off, unknown).",
+			  { "domain", "role", "endpoint", "uuid", "verdict", "possible", "outcome", "qemu_version",
+			    "clean_tls_termination" } },
+	[F_LAST_TIME] = { "mftrace_last_migration_timestamp_seconds",
+			  T_GAUGE,
+			  "seconds",
+			  "Wall-clock time when the last migration of each domain and role ended.",
+			  { "domain", "role" } },
 	[F_TARGETS] = { "mftrace_targets", T_GAUGE, NULL, "QEMU processes traced now, by domain.", { "domain" } },
 	[F_EVENTS] = { "mftrace_events", T_COUNTER, NULL, "Events the kernel side submitted to the ring buffer." },
 	[F_LOST] = { "mftrace_events_lost", T_COUNTER, NULL,
-		"Events lost because the ring buffer was full: verdicts may be incomplete." },
+		     "Events lost because the ring buffer was full: verdicts may be incomplete." },
 	[F_UNTRACKED] = { "mftrace_sockets_untracked", T_COUNTER, NULL,
-		"Sockets the kernel side could not track (socket map full)." },
+			  "Sockets the kernel side could not track (socket map full)." },
 	[F_MALFORMED] = { "mftrace_events_malformed", T_COUNTER, NULL,
-		"Ring buffer records that user space rejected (wrong size)." },
-	[F_PROBE] = { "mftrace_probe_attached", T_GAUGE, NULL,
-		"1 if the probe is attached (kernel-wide, or in every traced QEMU), else 0: a probe that "
-		"cannot attach is reported here, not fatal.", { "probe", "mechanism" } },
-	[F_BUILD] = { "mftrace_build", T_INFO, NULL, "mftrace build information (revision: git describe at build time).",
-		{ "version", "revision", "libbpf", "libmicrohttpd" } },
-	[F_SCRAPE] = { "mftrace_exporter_scrape_duration_seconds", T_HISTOGRAM, "seconds",
-		"Time to render the exposition, by format (openmetrics or text).", { "format" },
-		scrape_bounds, N(scrape_bounds) },
-	[F_HTTP] = { "mftrace_exporter_http_responses", T_COUNTER, NULL,
-		"HTTP responses the exporter sent, by status code.", { "code" } },
+			  "Ring buffer records that user space rejected (wrong size)." },
+	[F_PROBE] = { "mftrace_probe_attached",
+		      T_GAUGE,
+		      NULL,
+		      "1 if the probe is attached (kernel-wide, or in every traced QEMU), else 0: a probe that "
+		      "cannot attach is reported here, not fatal.",
+		      { "probe", "mechanism" } },
+	[F_BUILD] = { "mftrace_build",
+		      T_INFO,
+		      NULL,
+		      "mftrace build information (revision: git describe at build time).",
+		      { "version", "revision", "libbpf", "libmicrohttpd" } },
+	[F_SCRAPE] = { "mftrace_exporter_scrape_duration_seconds",
+		       T_HISTOGRAM,
+		       "seconds",
+		       "Time to render the exposition, by format (openmetrics or text).",
+		       { "format" },
+		       scrape_bounds,
+		       N(scrape_bounds) },
+	[F_HTTP] = { "mftrace_exporter_http_responses",
+		     T_COUNTER,
+		     NULL,
+		     "HTTP responses the exporter sent, by status code.",
+		     { "code" } },
 	[F_DROPPED] = { "mftrace_exporter_series_dropped", T_COUNTER, NULL,
-		"Updates lost because a metric family reached its series limit." },
+			"Updates lost because a metric family reached its series limit." },
 	[F_EVICTED] = { "mftrace_exporter_domains_evicted", T_COUNTER, NULL,
-		"Domains no longer traced that were forgotten, with their series, to keep the domain table bounded." },
-	[F_RES_CAPACITY] = { "mftrace_resource_capacity", T_GAUGE, NULL,
-		"Capacity of each bounded table: targets, attach_statuses, socket_map, tls_session_map, "
-		"call_maps (kernel), domain_labels, series (per metric family), http_connections, "
-		"http_connections_per_client.", { "resource" } },
-	[F_RES_USED] = { "mftrace_resource_used", T_GAUGE, NULL,
-		"Entries of each bounded table in use now (series: the fullest family; "
-		"http_connections_per_client: the client holding the most).", { "resource" } },
-	[F_RES_REFUSED] = { "mftrace_resource_refused", T_COUNTER, NULL,
-		"What could not be added because a bounded table was full (a QEMU not traced, a socket "
-		"untracked, a VM evicted, a connection closed, ...).", { "resource" } },
-	[F_HTTP_CLOSED] = { "mftrace_exporter_connections_closed", T_COUNTER, NULL,
-		"HTTP connections the exporter closed itself, by reason: deadline (no request answered within "
-		"--timeout of opening or of the previous answer) or client_share (one local user or address "
-		"holding its share of --max-connections already).", { "reason" } },
-	[F_TARGET_INFO] = { "mftrace_target", T_INFO, NULL,
-		"Each QEMU traced now: its domain, uuid (-uuid, else the migration UUID once seen), QEMU and "
-		"GnuTLS versions, machine type, -incoming transport (tcp, unix, defer, ...; empty on a QEMU "
-		"that is not a destination) and, on a destination, multifd-clean-tls-termination as read from "
-		"its command line or derived from its machine type and version (on, off, unknown).",
-		{ "domain", "uuid", "qemu_version", "gnutls_version", "machine", "incoming", "clean_tls_termination" } },
-	[F_RELAXED] = { "mftrace_premature_tolerated_by_relaxed_eof", T_COUNTER, NULL,
-		"Counterfactual: multifd channels received by a destination whose multifd-clean-tls-termination is "
-		"off (or absent, QEMU < 10.0) that ended premature, woken by the peer's FIN, in a migration that "
-		"completed. With the property on, each would have failed the migration.", { "domain" } },
+			"Domains no longer traced that were forgotten, with their series, to keep the domain table bounded." },
+	[F_RES_CAPACITY] = { "mftrace_resource_capacity",
+			     T_GAUGE,
+			     NULL,
+			     "Capacity of each bounded table: targets, attach_statuses, socket_map, tls_session_map, "
+			     "call_maps (kernel), domain_labels, series (per metric family), http_connections, "
+			     "http_connections_per_client.",
+			     { "resource" } },
+	[F_RES_USED] = { "mftrace_resource_used",
+			 T_GAUGE,
+			 NULL,
+			 "Entries of each bounded table in use now (series: the fullest family; "
+			 "http_connections_per_client: the client holding the most).",
+			 { "resource" } },
+	[F_RES_REFUSED] = { "mftrace_resource_refused",
+			    T_COUNTER,
+			    NULL,
+			    "What could not be added because a bounded table was full (a QEMU not traced, a socket "
+			    "untracked, a VM evicted, a connection closed, ...).",
+			    { "resource" } },
+	[F_HTTP_CLOSED] = { "mftrace_exporter_connections_closed",
+			    T_COUNTER,
+			    NULL,
+			    "HTTP connections the exporter closed itself, by reason: deadline (no request answered within "
+			    "--timeout of opening or of the previous answer) or client_share (one local user or address "
+			    "holding its share of --max-connections already).",
+			    { "reason" } },
+	[F_TARGET_INFO] = { "mftrace_target",
+			    T_INFO,
+			    NULL,
+			    "Each QEMU traced now: its domain, uuid (-uuid, else the migration UUID once seen), QEMU and "
+			    "GnuTLS versions, machine type, -incoming transport (tcp, unix, defer, ...; empty on a QEMU "
+			    "that is not a destination) and, on a destination, multifd-clean-tls-termination as read from "
+			    "its command line or derived from its machine type and version (on, off, unknown).",
+			    { "domain", "uuid", "qemu_version", "gnutls_version", "machine", "incoming",
+			      "clean_tls_termination" } },
+	[F_RELAXED] = { "mftrace_premature_tolerated_by_relaxed_eof",
+			T_COUNTER,
+			NULL,
+			"Counterfactual: multifd channels received by a destination whose multifd-clean-tls-termination is "
+			"off (or absent, QEMU < 10.0) that ended premature, woken by the peer's FIN, in a migration that "
+			"completed. With the property on, each would have failed the migration.",
+			{ "domain" } },
 	[F_BPF_ENABLED] = { "mftrace_bpf_stats_enabled", T_GAUGE, NULL,
-		"kernel.bpf_stats_enabled: 1 if the kernel counts BPF program run time and runs." },
-	[F_BPF_TIME] = { "mftrace_bpf_program_run_time_seconds", T_COUNTER, "seconds",
-		"Time spent in each of mftrace's BPF programs while the kernel counts it (kernel.bpf_stats_enabled, "
-		"or BPF_ENABLE_STATS); shown once anything was counted.", { "program" } },
-	[F_BPF_RUNS] = { "mftrace_bpf_program_runs", T_COUNTER, NULL,
-		"Runs of each of mftrace's BPF programs while the kernel counts them (kernel.bpf_stats_enabled, "
-		"or BPF_ENABLE_STATS); shown once anything was counted.", { "program" } },
-	[F_PROC_CPU] = { "process_cpu_seconds", T_COUNTER, "seconds", "Total user and system CPU time spent in seconds." },
+			    "kernel.bpf_stats_enabled: 1 if the kernel counts BPF program run time and runs." },
+	[F_BPF_TIME] = { "mftrace_bpf_program_run_time_seconds",
+			 T_COUNTER,
+			 "seconds",
+			 "Time spent in each of mftrace's BPF programs while the kernel counts it (kernel.bpf_stats_enabled, "
+			 "or BPF_ENABLE_STATS); shown once anything was counted.",
+			 { "program" } },
+	[F_BPF_RUNS] = { "mftrace_bpf_program_runs",
+			 T_COUNTER,
+			 NULL,
+			 "Runs of each of mftrace's BPF programs while the kernel counts them (kernel.bpf_stats_enabled, "
+			 "or BPF_ENABLE_STATS); shown once anything was counted.",
+			 { "program" } },
+	[F_PROC_CPU] = { "process_cpu_seconds", T_COUNTER, "seconds",
+			 "Total user and system CPU time spent in seconds." },
 	[F_PROC_RSS] = { "process_resident_memory_bytes", T_GAUGE, "bytes", "Resident memory size in bytes." },
 	[F_PROC_VSZ] = { "process_virtual_memory_bytes", T_GAUGE, "bytes", "Virtual memory size in bytes." },
 	[F_PROC_FDS] = { "process_open_fds", T_GAUGE, NULL, "Number of open file descriptors." },
 	[F_PROC_MAX_FDS] = { "process_max_fds", T_GAUGE, NULL, "Maximum number of open file descriptors." },
 	[F_PROC_START] = { "process_start_time_seconds", T_GAUGE, "seconds",
-		"Start time of the process since unix epoch in seconds." },
+			   "Start time of the process since unix epoch in seconds." },
 };
 
 struct series {
@@ -174,7 +274,7 @@ struct famstate {
 
 struct vm {
 	char name[LV_LEN];
-	uint64_t used;     /* m->clock when last active */
+	uint64_t used; /* m->clock when last active */
 	int n_targets;
 };
 
@@ -435,8 +535,8 @@ static struct vm *vm_get(struct mft_metrics *m, const char *name)
 /* mft_migration.outcome without its numbers: a bounded set */
 static const char *outcome_label(const char *o)
 {
-	static const char *const known[] = { "completed", "failed", "cancelled", "destination-failed",
-					     "source-failed", "unknown" };
+	static const char *const known[] = { "completed",          "failed",        "cancelled",
+					     "destination-failed", "source-failed", "unknown" };
 
 	for (int i = 0; i < N(known); i++)
 		if (!strcmp(o, known[i]))
@@ -463,9 +563,9 @@ static const char *verdict_label(int kind, unsigned possible, char *pos, size_t 
 struct mft_metrics *mft_metrics_new(const struct mft_metrics_build *b)
 {
 	struct mft_metrics *m = calloc(1, sizeof(*m));
-	static const int plain[] = { F_EVENTS, F_LOST, F_UNTRACKED, F_MALFORMED, F_DROPPED, F_EVICTED,
-				     F_BPF_ENABLED, F_PROC_CPU, F_PROC_RSS, F_PROC_VSZ, F_PROC_FDS, F_PROC_MAX_FDS,
-				     F_PROC_START };
+	static const int plain[] = { F_EVENTS,   F_LOST,         F_UNTRACKED, F_MALFORMED, F_DROPPED,
+				     F_EVICTED,  F_BPF_ENABLED,  F_PROC_CPU,  F_PROC_RSS,  F_PROC_VSZ,
+				     F_PROC_FDS, F_PROC_MAX_FDS, F_PROC_START };
 	const char *none[1] = { NULL };
 
 	if (!m)
@@ -513,8 +613,8 @@ static void channel(struct mft_metrics *m, const char *role, const char *vm, con
 		inc(m, F_PREMATURE, (const char *[]){ role, mft_severity_name(v->severity), vm });
 		/* tolerated only because this destination relaxes EOF: with the property on, the
 		 * peer's FIN before close_notify is an error (one woken by our own shutdown is not) */
-		if (ch->role == MFT_ROLE_DEST && v->severity == MFT_SEV_TOLERATED && t && !strcmp(t->clean_tls, "off") &&
-		    !(v->woken_by && !strcmp(v->woken_by, "local-shutdown")))
+		if (ch->role == MFT_ROLE_DEST && v->severity == MFT_SEV_TOLERATED && t &&
+		    !strcmp(t->clean_tls, "off") && !(v->woken_by && !strcmp(v->woken_by, "local-shutdown")))
 			inc(m, F_RELAXED, (const char *[]){ vm });
 	}
 	observe_margin(m, F_FIN_TO_FINAL_READ, role, v->fin_to_final_read);
@@ -552,8 +652,8 @@ static void rebuild_target_info(struct mft_metrics *m)
 	clear_family(m, F_TARGET_INFO);
 	for (int i = 0; i < m->n_targets; i++) {
 		const struct target *t = &m->targets[i];
-		const char *lv[] = { t->vm, t->uuid, t->qemu_version, t->gnutls_version, t->machine, t->incoming,
-				     t->clean_tls };
+		const char *lv[] = { t->vm,      t->uuid,     t->qemu_version, t->gnutls_version,
+				     t->machine, t->incoming, t->clean_tls };
 		struct series *s;
 
 		if (!t->has_info)
@@ -591,7 +691,14 @@ void mft_metrics_migration(struct mft_metrics *m, const char *vm_name, const str
 		if (mig->chans[i] && mig->chans[i]->kind != MFT_KIND_MAIN)
 			channel(m, role, vm, t, mig->chans[i]);
 	/* one info series per domain and role: found by those two, the rest replaced */
-	const char *info[] = { vm, role, endpoint, uuid, verdict, possible, outcome, t ? t->qemu_version : "",
+	const char *info[] = { vm,
+			       role,
+			       endpoint,
+			       uuid,
+			       verdict,
+			       possible,
+			       outcome,
+			       t ? t->qemu_version : "",
 			       t && mig->role == MFT_ROLE_DEST ? t->clean_tls : "" };
 
 	s = series_nkey(m, F_LAST_INFO, info, 2);

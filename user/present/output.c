@@ -76,8 +76,8 @@ static void put_wrapped(const struct mft_output *o, int indent, const char *text
 static void put_verdict(const struct mft_output *o, int kind, const char *text, int width)
 {
 	static const char *const colour[MFT_V__MAX] = {
-		[MFT_V_CLEAN] = "32", [MFT_V_PREMATURE] = "1;31", [MFT_V_UNREAD] = "33",
-		[MFT_V_RESET] = "1;35", [MFT_V_PLAIN] = "36", [MFT_V_INCOMPLETE] = "2",
+		[MFT_V_CLEAN] = "32",   [MFT_V_PREMATURE] = "1;31", [MFT_V_UNREAD] = "33",
+		[MFT_V_RESET] = "1;35", [MFT_V_PLAIN] = "36",       [MFT_V_INCOMPLETE] = "2",
 	};
 	int n = (int)strlen(text);
 
@@ -91,9 +91,8 @@ static void put_verdict(const struct mft_output *o, int kind, const char *text, 
 
 static const char *tcp_state_name(int s)
 {
-	static const char *const n[] = { "?", "ESTABLISHED", "SYN_SENT", "SYN_RECV", "FIN_WAIT1",
-					 "FIN_WAIT2", "TIME_WAIT", "CLOSE", "CLOSE_WAIT", "LAST_ACK",
-					 "LISTEN", "CLOSING" };
+	static const char *const n[] = { "?",         "ESTABLISHED", "SYN_SENT",   "SYN_RECV", "FIN_WAIT1", "FIN_WAIT2",
+					 "TIME_WAIT", "CLOSE",       "CLOSE_WAIT", "LAST_ACK", "LISTEN",    "CLOSING" };
 
 	return s > 0 && s < (int)(sizeof(n) / sizeof(n[0])) ? n[s] : "?";
 }
@@ -113,30 +112,24 @@ static void event_detail(const struct mft_event *ev, char *buf, size_t len)
 {
 	buf[0] = '\0';
 	switch (ev->type) {
-	case MFT_EV_SHUTDOWN:
-		snprintf(buf, len, "how=%s", ev->ret == 0 ? "RD" : ev->ret == 1 ? "WR" : "RDWR");
-		break;
+	case MFT_EV_SHUTDOWN: snprintf(buf, len, "how=%s", ev->ret == 0 ? "RD" : ev->ret == 1 ? "WR" : "RDWR"); break;
 	case MFT_EV_TLS_BYE:
 		snprintf(buf, len, "ret=%lld%s", (long long)ev->ret, ev->ret == 0 ? " (close_notify sent)" : "");
 		break;
 	case MFT_EV_TLS_RECV_END:
 		snprintf(buf, len, "gnutls_record_recv=%lld%s", (long long)ev->ret,
-			 ev->ret == 0 ? " (close_notify)" : ev->ret == -110 ? " (premature termination)" : "");
+			 ev->ret == 0      ? " (close_notify)"
+			 : ev->ret == -110 ? " (premature termination)"
+					   : "");
 		break;
 	case MFT_EV_FIN_RCVD:
 	case MFT_EV_FIN_SENT:
 		snprintf(buf, len, "%s->%s", tcp_state_name((int)ev->arg), tcp_state_name((int)ev->ret));
 		break;
-	case MFT_EV_READ_EOF:
-		snprintf(buf, len, "recv=0 tid=%u", ev->tid);
-		break;
-	case MFT_EV_READ_ERR:
-		snprintf(buf, len, "recv=%lld tid=%u", (long long)ev->ret, ev->tid);
-		break;
+	case MFT_EV_READ_EOF: snprintf(buf, len, "recv=0 tid=%u", ev->tid); break;
+	case MFT_EV_READ_ERR: snprintf(buf, len, "recv=%lld tid=%u", (long long)ev->ret, ev->tid); break;
 	case MFT_EV_READ_LATE:
-	case MFT_EV_FIRST_READ:
-		snprintf(buf, len, "recv=%lld tid=%u", (long long)ev->ret, ev->tid);
-		break;
+	case MFT_EV_FIRST_READ: snprintf(buf, len, "recv=%lld tid=%u", (long long)ev->ret, ev->tid); break;
 	case MFT_EV_DESTROY:
 		snprintf(buf, len, "rx=%lluB tx=%lluB reads=%llu", (unsigned long long)ev->snap.rx_bytes,
 			 (unsigned long long)ev->snap.tx_bytes, (unsigned long long)ev->snap.rx_calls);
@@ -150,9 +143,7 @@ static void event_detail(const struct mft_event *ev, char *buf, size_t len)
 		} else
 			snprintf(buf, len, "state %lld", (long long)ev->ret);
 		break;
-	case MFT_EV_SYNC_MAIN:
-		snprintf(buf, len, "%s side", ev->ret == MFT_SIDE_SEND ? "send" : "recv");
-		break;
+	case MFT_EV_SYNC_MAIN: snprintf(buf, len, "%s side", ev->ret == MFT_SIDE_SEND ? "send" : "recv"); break;
 	case MFT_EV_CHAN_SYNC:
 		snprintf(buf, len, "SYNC packet %llu%s", (unsigned long long)ev->arg, ev->ret >= 0 ? "" : " (decoded)");
 		break;
@@ -178,9 +169,7 @@ static void event_detail(const struct mft_event *ev, char *buf, size_t len)
 			snprintf(buf, len, "not a MultiFDInit_t");
 		break;
 	}
-	case MFT_EV_MULTIFD_CLEANUP:
-		snprintf(buf, len, "%s side", ev->ret == MFT_SIDE_SEND ? "send" : "recv");
-		break;
+	case MFT_EV_MULTIFD_CLEANUP: snprintf(buf, len, "%s side", ev->ret == MFT_SIDE_SEND ? "send" : "recv"); break;
 	case MFT_EV_PROC_EXIT: {
 		int st = (int)ev->ret;
 
@@ -190,8 +179,7 @@ static void event_detail(const struct mft_event *ev, char *buf, size_t len)
 			snprintf(buf, len, "exit status %d", (st >> 8) & 0xff);
 		break;
 	}
-	default:
-		break;
+	default: break;
 	}
 }
 
@@ -200,8 +188,7 @@ static uint64_t real_ns(const struct mft_output *o, uint64_t mono)
 	return mono ? (uint64_t)((int64_t)mono + o->mono_to_real) : 0;
 }
 
-void mft_out_event(void *ctx, const struct mft_correlator *c, const struct mft_chan *ch,
-		   const struct mft_event *ev)
+void mft_out_event(void *ctx, const struct mft_correlator *c, const struct mft_chan *ch, const struct mft_event *ev)
 {
 	struct mft_output *o = ctx;
 	char when[32], detail[96], la[64] = "", ra[64] = "";
@@ -219,7 +206,8 @@ void mft_out_event(void *ctx, const struct mft_correlator *c, const struct mft_c
 			real_ns(o, ev->ts_ns), ev->pid, ev->tid);
 		mft_json_str(o->out, mft_ev_name(ev->type));
 		if (ch) {
-			fprintf(o->out, ",\"role\":\"%s\",\"migration\":%" PRIu64 ",\"channel\":%d,\"kind\":\"%s\",\"local\":",
+			fprintf(o->out,
+				",\"role\":\"%s\",\"migration\":%" PRIu64 ",\"channel\":%d,\"kind\":\"%s\",\"local\":",
 				mft_role_name(ch->role), ch->mig ? ch->mig->id : 0, ch->index, mft_kind_name(ch->kind));
 			mft_json_str(o->out, la);
 			fputs(",\"peer\":", o->out);
@@ -234,16 +222,17 @@ void mft_out_event(void *ctx, const struct mft_correlator *c, const struct mft_c
 		mft_fmt_clock(o, ev->ts_ns, when, sizeof(when));
 		if (ch && tier(o) == 2)
 			snprintf(line, sizeof(line), "%s %7u %s #%" PRIu64 ".%d %-7s %s %s %s  %-15s %s", when, ev->pid,
-				 mft_role_short(ch->role), ch->mig ? ch->mig->id : 0, ch->index, mft_kind_name(ch->kind),
-				 la, ch->role == MFT_ROLE_DEST ? "<-" : "->", ra, mft_ev_name(ev->type), detail);
+				 mft_role_short(ch->role), ch->mig ? ch->mig->id : 0, ch->index,
+				 mft_kind_name(ch->kind), la, ch->role == MFT_ROLE_DEST ? "<-" : "->", ra,
+				 mft_ev_name(ev->type), detail);
 		else if (ch && tier(o) == 1)
 			snprintf(line, sizeof(line), "%s %7u %s #%" PRIu64 ".%d %-7s %s %-15s %s", when, ev->pid,
-				 mft_role_short(ch->role), ch->mig ? ch->mig->id : 0, ch->index, mft_kind_name(ch->kind),
-				 ra, mft_ev_name(ev->type), detail);
+				 mft_role_short(ch->role), ch->mig ? ch->mig->id : 0, ch->index,
+				 mft_kind_name(ch->kind), ra, mft_ev_name(ev->type), detail);
 		else if (ch)
 			snprintf(line, sizeof(line), "%s %s #%" PRIu64 ".%d %-7s %-15s %s", when,
-				 mft_role_short(ch->role), ch->mig ? ch->mig->id : 0, ch->index, mft_kind_name(ch->kind),
-				 mft_ev_name(ev->type), detail);
+				 mft_role_short(ch->role), ch->mig ? ch->mig->id : 0, ch->index,
+				 mft_kind_name(ch->kind), mft_ev_name(ev->type), detail);
 		else
 			snprintf(line, sizeof(line), "%s %7u %-15s %s", when, ev->pid, mft_ev_name(ev->type), detail);
 		put_wrapped(o, 8, line);
@@ -288,18 +277,46 @@ static void final_read_text(const struct mft_verdict *v, uint64_t t0, char *buf,
 }
 
 /* The verdict table's columns; a column shows from its tier on (see tier()). */
-enum { C_CH, C_ID, C_KIND, C_LOCAL, C_PEER, C_TLS, C_SYNC, C_BYE, C_SHUT, C_FIN, C_CLOSE, C_FINAL, C_WOKEN,
-       C_MARGIN, C_VERDICT, N_COLS };
-static const struct { const char *head; int width, tier; } cols[N_COLS] = {
-	[C_CH] = { "CH", 3, 0 },	 [C_ID] = { "ID", 3, 0 },	    [C_KIND] = { "KIND", 7, 0 },
-	[C_LOCAL] = { "LOCAL", 21, 2 },	 [C_PEER] = { "PEER", 21, 1 },	    [C_TLS] = { "TLS", 3, 2 },
-	[C_SYNC] = { "SYNCS/LAST", 14, 2 }, [C_BYE] = { "BYE", 9, 2 },	    [C_SHUT] = { "SHUTDOWN", 9, 1 },
-	[C_FIN] = { "FIN-IN", 9, 2 },	 [C_CLOSE] = { "CLOSE", 9, 2 },	    [C_FINAL] = { "FINAL-READ", 17, 0 },
-	[C_WOKEN] = { "WOKEN-BY", 14, 1 }, [C_MARGIN] = { "FIN->READ", 9, 0 }, [C_VERDICT] = { "VERDICT", 0, 0 },
+enum {
+	C_CH,
+	C_ID,
+	C_KIND,
+	C_LOCAL,
+	C_PEER,
+	C_TLS,
+	C_SYNC,
+	C_BYE,
+	C_SHUT,
+	C_FIN,
+	C_CLOSE,
+	C_FINAL,
+	C_WOKEN,
+	C_MARGIN,
+	C_VERDICT,
+	N_COLS
+};
+static const struct {
+	const char *head;
+	int width, tier;
+} cols[N_COLS] = {
+	[C_CH] = { "CH", 3, 0 },
+	[C_ID] = { "ID", 3, 0 },
+	[C_KIND] = { "KIND", 7, 0 },
+	[C_LOCAL] = { "LOCAL", 21, 2 },
+	[C_PEER] = { "PEER", 21, 1 },
+	[C_TLS] = { "TLS", 3, 2 },
+	[C_SYNC] = { "SYNCS/LAST", 14, 2 },
+	[C_BYE] = { "BYE", 9, 2 },
+	[C_SHUT] = { "SHUTDOWN", 9, 1 },
+	[C_FIN] = { "FIN-IN", 9, 2 },
+	[C_CLOSE] = { "CLOSE", 9, 2 },
+	[C_FINAL] = { "FINAL-READ", 17, 0 },
+	[C_WOKEN] = { "WOKEN-BY", 14, 1 },
+	[C_MARGIN] = { "FIN->READ", 9, 0 },
+	[C_VERDICT] = { "VERDICT", 0, 0 },
 };
 
-static void migration_text(struct mft_output *o, const struct mft_correlator *c,
-			   const struct mft_migration *m)
+static void migration_text(struct mft_output *o, const struct mft_correlator *c, const struct mft_migration *m)
 {
 	const struct mft_process *p = m->proc;
 	const struct mft_mig_verdict *mv = &m->verdict;
@@ -369,7 +386,8 @@ static void migration_text(struct mft_output *o, const struct mft_correlator *c,
 		put_verdict(o, ch->verdict.kind, cell[C_VERDICT], 0);
 		fputc('\n', f);
 	}
-	int n = snprintf(line, sizeof(line), "   verdict: %s", mft_verdict_label(mv->kind, mv->possible, poss, sizeof(poss)));
+	int n = snprintf(line, sizeof(line), "   verdict: %s",
+			 mft_verdict_label(mv->kind, mv->possible, poss, sizeof(poss)));
 
 	if (mv->kind == MFT_V_PREMATURE)
 		n += snprintf(line + n, sizeof(line) - (size_t)n, " (%s)", mft_severity_name(mv->severity));
@@ -378,9 +396,10 @@ static void migration_text(struct mft_output *o, const struct mft_correlator *c,
 			 mv->n_undecided, poss);
 	put_wrapped(o, 3, line);
 	if (mv->flagged) {
-		snprintf(line, sizeof(line), "   %sFLAGGED%s: the shutdown beat the final read on %d of %d multifd channels%s",
-			 o->color ? "\033[1;31m" : "", o->color ? "\033[0m" : "", mv->n_counts[MFT_V_PREMATURE], mv->n_multifd,
-			 mv->lucky ? "; the migration survived by luck (the error was tolerated)" : "");
+		snprintf(line, sizeof(line),
+			 "   %sFLAGGED%s: the shutdown beat the final read on %d of %d multifd channels%s",
+			 o->color ? "\033[1;31m" : "", o->color ? "\033[0m" : "", mv->n_counts[MFT_V_PREMATURE],
+			 mv->n_multifd, mv->lucky ? "; the migration survived by luck (the error was tolerated)" : "");
 		put_wrapped(o, 3, line);
 	}
 	for (size_t i = 0; i < m->n_chans; i++)
@@ -430,11 +449,12 @@ static void channel_json(struct mft_output *o, const struct mft_migration *m, co
 	mft_fmt_addr(la, sizeof(la), ch->family, ch->laddr, ch->lport);
 	mft_fmt_addr(ra, sizeof(ra), ch->family, ch->raddr, ch->rport);
 	mft_verdict_label(v->kind, v->possible, poss, sizeof(poss));
-	fprintf(f, "{\"type\":\"channel\",\"migration\":%" PRIu64 ",\"pid\":%u,\"role\":\"%s\",\"channel\":%d,"
-		   "\"kind\":\"%s\",\"local\":\"%s\",\"peer\":\"%s\",\"local_port\":%u,\"peer_port\":%u,"
-		   "\"tls\":%s,\"verdict\":",
-		m->id, ch->pid, mft_role_name(ch->role), ch->index, mft_kind_name(ch->kind), la, ra, ch->lport, ch->rport,
-		e->tls ? "true" : "false");
+	fprintf(f,
+		"{\"type\":\"channel\",\"migration\":%" PRIu64 ",\"pid\":%u,\"role\":\"%s\",\"channel\":%d,"
+		"\"kind\":\"%s\",\"local\":\"%s\",\"peer\":\"%s\",\"local_port\":%u,\"peer_port\":%u,"
+		"\"tls\":%s,\"verdict\":",
+		m->id, ch->pid, mft_role_name(ch->role), ch->index, mft_kind_name(ch->kind), la, ra, ch->lport,
+		ch->rport, e->tls ? "true" : "false");
 	mft_json_str(f, poss);
 	json_possible(f, v->possible);
 	fprintf(f, ",\"decided\":%s,\"severity\":", v->kind >= 0 ? "true" : "false");
@@ -461,7 +481,9 @@ static void channel_json(struct mft_output *o, const struct mft_migration *m, co
 	else
 		fputs(",\"channel_id\":null", f);
 	fprintf(f, ",\"syncs\":%u,\"sync_source\":\"%s\"", e->n_sync,
-		e->sync_per_channel ? "channel" : e->n_sync ? "migration" : "none");
+		e->sync_per_channel ? "channel"
+		: e->n_sync         ? "migration"
+				    : "none");
 	json_time(f, o, "last_sync", e->t_last_sync);
 	fputs(",\"times\":{\"created\":", f);
 	fprintf(f, e->t_created ? "%" PRIu64 : "null", real_ns(o, e->t_created));
@@ -489,8 +511,7 @@ static void channel_json(struct mft_output *o, const struct mft_migration *m, co
 	fputs("}}\n", f);
 }
 
-static void migration_json(struct mft_output *o, const struct mft_correlator *c,
-			   const struct mft_migration *m)
+static void migration_json(struct mft_output *o, const struct mft_correlator *c, const struct mft_migration *m)
 {
 	const struct mft_mig_verdict *mv = &m->verdict;
 	const struct mft_process *p = m->proc;
@@ -568,10 +589,11 @@ void mft_out_other(void *ctx, const struct mft_correlator *c, const struct mft_m
 
 		if (p)
 			mft_sanitize(name, sizeof(name), p->name);
-		fprintf(f, "-- other connections of pid %u%s%s%s: %s %s %s, %zu connection(s), %zu with TLS: "
-			   "no migration evidence, not judged\n",
-			m->pid, name[0] ? " (" : "", name, name[0] ? ")" : "",
-			mft_role_name(m->role), m->role == MFT_ROLE_DEST ? "on" : "to", m->endpoint, n, tls);
+		fprintf(f,
+			"-- other connections of pid %u%s%s%s: %s %s %s, %zu connection(s), %zu with TLS: "
+			"no migration evidence, not judged\n",
+			m->pid, name[0] ? " (" : "", name, name[0] ? ")" : "", mft_role_name(m->role),
+			m->role == MFT_ROLE_DEST ? "on" : "to", m->endpoint, n, tls);
 	}
 	fflush(f);
 }

@@ -25,8 +25,7 @@ struct mft_output {
  */
 void mft_out_fit(struct mft_output *o, bool wide);
 
-void mft_out_event(void *ctx, const struct mft_correlator *c, const struct mft_chan *ch,
-		   const struct mft_event *ev);
+void mft_out_event(void *ctx, const struct mft_correlator *c, const struct mft_chan *ch, const struct mft_event *ev);
 /* Sinks for the correlator (struct mft_sink), ctx = struct mft_output *. */
 void mft_out_migration(void *ctx, const struct mft_correlator *c, const struct mft_migration *m);
 /* A group of connections that showed no migration evidence (NBD, VNC, ...): one line with

@@ -59,8 +59,10 @@ static void instant(struct chrome *c, uint32_t pid, int tid, uint64_t t, const c
 	if (!t)
 		return;
 	sep(c);
-	fprintf(c->f, "{\"ph\":\"i\",\"s\":\"t\",\"cat\":\"boundary\",\"name\":\"%s\",\"pid\":%u,\"tid\":%d,"
-		      "\"ts\":%.3f}", name, pid, tid, us(c, t));
+	fprintf(c->f,
+		"{\"ph\":\"i\",\"s\":\"t\",\"cat\":\"boundary\",\"name\":\"%s\",\"pid\":%u,\"tid\":%d,"
+		"\"ts\":%.3f}",
+		name, pid, tid, us(c, t));
 }
 
 /* A short slice: a flow binds to the slice that encloses its timestamp (Perfetto), or to
@@ -93,8 +95,9 @@ static void channel(struct chrome *c, const struct mft_tl_chan *tc)
 	chan_name(tc, tl->migs[tc->mig].m.id, name, sizeof(name));
 	meta(c, "thread_name", pid, tid, "name", name);
 	sep(c);
-	fprintf(c->f, "{\"ph\":\"M\",\"name\":\"thread_sort_index\",\"pid\":%u,\"tid\":%d,\"args\":{\"sort_index\":%d}}",
-		pid, tid, tid);
+	fprintf(c->f,
+		"{\"ph\":\"M\",\"name\":\"thread_sort_index\",\"pid\":%u,\"tid\":%d,\"args\":{\"sort_index\":%d}}", pid,
+		tid, tid);
 	mft_verdict_str(v, vt, sizeof(vt));
 	sep(c);
 	fprintf(c->f, "{\"ph\":\"X\",\"cat\":\"channel\",\"name\":");
@@ -106,7 +109,8 @@ static void channel(struct chrome *c, const struct mft_tl_chan *tc)
 	mft_json_str(c->f, v->why ? v->why : "");
 	fputs(",\"woken_by\":", c->f);
 	mft_json_str(c->f, v->woken_by ? v->woken_by : "");
-	fprintf(c->f, ",\"role\":\"%s\",\"kind\":\"%s\",\"host\":", mft_role_name(tc->ch.role), mft_kind_name(tc->ch.kind));
+	fprintf(c->f, ",\"role\":\"%s\",\"kind\":\"%s\",\"host\":", mft_role_name(tc->ch.role),
+		mft_kind_name(tc->ch.kind));
 	mft_json_str(c->f, tc->host >= 0 ? tl->hosts[tc->host].label : "");
 	fprintf(c->f, ",\"rx_bytes\":%" PRIu64 ",\"tx_bytes\":%" PRIu64, e->rx_bytes, e->tx_bytes);
 	margin_arg(c->f, "fin_to_final_read", v->fin_to_final_read);
@@ -128,7 +132,9 @@ static void channel(struct chrome *c, const struct mft_tl_chan *tc)
 		char fr[64];
 
 		snprintf(fr, sizeof(fr), "final read (%s)",
-			 v->final_read_ret == 0 ? "0: close_notify" : v->final_read_ret == -110 ? "-110: premature" : "error");
+			 v->final_read_ret == 0      ? "0: close_notify"
+			 : v->final_read_ret == -110 ? "-110: premature"
+						     : "error");
 		mark(c, pid, tid, v->t_final_read, fr, "teardown");
 	}
 }
@@ -139,8 +145,9 @@ int mft_tl_chrome(const struct mft_timeline *tl, FILE *f)
 	struct mft_index named = { 0 }; /* pids whose process is named already */
 	uint64_t flow = 0;
 
-	fprintf(f, "{\"displayTimeUnit\":\"ns\",\"otherData\":{\"tool\":\"mftrace report\",\"t0_realtime_ns\":%" PRId64
-		   ",\"hosts\":[",
+	fprintf(f,
+		"{\"displayTimeUnit\":\"ns\",\"otherData\":{\"tool\":\"mftrace report\",\"t0_realtime_ns\":%" PRId64
+		",\"hosts\":[",
 		(int64_t)tl->t_first + tl->mono_to_real);
 	for (int i = 0; i < tl->n_hosts; i++) {
 		fputs(i ? "," : "", f);
@@ -163,19 +170,20 @@ int mft_tl_chrome(const struct mft_timeline *tl, FILE *f)
 			return -1;
 		}
 		if (!seen) {
-			snprintf(pname, sizeof(pname), "%s: pid %u %s (%s)", m->host >= 0 ? tl->hosts[m->host].label : "?",
-				 m->m.pid, m->name, mft_role_name(m->m.role));
+			snprintf(pname, sizeof(pname), "%s: pid %u %s (%s)",
+				 m->host >= 0 ? tl->hosts[m->host].label : "?", m->m.pid, m->name,
+				 mft_role_name(m->m.role));
 			meta(&c, "process_name", m->m.pid, 0, "name", pname);
 			sep(&c);
-			fprintf(f, "{\"ph\":\"M\",\"name\":\"process_sort_index\",\"pid\":%u,\"tid\":0,\"args\":{\"sort_index\":%d}}",
+			fprintf(f,
+				"{\"ph\":\"M\",\"name\":\"process_sort_index\",\"pid\":%u,\"tid\":0,\"args\":{\"sort_index\":%d}}",
 				m->m.pid, m->m.role == MFT_ROLE_SOURCE ? 0 : 1);
 		}
 		snprintf(pname, sizeof(pname), "migration #%" PRIu64, m->m.id);
 		meta(&c, "thread_name", m->m.pid, (int)(m->m.id * 1000), "name", pname);
 		sep(&c);
 		/* the outcome can be a state name read from the target: escaped like every string */
-		snprintf(pname, sizeof(pname), "%s %s%s", m->m.outcome,
-			 mft_vkind_name(m->m.verdict.kind),
+		snprintf(pname, sizeof(pname), "%s %s%s", m->m.outcome, mft_vkind_name(m->m.verdict.kind),
 			 m->m.verdict.flagged ? " FLAGGED" : "");
 		fputs("{\"ph\":\"X\",\"cat\":\"migration\",\"name\":", f);
 		mft_json_str(f, pname);
@@ -196,11 +204,17 @@ int mft_tl_chrome(const struct mft_timeline *tl, FILE *f)
 			continue;
 		flow++;
 		sep(&c);
-		fprintf(f, "{\"ph\":\"s\",\"id\":%" PRIu64 ",\"cat\":\"teardown\",\"name\":\"shutdown -> final read\",\"pid\":%u,"
-			   "\"tid\":%d,\"ts\":%.3f}", flow, s->ch.pid, tid_of(tl, s), us(&c, s->ch.ev.t_shutdown));
+		fprintf(f,
+			"{\"ph\":\"s\",\"id\":%" PRIu64
+			",\"cat\":\"teardown\",\"name\":\"shutdown -> final read\",\"pid\":%u,"
+			"\"tid\":%d,\"ts\":%.3f}",
+			flow, s->ch.pid, tid_of(tl, s), us(&c, s->ch.ev.t_shutdown));
 		sep(&c);
-		fprintf(f, "{\"ph\":\"f\",\"bp\":\"e\",\"id\":%" PRIu64 ",\"cat\":\"teardown\",\"name\":\"shutdown -> final read\","
-			   "\"pid\":%u,\"tid\":%d,\"ts\":%.3f}", flow, d->ch.pid, tid_of(tl, d), us(&c, d->ch.verdict.t_final_read));
+		fprintf(f,
+			"{\"ph\":\"f\",\"bp\":\"e\",\"id\":%" PRIu64
+			",\"cat\":\"teardown\",\"name\":\"shutdown -> final read\","
+			"\"pid\":%u,\"tid\":%d,\"ts\":%.3f}",
+			flow, d->ch.pid, tid_of(tl, d), us(&c, d->ch.verdict.t_final_read));
 	}
 	fputs("\n]}\n", f);
 	mft_index_free(&named);

@@ -17,8 +17,8 @@
 #include "present/output.h"
 #include "store/timeline.h"
 
-#define W 1180        /* svg width */
-#define LABEL_W 430   /* lane labels */
+#define W 1180      /* svg width */
+#define LABEL_W 430 /* lane labels */
 #define PLOT_X0 (LABEL_W + 20)
 #define PLOT_X1 (W - 30)
 #define LANE_H 38
@@ -38,8 +38,8 @@ static void esc(FILE *f, const char *s)
 
 
 struct plot {
-	uint64_t t0, t1;   /* the window */
-	uint64_t zero;     /* times are shown relative to it */
+	uint64_t t0, t1; /* the window */
+	uint64_t zero;   /* times are shown relative to it */
 };
 
 static double px(const struct plot *p, uint64_t t)
@@ -63,14 +63,14 @@ static void widen(uint64_t *lo, uint64_t *hi, uint64_t t)
 
 /* The lanes of one group: the migrations joined by connections traced at both ends. */
 struct group {
-	size_t *lanes;     /* channel indices, in display order */
+	size_t *lanes; /* channel indices, in display order */
 	size_t n;
-	size_t *migs;      /* the migrations it holds, in order */
+	size_t *migs; /* the migrations it holds, in order */
 	size_t n_migs;
-	bool *lane_in;     /* per channel: a lane of some group already */
-	bool *mig_done;    /* per migration: in some group already */
-	size_t *todo;      /* migrations still to walk (no recursion: a chain can be long) */
-	double *ys;        /* per channel: its lane's y */
+	bool *lane_in;  /* per channel: a lane of some group already */
+	bool *mig_done; /* per migration: in some group already */
+	size_t *todo;   /* migrations still to walk (no recursion: a chain can be long) */
+	double *ys;     /* per channel: its lane's y */
 };
 
 static void add_lane(struct group *g, size_t ci)
@@ -126,7 +126,9 @@ static void lane_label(FILE *f, const struct mft_timeline *tl, const struct mft_
 	mft_fmt_addr(la, sizeof(la), tc->ch.family, tc->ch.laddr, tc->ch.lport);
 	mft_fmt_addr(ra, sizeof(ra), tc->ch.family, tc->ch.raddr, tc->ch.rport);
 	fprintf(f, "#%" PRIu64 ".%d %s %s ", tl->migs[tc->mig].m.id, tc->ch.index,
-		tc->ch.role == MFT_ROLE_SOURCE ? "src" : tc->ch.role == MFT_ROLE_DEST ? "dst" : "?",
+		tc->ch.role == MFT_ROLE_SOURCE ? "src"
+		: tc->ch.role == MFT_ROLE_DEST ? "dst"
+					       : "?",
 		mft_kind_name(tc->ch.kind));
 	esc(f, la);
 	fputs(tc->ch.role == MFT_ROLE_DEST ? " &#8592; " : " &#8594; ", f);
@@ -189,8 +191,9 @@ static void axis(FILE *f, const struct plot *p, double y_bottom)
 
 	for (int n = 0; n < 12 && t <= p->t1; n++) {
 		rel(p, t, lab, sizeof(lab));
-		fprintf(f, "<line class=\"grid\" x1=\"%.1f\" x2=\"%.1f\" y1=\"%d\" y2=\"%.1f\"/>"
-			   "<text class=\"tick\" x=\"%.1f\" y=\"%d\">%s</text>",
+		fprintf(f,
+			"<line class=\"grid\" x1=\"%.1f\" x2=\"%.1f\" y1=\"%d\" y2=\"%.1f\"/>"
+			"<text class=\"tick\" x=\"%.1f\" y=\"%d\">%s</text>",
 			px(p, t), px(p, t), TOP - 8, y_bottom, px(p, t), TOP - 14, lab);
 		if (p->t1 - t < step)
 			break;
@@ -211,12 +214,14 @@ static void lane(FILE *f, const struct mft_timeline *tl, const struct plot *p, s
 
 	ys[ci] = y;
 	mft_verdict_str(v, vt, sizeof(vt));
-	fprintf(f, "<g class=\"lane%s\" data-migration=\"%" PRIu64 "\" data-channel=\"%d\" data-pid=\"%u\" "
-		   "data-role=\"%s\" data-kind=\"%s\" data-verdict=\"%s\" data-local-port=\"%u\" data-peer-port=\"%u\">",
+	fprintf(f,
+		"<g class=\"lane%s\" data-migration=\"%" PRIu64 "\" data-channel=\"%d\" data-pid=\"%u\" "
+		"data-role=\"%s\" data-kind=\"%s\" data-verdict=\"%s\" data-local-port=\"%u\" data-peer-port=\"%u\">",
 		race ? " race" : "", tl->migs[tc->mig].m.id, tc->ch.index, tc->ch.pid, mft_role_name(tc->ch.role),
 		mft_kind_name(tc->ch.kind), mft_vkind_name(v->kind), tc->ch.lport, tc->ch.rport);
 	if (row % 2)
-		fprintf(f, "<rect class=\"stripe\" x=\"0\" y=\"%.1f\" width=\"%d\" height=\"%d\"/>", y - LANE_H / 2.0, W, LANE_H);
+		fprintf(f, "<rect class=\"stripe\" x=\"0\" y=\"%.1f\" width=\"%d\" height=\"%d\"/>", y - LANE_H / 2.0,
+			W, LANE_H);
 	fprintf(f, "<text class=\"label\" x=\"8\" y=\"%.1f\">", y - 3);
 	lane_label(f, tl, tc);
 	fprintf(f, "</text><text class=\"verdict v-%s\" x=\"8\" y=\"%.1f\">%s", mft_vkind_name(v->kind), y + 12, vt);
@@ -224,15 +229,17 @@ static void lane(FILE *f, const struct mft_timeline *tl, const struct plot *p, s
 		fprintf(f, " &#183; woken by %s", v->woken_by);
 	fputs("</text>", f);
 	if (end >= p->t0 && start <= p->t1)
-		fprintf(f, "<line class=\"life\" x1=\"%.1f\" x2=\"%.1f\" y1=\"%.1f\" y2=\"%.1f\"/>", px(p, start), px(p, end), y,
-			y);
+		fprintf(f, "<line class=\"life\" x1=\"%.1f\" x2=\"%.1f\" y1=\"%.1f\" y2=\"%.1f\"/>", px(p, start),
+			px(p, end), y, y);
 	if (race) { /* from what woke the final read to that read */
 		uint64_t from = v->woken_by && !strcmp(v->woken_by, "local-shutdown") ? e->t_shutdown : e->t_fin_rcvd;
 
 		if (from && v->t_final_read >= from)
-			fprintf(f, "<rect class=\"race-window\" x=\"%.1f\" y=\"%.1f\" width=\"%.1f\" height=\"18\"><title>the "
-				   "race: %s, then the final read hit EOF without close_notify</title></rect>",
-				px(p, from), y - 9, px(p, v->t_final_read) - px(p, from) + 1, v->woken_by ? v->woken_by : "");
+			fprintf(f,
+				"<rect class=\"race-window\" x=\"%.1f\" y=\"%.1f\" width=\"%.1f\" height=\"18\"><title>the "
+				"race: %s, then the final read hit EOF without close_notify</title></rect>",
+				px(p, from), y - 9, px(p, v->t_final_read) - px(p, from) + 1,
+				v->woken_by ? v->woken_by : "");
 	}
 	mark(f, p, e->t_bye, y, "diamond", "bye", "gnutls_bye");
 	mark(f, p, e->t_shutdown, y, "square", "shutdown", "shutdown()");
@@ -244,7 +251,9 @@ static void lane(FILE *f, const struct mft_timeline *tl, const struct plot *p, s
 		char what[96];
 
 		snprintf(what, sizeof(what), "final read: %s",
-			 v->final_read_ret == 0 ? "close_notify (0)" : v->final_read_ret == -110 ? "EOF, GnuTLS -110" : "error");
+			 v->final_read_ret == 0      ? "close_notify (0)"
+			 : v->final_read_ret == -110 ? "EOF, GnuTLS -110"
+						     : "error");
 		mark(f, p, v->t_final_read, y, "big", race ? "final-read race" : "final-read", what);
 	}
 	fputs("</g>\n", f);
@@ -287,9 +296,10 @@ static void group_svg(FILE *f, const struct mft_timeline *tl, const struct group
 	mft_fmt_clock(&o, p.zero, when, sizeof(when));
 	fprintf(f, "<p class=\"axis-note\">Times are relative to the first teardown step, at %s (%s).</p>\n", when,
 		tl->hosts[0].label);
-	fprintf(f, "<svg class=\"timeline\" width=\"%d\" height=\"%.0f\" viewBox=\"0 0 %d %.0f\" role=\"img\">\n"
-		   "<defs><marker id=\"arrow\" viewBox=\"0 0 10 10\" refX=\"9\" refY=\"5\" markerWidth=\"7\" markerHeight=\"7\" "
-		   "orient=\"auto-start-reverse\"><path d=\"M0 0 L10 5 L0 10 z\" fill=\"#d11\"/></marker></defs>\n",
+	fprintf(f,
+		"<svg class=\"timeline\" width=\"%d\" height=\"%.0f\" viewBox=\"0 0 %d %.0f\" role=\"img\">\n"
+		"<defs><marker id=\"arrow\" viewBox=\"0 0 10 10\" refX=\"9\" refY=\"5\" markerWidth=\"7\" markerHeight=\"7\" "
+		"orient=\"auto-start-reverse\"><path d=\"M0 0 L10 5 L0 10 z\" fill=\"#d11\"/></marker></defs>\n",
 		W, h, W, h);
 	axis(f, &p, h - 6);
 	for (size_t i = 0; i < g->n; i++)
@@ -303,10 +313,11 @@ static void group_svg(FILE *f, const struct mft_timeline *tl, const struct group
 		s = &tl->chans[d->peer];
 		if (!s->ch.ev.t_shutdown)
 			continue;
-		fprintf(f, "<line class=\"flow%s\" x1=\"%.1f\" y1=\"%.1f\" x2=\"%.1f\" y2=\"%.1f\" marker-end=\"url(#arrow)\">"
-			   "<title>source shutdown() -&gt; destination final read</title></line>\n",
-			d->ch.verdict.kind == MFT_V_PREMATURE ? " race" : "", px(&p, s->ch.ev.t_shutdown), ys[d->peer] + 5,
-			px(&p, d->ch.verdict.t_final_read), ys[g->lanes[i]] - 7);
+		fprintf(f,
+			"<line class=\"flow%s\" x1=\"%.1f\" y1=\"%.1f\" x2=\"%.1f\" y2=\"%.1f\" marker-end=\"url(#arrow)\">"
+			"<title>source shutdown() -&gt; destination final read</title></line>\n",
+			d->ch.verdict.kind == MFT_V_PREMATURE ? " race" : "", px(&p, s->ch.ev.t_shutdown),
+			ys[d->peer] + 5, px(&p, d->ch.verdict.t_final_read), ys[g->lanes[i]] - 7);
 	}
 	fputs("</svg>\n", f);
 }
@@ -317,9 +328,11 @@ static void mig_summary(FILE *f, const struct mft_timeline *tl, const struct mft
 	char label[64];
 
 	mft_verdict_label(mv->kind, mv->possible, label, sizeof(label));
-	fprintf(f, "<p class=\"mig\" data-migration=\"%" PRIu64 "\" data-verdict=\"%s\" data-flagged=\"%s\">"
-		   "<b>migration #%" PRIu64 "</b>: %s pid %u (", m->m.id, label,
-		mv->flagged ? "true" : "false", m->m.id, m->host >= 0 ? tl->hosts[m->host].label : "?", m->m.pid);
+	fprintf(f,
+		"<p class=\"mig\" data-migration=\"%" PRIu64 "\" data-verdict=\"%s\" data-flagged=\"%s\">"
+		"<b>migration #%" PRIu64 "</b>: %s pid %u (",
+		m->m.id, label, mv->flagged ? "true" : "false", m->m.id, m->host >= 0 ? tl->hosts[m->host].label : "?",
+		m->m.pid);
 	esc(f, m->name);
 	fprintf(f, "), %s %s ", mft_role_name(m->m.role), m->m.role == MFT_ROLE_DEST ? "listening on" : "connected to");
 	esc(f, m->m.endpoint);
@@ -329,7 +342,8 @@ static void mig_summary(FILE *f, const struct mft_timeline *tl, const struct mft
 	if (mv->kind == MFT_V_PREMATURE)
 		fprintf(f, " (%s)", mft_severity_name(mv->severity));
 	if (mv->flagged)
-		fprintf(f, " <span class=\"flagged\">FLAGGED: the shutdown beat the final read on %d of %d multifd channels%s</span>",
+		fprintf(f,
+			" <span class=\"flagged\">FLAGGED: the shutdown beat the final read on %d of %d multifd channels%s</span>",
 			mv->n_counts[MFT_V_PREMATURE], mv->n_multifd, mv->lucky ? "; survived by luck" : "");
 	fputs("</p>\n", f);
 }
@@ -337,7 +351,8 @@ static void mig_summary(FILE *f, const struct mft_timeline *tl, const struct mft
 static void recordings(FILE *f, const struct mft_timeline *tl)
 {
 	fputs("<table class=\"recs\"><tr><th>recording</th><th>host</th><th>kernel</th><th>traced</th><th>events</th>"
-	      "<th>lost</th><th>end of file</th><th>clock</th></tr>\n", f);
+	      "<th>lost</th><th>end of file</th><th>clock</th></tr>\n",
+	      f);
 	for (int i = 0; i < tl->n_hosts; i++) {
 		const struct mft_tl_host *h = &tl->hosts[i];
 		const struct mft_recording *r = &h->rec;
@@ -358,8 +373,9 @@ static void recordings(FILE *f, const struct mft_timeline *tl)
 			fputs(", GnuTLS ", f);
 			esc(f, r->targets[k].gnutls_version[0] ? r->targets[k].gnutls_version : "none");
 		}
-		fprintf(f, "</td><td>%zu%s</td><td>%" PRIu64 " ring buffer, %" PRIu64 " untracked sockets, %" PRIu64
-			   " overwritten, %" PRIu64 " unwritten, %" PRIu64 " damaged records</td><td>",
+		fprintf(f,
+			"</td><td>%zu%s</td><td>%" PRIu64 " ring buffer, %" PRIu64 " untracked sockets, %" PRIu64
+			" overwritten, %" PRIu64 " unwritten, %" PRIu64 " damaged records</td><td>",
 			r->n_events, r->host.tls_records ? " (--tls-records)" : "", c->rb_dropped, c->sockmap_full,
 			c->events_overwritten, c->events_unwritten, r->corrupt_regions + r->bad_records);
 		esc(f, r->stopped);
@@ -402,17 +418,22 @@ int mft_tl_html(const struct mft_timeline *tl, FILE *f)
 {
 	size_t nm = tl->n_migs ? tl->n_migs : 1, nc = tl->n_chans ? tl->n_chans : 1;
 	struct group g = {
-		.lanes = calloc(nc, sizeof(size_t)), .lane_in = calloc(nc, sizeof(bool)), .ys = calloc(nc, sizeof(double)),
-		.migs = calloc(nm, sizeof(size_t)), .mig_done = calloc(nm, sizeof(bool)), .todo = calloc(nm, sizeof(size_t)),
+		.lanes = calloc(nc, sizeof(size_t)),
+		.lane_in = calloc(nc, sizeof(bool)),
+		.ys = calloc(nc, sizeof(double)),
+		.migs = calloc(nm, sizeof(size_t)),
+		.mig_done = calloc(nm, sizeof(bool)),
+		.todo = calloc(nm, sizeof(size_t)),
 	};
 	int rc = -1;
 
 	if (!g.lanes || !g.lane_in || !g.ys || !g.migs || !g.mig_done || !g.todo)
 		goto out;
-	fprintf(f, "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
-		   "<meta http-equiv=\"Content-Security-Policy\" content=\"default-src 'none'; style-src 'unsafe-inline'\">"
-		   "<title>mftrace report</title><style>%s</style></head><body>\n"
-		   "<h1>mftrace: who closed first on each multifd channel, and what the last read saw</h1>\n",
+	fprintf(f,
+		"<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
+		"<meta http-equiv=\"Content-Security-Policy\" content=\"default-src 'none'; style-src 'unsafe-inline'\">"
+		"<title>mftrace report</title><style>%s</style></head><body>\n"
+		"<h1>mftrace: who closed first on each multifd channel, and what the last read saw</h1>\n",
 		style);
 	recordings(f, tl);
 	fputs("<p class=\"legend\"><span style=\"color:#1a8f3a\">&#9670; gnutls_bye</span>"
@@ -420,7 +441,8 @@ int mft_tl_html(const struct mft_timeline *tl, FILE *f)
 	      "<span style=\"color:#1f6fd1\">&#9679; FIN received</span><span>&#9646; close()</span>"
 	      "<span style=\"color:#1a8f3a\">&#11044; final read</span>"
 	      "<span style=\"color:#d11\">&#11044; final read that lost the race, and its window</span>"
-	      "<span style=\"color:#d11\">&#10230; source shutdown to destination final read</span></p>\n", f);
+	      "<span style=\"color:#d11\">&#10230; source shutdown to destination final read</span></p>\n",
+	      f);
 	if (!tl->n_migs)
 		fputs("<p>No migration with multifd channels in these recordings.</p>\n", f);
 	for (size_t i = 0; i < tl->n_migs; i++) {

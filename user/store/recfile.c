@@ -75,12 +75,33 @@ uint32_t mft_crc32(uint32_t crc, const void *buf, size_t len)
 
 /* ------------------------------------------------------------------ little-endian codec */
 
-static void put16(uint8_t *p, uint16_t v) { p[0] = (uint8_t)v; p[1] = (uint8_t)(v >> 8); }
-static void put32(uint8_t *p, uint32_t v) { put16(p, (uint16_t)v); put16(p + 2, (uint16_t)(v >> 16)); }
-static void put64(uint8_t *p, uint64_t v) { put32(p, (uint32_t)v); put32(p + 4, (uint32_t)(v >> 32)); }
-static uint16_t get16(const uint8_t *p) { return (uint16_t)(p[0] | p[1] << 8); }
-static uint32_t get32(const uint8_t *p) { return (uint32_t)get16(p) | (uint32_t)get16(p + 2) << 16; }
-static uint64_t get64(const uint8_t *p) { return (uint64_t)get32(p) | (uint64_t)get32(p + 4) << 32; }
+static void put16(uint8_t *p, uint16_t v)
+{
+	p[0] = (uint8_t)v;
+	p[1] = (uint8_t)(v >> 8);
+}
+static void put32(uint8_t *p, uint32_t v)
+{
+	put16(p, (uint16_t)v);
+	put16(p + 2, (uint16_t)(v >> 16));
+}
+static void put64(uint8_t *p, uint64_t v)
+{
+	put32(p, (uint32_t)v);
+	put32(p + 4, (uint32_t)(v >> 32));
+}
+static uint16_t get16(const uint8_t *p)
+{
+	return (uint16_t)(p[0] | p[1] << 8);
+}
+static uint32_t get32(const uint8_t *p)
+{
+	return (uint32_t)get16(p) | (uint32_t)get16(p + 2) << 16;
+}
+static uint64_t get64(const uint8_t *p)
+{
+	return (uint64_t)get32(p) | (uint64_t)get32(p + 4) << 32;
+}
 
 void mft_rec_encode_event(uint8_t out[MFT_REC_EVENT_LEN], const struct mft_event *ev)
 {
@@ -174,8 +195,7 @@ static void tlv_u64(struct tlv *t, uint16_t tag, uint64_t v)
 
 /* TLV tags */
 enum { H_HOSTNAME = 1, H_KERNEL, H_MACHINE, H_BOOT_ID, H_TOOL_VERSION, H_TLS_RECORDS, H_MECHANISM, H_ALL_QEMUS };
-enum { T_PID = 1, T_NAME, T_EXE, T_QEMU_VERSION, T_GNUTLS, T_GNUTLS_VERSION, T_CMDLINE, T_INCOMING, T_REMOVED,
-       T_TIME };
+enum { T_PID = 1, T_NAME, T_EXE, T_QEMU_VERSION, T_GNUTLS, T_GNUTLS_VERSION, T_CMDLINE, T_INCOMING, T_REMOVED, T_TIME };
 enum { P_PID = 1, P_WHAT, P_MECH, P_OK, P_REQUIRED, P_WHY };
 
 static void encode_host(struct tlv *t, const struct mft_rec_host *h)
@@ -319,7 +339,7 @@ static uint32_t record_crc(uint64_t seq, const uint8_t *hdr, const uint8_t *payl
 struct carry {
 	uint32_t pid;
 	uint64_t sk;
-	bool state;            /* a migration state machine (sk is its pointer) */
+	bool state; /* a migration state machine (sk is its pointer) */
 	uint64_t t_destroy;
 	int n;
 	struct mft_event ev[CARRY_MAX_EVENTS];
@@ -332,14 +352,14 @@ struct mft_recw {
 	uint64_t seg_size;
 	unsigned n_segs, cur;
 	uint64_t seq;
-	uint64_t seg_pos;      /* bytes of the current segment, buffered ones included */
-	uint64_t buf_pos;      /* where in the segment buf begins */
+	uint64_t seg_pos; /* bytes of the current segment, buffered ones included */
+	uint64_t buf_pos; /* where in the segment buf begins */
 	uint8_t *buf;
 	size_t buf_len, buf_cap;
 	uint64_t buf_events;
-	uint64_t *seg_events;  /* events flushed into each segment */
-	bool switching;        /* writing a new segment's opening */
-	uint64_t limit;        /* while switching: how much of the segment the opening may use */
+	uint64_t *seg_events; /* events flushed into each segment */
+	bool switching;       /* writing a new segment's opening */
+	uint64_t limit;       /* while switching: how much of the segment the opening may use */
 	bool has_host, has_clock, has_counters;
 	struct mft_rec_host host;
 	struct mft_rec_clock clock;
@@ -350,7 +370,7 @@ struct mft_recw {
 	size_t n_probes, cap_probes;
 	struct carry *carry;
 	size_t n_carry, cap_carry;
-	uint64_t n_seen;       /* events offered, for carry order */
+	uint64_t n_seen; /* events offered, for carry order */
 	uint64_t now;
 	struct mft_recw_stats st;
 	struct tlv tlv;
@@ -750,10 +770,8 @@ static void carry_track(struct mft_recw *w, const struct mft_event *ev)
 				i++;
 		return;
 	case MFT_EV_MULTIFD_CLEANUP:
-	case MFT_EV_SYNC_MAIN:
-		return;
-	default:
-		break;
+	case MFT_EV_SYNC_MAIN: return;
+	default: break;
 	}
 	if (!ev->sk)
 		return;
@@ -775,11 +793,8 @@ static void carry_track(struct mft_recw *w, const struct mft_event *ev)
 				return;
 		carry_add(c, ev, order);
 		break;
-	case MFT_EV_DESTROY:
-		c->t_destroy = ev->ts_ns ? ev->ts_ns : 1;
-		break;
-	default:
-		break;
+	case MFT_EV_DESTROY: c->t_destroy = ev->ts_ns ? ev->ts_ns : 1; break;
+	default: break;
 	}
 }
 
@@ -911,8 +926,7 @@ static void problem(struct mft_recording *r, const char *fmt, ...)
  * Is there a valid record at buf[pos..end)? Its total length, or 0. seq < 0: accept a
  * SEGMENT record with the sequence number in its own payload (*seq_out).
  */
-static size_t valid_at(const uint8_t *buf, size_t pos, size_t end, int64_t seq, uint64_t *seq_out,
-		       uint64_t *crc_bytes)
+static size_t valid_at(const uint8_t *buf, size_t pos, size_t end, int64_t seq, uint64_t *seq_out, uint64_t *crc_bytes)
 {
 	const uint8_t *h = buf + pos;
 	uint32_t len;
@@ -987,8 +1001,10 @@ static void rd_target(struct rd *d, const struct mft_rec_target *t)
 	}
 	if (r->n_targets == MFT_REC_MAX_TARGETS) {
 		if (!r->targets_dropped++)
-			problem(r, "more than %d traced processes: the others are left out of the summary "
-				   "(their events are still replayed)", MFT_REC_MAX_TARGETS);
+			problem(r,
+				"more than %d traced processes: the others are left out of the summary "
+				"(their events are still replayed)",
+				MFT_REC_MAX_TARGETS);
 		return;
 	}
 	if (push((void **)&r->targets, &r->n_targets, &d->cap_targets, t, sizeof(*t)) &&
@@ -1123,9 +1139,7 @@ static void rd_record(struct rd *d, unsigned type, unsigned flags, const uint8_t
 			r->n_carried++;
 		break;
 	}
-	default:
-		r->unknown_records++;
-		return;
+	default: r->unknown_records++; return;
 	}
 	if (!ok) {
 		if (!r->bad_records)
@@ -1171,8 +1185,10 @@ static size_t rd_segment(struct rd *d, const uint8_t *buf, const struct seg *s)
 		if (q < s->end && !d->resync_budget && !d->gave_up &&
 		    !valid_at(buf, q, s->end, (int64_t)s->seq, NULL, NULL)) {
 			d->gave_up = true;
-			problem(r, "stopped looking for intact records after damage at byte %zu: bytes %zu-%zu are "
-				   "skipped (checksum budget of 4 x the file size spent)", pos, pos, s->end - 1);
+			problem(r,
+				"stopped looking for intact records after damage at byte %zu: bytes %zu-%zu are "
+				"skipped (checksum budget of 4 x the file size spent)",
+				pos, pos, s->end - 1);
 			return pos;
 		}
 		if (q >= s->end || !valid_at(buf, q, s->end, (int64_t)s->seq, NULL, NULL))
@@ -1262,7 +1278,8 @@ int mft_rec_parse(const uint8_t *buf, size_t len, struct mft_recording *r)
 				continue;
 			}
 			r->segments_bad++;
-			problem(r, "segment %u (bytes %zu-%zu): its opening record is damaged; skipped", i, start, end - 1);
+			problem(r, "segment %u (bytes %zu-%zu): its opening record is damaged; skipped", i, start,
+				end - 1);
 			continue;
 		}
 		segs[n_segs++] = (struct seg){ start, end, seq };

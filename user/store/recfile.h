@@ -19,7 +19,7 @@
 #define MFT_REC_PREAMBLE_LEN 64
 #define MFT_REC_HDR_LEN 16
 #define MFT_REC_MAX_PAYLOAD (1u << 20)
-#define MFT_REC_EVENT_LEN 168   /* the v1 event payload */
+#define MFT_REC_EVENT_LEN 168 /* the v1 event payload */
 #define MFT_REC_MIN_SEGMENT 4096
 
 /* Record types */
@@ -36,18 +36,18 @@ enum mft_rec_type {
 
 /* Record flags */
 #define MFT_RECF_CARRIED 0x1 /* EVENT: repeated from an older segment (flight recorder) */
-#define MFT_RECF_FINAL   0x2 /* COUNTERS: the trailer of a recording that stopped cleanly */
+#define MFT_RECF_FINAL 0x2   /* COUNTERS: the trailer of a recording that stopped cleanly */
 
 /* Preamble flags */
 #define MFT_RECP_RING 0x1
 
 struct mft_rec_host {
 	char hostname[256];
-	char kernel[256];      /* uname release and version */
+	char kernel[256]; /* uname release and version */
 	char machine[32];
-	char boot_id[40];      /* same boot id: the same CLOCK_MONOTONIC */
+	char boot_id[40]; /* same boot id: the same CLOCK_MONOTONIC */
 	char tool_version[32];
-	char mechanism[32];    /* forced kernel-probe mechanism, "" for automatic */
+	char mechanism[32]; /* forced kernel-probe mechanism, "" for automatic */
 	bool tls_records;
 	bool all_qemus;
 };
@@ -55,24 +55,24 @@ struct mft_rec_host {
 struct mft_rec_clock {
 	uint64_t mono_ns;
 	int64_t real_ns;
-	uint64_t err_ns;       /* half the time the two readings took */
+	uint64_t err_ns; /* half the time the two readings took */
 };
 
 struct mft_rec_target {
 	uint32_t pid;
 	bool incoming;
-	bool removed;          /* tracing of it stopped at t_mono */
+	bool removed; /* tracing of it stopped at t_mono */
 	uint64_t t_mono;
 	char name[64];
 	char exe[512];
 	char qemu_version[128];
 	char gnutls[512];
 	char gnutls_version[64];
-	char cmdline[4096];    /* arguments joined by spaces */
+	char cmdline[4096]; /* arguments joined by spaces */
 };
 
 struct mft_rec_probe {
-	uint32_t pid;          /* 0: kernel-wide */
+	uint32_t pid; /* 0: kernel-wide */
 	bool ok, required;
 	char what[48];
 	char mech[16];
@@ -94,9 +94,9 @@ struct mft_rec_counters {
 /* ------------------------------------------------------------------ writer */
 
 struct mft_recw_opts {
-	uint64_t max_size;     /* 0: one segment that grows; else a ring of n_segments */
-	unsigned n_segments;   /* 0: 8 */
-	bool force;            /* replace an existing file (never one a link points to) */
+	uint64_t max_size;   /* 0: one segment that grows; else a ring of n_segments */
+	unsigned n_segments; /* 0: 8 */
+	bool force;          /* replace an existing file (never one a link points to) */
 };
 
 struct mft_recw_stats {
@@ -145,8 +145,8 @@ uint32_t mft_crc32(uint32_t crc, const void *buf, size_t len);
 
 #define MFT_REC_MAX_PROBLEMS 8
 /* What the reader keeps of a file, whatever it holds (docs/recording-format.md, Limits) */
-#define MFT_REC_MAX_TARGETS 4096  /* distinct pids with a TARGET record */
-#define MFT_REC_MAX_PROBES 32768  /* distinct (pid, what, mechanism) PROBE records */
+#define MFT_REC_MAX_TARGETS 4096 /* distinct pids with a TARGET record */
+#define MFT_REC_MAX_PROBES 32768 /* distinct (pid, what, mechanism) PROBE records */
 
 struct mft_recording {
 	unsigned major, minor;
@@ -159,27 +159,27 @@ struct mft_recording {
 	size_t n_clocks;
 	struct mft_rec_target *targets; /* one per pid: the latest word on it */
 	size_t n_targets;
-	struct mft_rec_probe *probes;   /* one per pid, what and mechanism: the latest */
+	struct mft_rec_probe *probes; /* one per pid, what and mechanism: the latest */
 	size_t n_probes;
 	uint64_t targets_dropped, probes_dropped; /* past the limits above */
 	bool has_counters;
 	struct mft_rec_counters counters; /* the latest */
 	struct mft_event *events;         /* in file order (segments by sequence number) */
 	size_t n_events;
-	size_t n_carried;                 /* of which repeated from lost segments */
+	size_t n_carried; /* of which repeated from lost segments */
 	/* what the reader found */
 	uint64_t file_size;
-	uint64_t end_offset;              /* just past the last complete record of the newest segment */
-	uint64_t tail_bytes;              /* bytes after it in that segment (a cut record, or stale data) */
-	bool clean_end;                   /* the trailer was read */
+	uint64_t end_offset; /* just past the last complete record of the newest segment */
+	uint64_t tail_bytes; /* bytes after it in that segment (a cut record, or stale data) */
+	bool clean_end;      /* the trailer was read */
 	uint64_t first_seq, last_seq;
 	unsigned segments_read, segments_bad;
 	uint64_t corrupt_regions, corrupt_bytes;
-	uint64_t unknown_records;         /* of types this reader does not know (newer minor) */
-	uint64_t bad_records;             /* known type, valid checksum, malformed payload */
+	uint64_t unknown_records;                 /* of types this reader does not know (newer minor) */
+	uint64_t bad_records;                     /* known type, valid checksum, malformed payload */
 	char problems[MFT_REC_MAX_PROBLEMS][256]; /* one line each */
 	int n_problems;
-	char stopped[320];                /* one line: where and how the recording ends */
+	char stopped[320]; /* one line: where and how the recording ends */
 };
 
 /*

@@ -16,7 +16,7 @@
 #include "store/timeline.h"
 
 #define PID_SPACE 4194304u /* PID_MAX_LIMIT: remapped pids start above it */
-#define MAX_CANDIDATES 64   /* connections of one 4-tuple looked at when pairing (port reuse) */
+#define MAX_CANDIDATES 64  /* connections of one 4-tuple looked at when pairing (port reuse) */
 
 void mft_tl_init(struct mft_timeline *tl)
 {
@@ -52,7 +52,8 @@ int mft_tl_add(struct mft_timeline *tl, const char *path, struct mft_recording *
 	for (size_t k = 0; k < h->rec.n_targets + h->rec.n_events; k++) {
 		uint32_t pid = k < h->rec.n_targets ? h->rec.targets[k].pid : h->rec.events[k - h->rec.n_targets].pid;
 
-		if (mft_index_find(&h->pids, pid, NULL, NULL) == SIZE_MAX && mft_index_set(&h->pids, pid, k, NULL, NULL))
+		if (mft_index_find(&h->pids, pid, NULL, NULL) == SIZE_MAX &&
+		    mft_index_set(&h->pids, pid, k, NULL, NULL))
 			break; /* out of memory: that pid and later ones are unknown */
 	}
 	for (int i = 0; i < tl->n_hosts - 1; i++) /* two hosts of one name (one host, twice, is one label) */
@@ -94,7 +95,7 @@ struct sockview {
 	uint16_t lp, rp;
 	uint64_t t[MFT_EV__MAX];
 	int shut_how;
-	bool has_uuid;         /* the migration UUID and channel id from MultiFDInit_t */
+	bool has_uuid; /* the migration UUID and channel id from MultiFDInit_t */
 	uint8_t uuid[16];
 	int chan_id;
 };
@@ -360,7 +361,8 @@ void mft_tl_align_pair(const struct mft_recording *ref, const struct mft_recordi
 	for (size_t i = 0; ys && i < nx; i++) {
 		const struct sockview *best = NULL;
 		int64_t best_d = 0;
-		struct by_tuple want = { tuple_hash(x[i].family, x[i].ra, x[i].rp, x[i].la, x[i].lp), first_time(&x[i]), 0 };
+		struct by_tuple want = { tuple_hash(x[i].family, x[i].ra, x[i].rp, x[i].la, x[i].lp), first_time(&x[i]),
+					 0 };
 		size_t lo = 0, hi = ny;
 
 		while (lo < hi) { /* the first view of that tuple at or after x's time */
@@ -399,42 +401,51 @@ void mft_tl_align_pair(const struct mft_recording *ref, const struct mft_recordi
 	span(a->hi, hi, sizeof(hi));
 	span(a->hi - a->lo, w, sizeof(w));
 	if (a->have_lo && a->have_hi)
-		snprintf(tail, sizeof(tail), "%d connections seen from both ends bound the offset to [%s, %s] (%d constraints)",
-			 a->n_pairs, lo, hi, a->n_constraints);
+		snprintf(tail, sizeof(tail),
+			 "%d connections seen from both ends bound the offset to [%s, %s] (%d constraints)", a->n_pairs,
+			 lo, hi, a->n_constraints);
 	else if (a->have_lo)
-		snprintf(tail, sizeof(tail), "%d connections seen from both ends bound the offset from below only: >= %s",
-			 a->n_pairs, lo);
+		snprintf(tail, sizeof(tail),
+			 "%d connections seen from both ends bound the offset from below only: >= %s", a->n_pairs, lo);
 	else if (a->have_hi)
-		snprintf(tail, sizeof(tail), "%d connections seen from both ends bound the offset from above only: <= %s",
-			 a->n_pairs, hi);
+		snprintf(tail, sizeof(tail),
+			 "%d connections seen from both ends bound the offset from above only: <= %s", a->n_pairs, hi);
 	else
 		snprintf(tail, sizeof(tail), "no event seen from both ends bounds it");
 
 	if (a->same_clock) {
 		a->method = "same-clock";
 		a->offset = 0;
-		snprintf(a->text, sizeof(a->text), "same boot as the reference (boot id %.36s): one CLOCK_MONOTONIC, offset 0, "
-			 "exact; %s%s", ref->host.boot_id, tail,
-			 (a->have_lo && a->lo > 0) || (a->have_hi && a->hi < 0) ? " -- VIOLATED: events out of order?" : "");
+		snprintf(a->text, sizeof(a->text),
+			 "same boot as the reference (boot id %.36s): one CLOCK_MONOTONIC, offset 0, "
+			 "exact; %s%s",
+			 ref->host.boot_id, tail,
+			 (a->have_lo && a->lo > 0) || (a->have_hi && a->hi < 0) ? " -- VIOLATED: events out of order?"
+										: "");
 		return;
 	}
 	if (!a->have_lo && !a->have_hi) {
 		a->method = a->have_realtime ? "realtime-only" : "none";
 		a->offset = a->have_realtime ? a->realtime_offset : 0;
 		if (a->have_realtime)
-			snprintf(a->text, sizeof(a->text), "realtime snapshots only: offset %s; no connection was seen from "
-				 "both hosts, so the uncertainty is the hosts' clock synchronisation (unknown here)", est);
+			snprintf(a->text, sizeof(a->text),
+				 "realtime snapshots only: offset %s; no connection was seen from "
+				 "both hosts, so the uncertainty is the hosts' clock synchronisation (unknown here)",
+				 est);
 		else
-			snprintf(a->text, sizeof(a->text), "no clock snapshot and no shared connection: not aligned (offset 0)");
+			snprintf(a->text, sizeof(a->text),
+				 "no clock snapshot and no shared connection: not aligned (offset 0)");
 		return;
 	}
 	if (a->have_realtime && (!a->have_lo || a->realtime_offset >= a->lo) &&
 	    (!a->have_hi || a->realtime_offset <= a->hi)) {
 		a->method = "realtime";
 		a->offset = a->realtime_offset;
-		snprintf(a->text, sizeof(a->text), "realtime snapshots give offset %s, consistent with causality: %s; "
-			 "the true offset lies in that window%s%s", est, tail,
-			 a->have_lo && a->have_hi ? " of " : " (one-sided)", a->have_lo && a->have_hi ? w : "");
+		snprintf(a->text, sizeof(a->text),
+			 "realtime snapshots give offset %s, consistent with causality: %s; "
+			 "the true offset lies in that window%s%s",
+			 est, tail, a->have_lo && a->have_hi ? " of " : " (one-sided)",
+			 a->have_lo && a->have_hi ? w : "");
 		return;
 	}
 	a->method = "causality";
@@ -450,13 +461,16 @@ void mft_tl_align_pair(const struct mft_recording *ref, const struct mft_recordi
 		span(a->offset, used, sizeof(used));
 		span(a->have_realtime ? a->offset - a->realtime_offset : 0, off, sizeof(off));
 		mft_fmt_span((a->hi - a->lo) / 2, pm, sizeof(pm));
-		snprintf(a->text, sizeof(a->text), "%s%s%s; %s: used %s%s%s%s", a->have_realtime ? "realtime snapshots give "
-			 "offset " : "no clock snapshot", a->have_realtime ? est : "",
-			 a->have_realtime ? ", which causality rules out" : "", tail, used,
-			 a->have_lo && a->have_hi ? (a->lo <= a->hi ? " (the middle), uncertainty +/-" : " (the bounds CONTRADICT "
-			 "each other: drift or reordering), +/-") : " (the bound; uncertainty one-sided)",
-			 a->have_lo && a->have_hi ? pm : "",
-			 a->have_realtime ? "" : "");
+		snprintf(a->text, sizeof(a->text), "%s%s%s; %s: used %s%s%s%s",
+			 a->have_realtime ? "realtime snapshots give "
+					    "offset "
+					  : "no clock snapshot",
+			 a->have_realtime ? est : "", a->have_realtime ? ", which causality rules out" : "", tail, used,
+			 a->have_lo && a->have_hi ? (a->lo <= a->hi ? " (the middle), uncertainty +/-"
+								    : " (the bounds CONTRADICT "
+								      "each other: drift or reordering), +/-")
+						  : " (the bound; uncertainty one-sided)",
+			 a->have_lo && a->have_hi ? pm : "", a->have_realtime ? "" : "");
 		if (a->have_realtime) {
 			size_t l = strlen(a->text);
 
@@ -520,13 +534,15 @@ void mft_tl_align(struct mft_timeline *tl)
 				if (o->rec.host.boot_id[0] && !strcmp(o->rec.host.boot_id, h->rec.host.boot_id)) {
 					if (h->n_skip < (int)(sizeof(h->skip_pids) / sizeof(h->skip_pids[0]))) {
 						h->skip_pids[h->n_skip++] = pids[p];
-						note(tl, "%s: pid %u was also recorded in %s (same boot): its events are read from there "
-							 "only", h->path, pids[p], o->path);
+						note(tl,
+						     "%s: pid %u was also recorded in %s (same boot): its events are read from there "
+						     "only",
+						     h->path, pids[p], o->path);
 					}
 				} else if (!h->pid_add) {
 					h->pid_add = PID_SPACE * (uint32_t)i;
-					note(tl, "%s and %s both have a pid %u: %s's pids are shown plus %u", o->path, h->path,
-					     pids[p], h->label, h->pid_add);
+					note(tl, "%s and %s both have a pid %u: %s's pids are shown plus %u", o->path,
+					     h->path, pids[p], h->label, h->pid_add);
 				}
 				break;
 			}
@@ -665,7 +681,8 @@ void mft_tl_run(struct mft_timeline *tl, const struct mft_sink *out)
 
 		for (size_t k = 0; k < h->rec.n_targets; k++)
 			if (!skipped(h, h->rec.targets[k].pid))
-				mft_corr_set_process_name(c, h->rec.targets[k].pid + h->pid_add, h->rec.targets[k].name);
+				mft_corr_set_process_name(c, h->rec.targets[k].pid + h->pid_add,
+							  h->rec.targets[k].name);
 		if (e > tl->t_end)
 			tl->t_end = e;
 	}
@@ -714,9 +731,15 @@ void mft_tl_run(struct mft_timeline *tl, const struct mft_sink *out)
 	for (size_t i = 0; bt && i < tl->n_chans; i++) {
 		const struct mft_tl_chan *a = &tl->chans[i];
 		const struct mft_tl_mig *ma = &tl->migs[a->mig];
-		struct mft_end x = { a->ch.family, a->ch.laddr, a->ch.raddr, a->ch.lport, a->ch.rport, a->ch.chan_id,
+		struct mft_end x = { a->ch.family,
+				     a->ch.laddr,
+				     a->ch.raddr,
+				     a->ch.lport,
+				     a->ch.rport,
+				     a->ch.chan_id,
 				     ma->m.has_uuid ? ma->m.uuid : NULL };
-		struct by_tuple want = { tuple_hash(a->ch.family, a->ch.raddr, a->ch.rport, a->ch.laddr, a->ch.lport), 0, 0 };
+		struct by_tuple want = { tuple_hash(a->ch.family, a->ch.raddr, a->ch.rport, a->ch.laddr, a->ch.lport),
+					 0, 0 };
 		size_t lo = 0, hi = tl->n_chans, seen = 0;
 
 		if (!a->ch.lport || !a->ch.rport)
@@ -733,8 +756,13 @@ void mft_tl_run(struct mft_timeline *tl, const struct mft_sink *out)
 			size_t j = bt[k].i;
 			const struct mft_tl_chan *b = &tl->chans[j];
 			const struct mft_tl_mig *mb = &tl->migs[b->mig];
-			struct mft_end y = { b->ch.family, b->ch.laddr, b->ch.raddr, b->ch.lport, b->ch.rport,
-					     b->ch.chan_id, mb->m.has_uuid ? mb->m.uuid : NULL };
+			struct mft_end y = { b->ch.family,
+					     b->ch.laddr,
+					     b->ch.raddr,
+					     b->ch.lport,
+					     b->ch.rport,
+					     b->ch.chan_id,
+					     mb->m.has_uuid ? mb->m.uuid : NULL };
 
 			if (j != i && mft_same_connection(&x, &y)) {
 				tl->chans[i].peer = (long)j;

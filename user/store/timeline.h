@@ -26,45 +26,45 @@
 #define MFT_TL_MAX_HOSTS 16
 
 struct mft_tl_align {
-	bool ref;                /* the reference recording: offset 0 */
-	int against;             /* aligned against this host's clock (then composed) */
-	bool same_clock;         /* same boot id: one CLOCK_MONOTONIC */
+	bool ref;        /* the reference recording: offset 0 */
+	int against;     /* aligned against this host's clock (then composed) */
+	bool same_clock; /* same boot id: one CLOCK_MONOTONIC */
 	bool have_realtime;
 	int64_t realtime_offset; /* from the clock snapshots */
 	int n_pairs;             /* connections seen from both hosts */
 	int n_constraints;
 	bool have_lo, have_hi;
-	int64_t lo, hi;          /* causality: the offset lies in [lo, hi] */
+	int64_t lo, hi;                /* causality: the offset lies in [lo, hi] */
 	char lo_why[200], hi_why[200]; /* the constraints that set them */
-	int64_t offset;          /* add to this host's CLOCK_MONOTONIC ns to get the reference's */
-	const char *method;      /* same-clock, realtime, causality, realtime-only, none */
-	char text[640];          /* what was done and how uncertain it is, in one paragraph */
+	int64_t offset;                /* add to this host's CLOCK_MONOTONIC ns to get the reference's */
+	const char *method;            /* same-clock, realtime, causality, realtime-only, none */
+	char text[640];                /* what was done and how uncertain it is, in one paragraph */
 };
 
 struct mft_tl_host {
 	char path[256];
 	struct mft_recording rec;
-	char label[96];          /* host name, "#2" appended if two recordings share it */
+	char label[96]; /* host name, "#2" appended if two recordings share it */
 	struct mft_tl_align align;
-	uint32_t pid_add;        /* added to its pids when they collide with another host's */
-	uint32_t skip_pids[8];   /* processes recorded twice (same boot): read from the first only */
+	uint32_t pid_add;      /* added to its pids when they collide with another host's */
+	uint32_t skip_pids[8]; /* processes recorded twice (same boot): read from the first only */
 	int n_skip;
-	struct mft_index pids;   /* the pids it knows (its own numbers) */
+	struct mft_index pids; /* the pids it knows (its own numbers) */
 };
 
 /* Copies of what the correlator judged (it frees its own after the callback). */
 struct mft_tl_chan {
-	struct mft_chan ch;      /* ch.mig is NULL */
+	struct mft_chan ch; /* ch.mig is NULL */
 	int host;
-	size_t mig;              /* index into migs */
-	long peer;               /* index of the other end's channel, -1 if not traced */
+	size_t mig; /* index into migs */
+	long peer;  /* index of the other end's channel, -1 if not traced */
 };
 
 struct mft_tl_mig {
-	struct mft_migration m;  /* m.chans is NULL */
+	struct mft_migration m; /* m.chans is NULL */
 	int host;
 	char name[64];
-	size_t first, n;         /* its channels: chans[first .. first + n) */
+	size_t first, n; /* its channels: chans[first .. first + n) */
 };
 
 struct mft_timeline {
