@@ -79,9 +79,9 @@ def run(scenario: str, listen: str, exporter: bool, recorders: bool) -> None:
                 res = m.migrate()
                 live.wait_migrations(2)
                 if exporter:
-                    gt.wait_for(lambda: exp.sum("mftrace_migrations_total", vm=vm["src"]) >= 1
-                                and exp.sum("mftrace_migrations_total", vm=vm["dst"]) >= 1, 20)
-                    metrics = {s: exp.series("mftrace_channels_total", vm=vm[s]) for s in vm}
+                    gt.wait_for(lambda: exp.sum("mftrace_migrations_total", domain=vm["src"]) >= 1
+                                and exp.sum("mftrace_migrations_total", domain=vm["dst"]) >= 1, 20)
+                    metrics = {s: exp.series("mftrace_channels_total", domain=vm[s]) for s in vm}
             finally:
                 for t in tools:
                     t.stop()

@@ -212,13 +212,13 @@ def idle_exporter() -> None:
                 for i in range(2):   # TLS serial console clients, one after the other
                     qemumig.tls_chardev_client(m, cport, wd, f"tc{i}", hold_s=0.3).wait(30)
                 time.sleep(5)   # well past the correlator's grace period (2 s): the groups end
-                metrics = {f: exp.sum(f, vm=vm) for f in ("mftrace_migrations_total", "mftrace_channels_total",
+                metrics = {f: exp.sum(f, domain=vm) for f in ("mftrace_migrations_total", "mftrace_channels_total",
                                                           "mftrace_flagged_migrations_total",
                                                           "mftrace_premature_terminations_total")}
-                targets = exp.sum("mftrace_targets", vm=vm)
+                targets = exp.sum("mftrace_targets", domain=vm)
             finally:
                 exp.stop()
-        errs = [] if targets == 1 else [f"mftrace_targets{{vm={vm}}} = {targets}: the QEMU was not traced"]
+        errs = [] if targets == 1 else [f"mftrace_targets{{domain={vm}}} = {targets}: the QEMU was not traced"]
         bad = {k: v for k, v in metrics.items() if v}
         if bad:
             errs.append(f"metrics {bad}")
