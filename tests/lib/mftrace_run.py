@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import os
 import signal
 import subprocess
@@ -96,6 +97,7 @@ class Tracer:
     def lost(self) -> int | None:
         """Events lost, from the summary line mftrace prints on exit."""
         for line in self.stderr().splitlines():
-            if " events, " in line and " lost " in line:
-                return int(line.split(" events, ")[1].split(" lost")[0])
+            m = re.match(r"mftrace: \d+ events, (\d+) lost\b", line)
+            if m:
+                return int(m.group(1))
         return None
