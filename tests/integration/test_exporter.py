@@ -174,7 +174,8 @@ class Exporter:
                "--listen", "127.0.0.1:0", "--timeout", str(HTTP_TIMEOUT), "--max-connections", str(MAX_CONN)]
         self.proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
                                      stderr=open(self.err_path, "w"))
-        ok = wait_for(lambda: "mftrace: ready" in self.stderr() or self.proc.poll() is not None, 30)
+        # attaching to every QEMU of a busy host can take a while
+        ok = wait_for(lambda: "mftrace: ready" in self.stderr() or self.proc.poll() is not None, 120)
         m = re.search(r"serving metrics on http://127\.0\.0\.1:(\d+)/metrics", self.stderr())
         if not ok or self.proc.poll() is not None or not m:
             raise RuntimeError(f"exporter did not start: {self.stderr().strip()}")

@@ -115,7 +115,8 @@ class Exporter:
         self.err = os.path.join(d, f"exporter-{tag}.err")
         self.proc = subprocess.Popen([MFTRACE, "exporter", *args], stdin=subprocess.DEVNULL,
                                      stdout=subprocess.DEVNULL, stderr=open(self.err, "w"))
-        ok = wait_for(lambda: "mftrace: ready" in self.stderr() or self.proc.poll() is not None, 30)
+        # attaching to every QEMU of a busy host can take a while
+        ok = wait_for(lambda: "mftrace: ready" in self.stderr() or self.proc.poll() is not None, 120)
         if not ok or self.proc.poll() is not None:
             raise RuntimeError(f"exporter did not start: {self.stderr().strip()[-400:]}")
         self.urls = re.findall(r"serving metrics on (\S+)", self.stderr())
