@@ -1,1 +1,0 @@
-#define MFT_REVISION "b48a3bd-dirty"
