@@ -5,7 +5,7 @@
     res = Soak(n=20, workdir=wd).run()      # a dict; res["errors"] lists what failed
 
 One exporter (every QEMU on the host) runs throughout. Each round starts two fresh QEMUs
-(tests/lib/qemumig.py; the scenarios of docs/environment.md in turn, TLS, 4 channels) named
+(tests/lib/qemumig.py; the scenarios of docs/qemu-behaviour.md in turn, TLS, 4 channels) named
 with this soak's two VM names, waits until the exporter traces both, attaches the
 independent bpftrace observer (tests/lib/observer.py) and migrates. A churn QEMU is also
 started and SIGKILLed in every round, some before the exporter even sees them.
