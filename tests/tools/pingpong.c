@@ -18,8 +18,6 @@
 #include <time.h>
 #include <unistd.h>
 
-static volatile int stop;
-
 static double now(void)
 {
 	struct timespec ts;
