@@ -97,6 +97,7 @@ struct mft_recw_opts {
 	uint64_t max_size;   /* 0: one segment that grows; else a ring of n_segments */
 	unsigned n_segments; /* 0: 8 */
 	bool force;          /* replace an existing file (never one a link points to) */
+	unsigned format;     /* major format version to write: 0 for MFT_REC_MAJOR; 1 for 1.0 (older readers) */
 };
 
 struct mft_recw_stats {
