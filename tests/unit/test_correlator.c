@@ -50,7 +50,7 @@ static void on_other(void *ctx, const struct mft_correlator *c, const struct mft
 	cap->other_conns += m->n_chans + m->n_pruned;
 	cap->other_tls += m->n_pruned_tls;
 	for (size_t i = 0; i < m->n_chans; i++)
-		cap->other_tls += m->chans[i]->ev.tls;
+		cap->other_tls += m->chans[i]->evidence.tls;
 }
 
 static struct mft_correlator *mk(struct capture *cap, bool tls_records)

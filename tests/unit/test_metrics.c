@@ -229,8 +229,8 @@ static void histogram_buckets(void)
 	f.ch[1].verdict.fin_to_final_read = 3 * MS;    /* 0.003 s: in le=0.005 */
 	f.ch[2].verdict.fin_to_final_read = 1 * MS;    /* exactly on a bound: le=0.001 holds it */
 	f.ch[1].verdict.fin_to_local_shutdown = -2000; /* our shutdown came 2 us before the FIN */
-	f.ch[1].ev.rx_bytes = 1024;
-	f.ch[2].ev.rx_bytes = 5000000;
+	f.ch[1].evidence.rx_bytes = 1024;
+	f.ch[2].evidence.rx_bytes = 5000000;
 	mft_metrics_migration(m, "vm1", &f.mig, 0);
 	t = render(m, false);
 	CHECK(t);

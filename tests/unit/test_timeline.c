@@ -158,9 +158,9 @@ static int check_merged(const struct mft_timeline *tl)
 		if (d->ch.verdict.kind != want || s->ch.verdict.kind != want)
 			return 20 + ch;
 		/* the source's shutdown, then the FIN at the destination, then its final read */
-		if (!(s->ch.ev.t_shutdown < d->ch.ev.t_fin_rcvd))
+		if (!(s->ch.evidence.t_shutdown < d->ch.evidence.t_fin_rcvd))
 			return 30 + ch;
-		if (ch <= 2 && !(d->ch.ev.t_fin_rcvd <= d->ch.verdict.t_final_read))
+		if (ch <= 2 && !(d->ch.evidence.t_fin_rcvd <= d->ch.verdict.t_final_read))
 			return 40 + ch;
 	}
 	return 0;
@@ -518,7 +518,7 @@ static void test_flight_recorder_same_verdicts(void)
 		CHECK_INT(x->verdict.kind, y->verdict.kind);
 		CHECK_INT(x->verdict.possible, y->verdict.possible);
 		CHECK_INT(x->verdict.t_final_read, y->verdict.t_final_read);
-		CHECK_INT(x->ev.t_created, y->ev.t_created);
+		CHECK_INT(x->evidence.t_created, y->evidence.t_created);
 	}
 	mft_tl_free(&a);
 	mft_tl_free(&b);

@@ -384,7 +384,7 @@ static struct mft_migration *infer_role(struct mft_correlator *c, struct mft_cha
 			const struct mft_chan *x = o->chans[k];
 			int role = MFT_ROLE_UNKNOWN;
 
-			if (!x->ev.midlife)
+			if (!x->evidence.midlife)
 				continue;
 			if (x->lport == ch->lport && !memcmp(x->laddr, ch->laddr, 16))
 				role = MFT_ROLE_DEST;
@@ -394,8 +394,8 @@ static struct mft_migration *infer_role(struct mft_correlator *c, struct mft_cha
 				continue;
 			o->role = role;
 			for (size_t j = 0; j < o->n_chans; j++)
-				o->chans[j]->role = o->chans[j]->ev.role = role;
-			ch->role = ch->ev.role = role;
+				o->chans[j]->role = o->chans[j]->evidence.role = role;
+			ch->role = ch->evidence.role = role;
 			mft_fmt_addr(o->endpoint, sizeof(o->endpoint), ch->family,
 				     role == MFT_ROLE_DEST ? ch->laddr : ch->raddr,
 				     role == MFT_ROLE_DEST ? ch->lport : ch->rport);
@@ -420,7 +420,7 @@ static bool same_group(const struct mft_migration *m, const struct mft_chan *ch)
 	if (ch->attempt)
 		return false;
 	a = attempt_find(m->proc, m->attempt);
-	return a && a->t_start >= ch->ev.t_created;
+	return a && a->t_start >= ch->evidence.t_created;
 }
 
 static void mig_add_chan(struct mft_correlator *c, struct mft_chan *ch)
@@ -449,7 +449,7 @@ static void mig_add_chan(struct mft_correlator *c, struct mft_chan *ch)
 		m->proc = ch->proc;
 		m->role = ch->role;
 		m->attempt = ch->attempt;
-		m->t_first = ch->ev.t_created;
+		m->t_first = ch->evidence.t_created;
 		snprintf(m->endpoint, sizeof(m->endpoint), "%s", ep);
 		c->migs = mft_grow(c->migs, &c->cap_migs, c->n_migs + 1, sizeof(*c->migs));
 		c->migs[c->n_migs++] = m;
@@ -462,7 +462,7 @@ add:
 	ch->index = (int)m->n_chans;
 	m->chans[m->n_chans++] = ch;
 	ch->mig = m;
-	if (ch->kind == MFT_KIND_UNKNOWN && !ch->ev.midlife)
+	if (ch->kind == MFT_KIND_UNKNOWN && !ch->evidence.midlife)
 		ch->kind = ch->index == 0 ? MFT_KIND_MAIN : MFT_KIND_MULTIFD;
 	if (ch->named_multifd) {
 		ch->kind = MFT_KIND_MULTIFD;
@@ -498,7 +498,7 @@ static void take_addrs(struct mft_chan *ch, const struct mft_event *ev)
 }
 static void take_snap(struct mft_chan *ch, const struct mft_event *ev)
 {
-	struct mft_evidence *e = &ch->ev;
+	struct mft_evidence *e = &ch->evidence;
 	const struct mft_sock_snap *s = &ev->snap;
 
 	if (ev->type == MFT_EV_MIG_STATE || !ev->sk)
@@ -536,14 +536,14 @@ static void mark_main(struct mft_migration *m)
 	for (size_t i = 0; i < m->n_chans; i++) {
 		struct mft_chan *o = m->chans[i];
 
-		if (!o->named_multifd && !o->ev.midlife)
+		if (!o->named_multifd && !o->evidence.midlife)
 			o->kind = MFT_KIND_MAIN;
 	}
 }
 
 static void apply(struct mft_correlator *c, struct mft_chan *ch, const struct mft_event *ev)
 {
-	struct mft_evidence *e = &ch->ev;
+	struct mft_evidence *e = &ch->evidence;
 	uint64_t t = ev->ts_ns;
 	bool evidence = false;
 
@@ -715,17 +715,17 @@ static void judge(struct mft_correlator *c, struct mft_migration *m)
 		struct mft_chan *peer = chan_peer(c, ch);
 
 		if (peer) {
-			ch->ev.peer_seen = true;
-			ch->ev.t_peer_shutdown = peer->ev.t_shutdown;
-			ch->ev.t_peer_bye = peer->ev.t_bye;
-			ch->ev.peer_bye_ret = peer->ev.bye_ret;
+			ch->evidence.peer_seen = true;
+			ch->evidence.t_peer_shutdown = peer->evidence.t_shutdown;
+			ch->evidence.t_peer_bye = peer->evidence.t_bye;
+			ch->evidence.peer_bye_ret = peer->evidence.bye_ret;
 		}
-		ch->ev.tls_records = c->opts.tls_records;
-		if (!ch->ev.sync_per_channel && m->n_sync) {
-			ch->ev.n_sync = m->n_sync;
-			ch->ev.t_last_sync = m->t_last_sync;
+		ch->evidence.tls_records = c->opts.tls_records;
+		if (!ch->evidence.sync_per_channel && m->n_sync) {
+			ch->evidence.n_sync = m->n_sync;
+			ch->evidence.t_last_sync = m->t_last_sync;
 		}
-		mft_judge_channel(&ch->ev, ch->ended || ch->ev.t_close, m->failed, known, &ch->verdict);
+		mft_judge_channel(&ch->evidence, ch->ended || ch->evidence.t_close, m->failed, known, &ch->verdict);
 		/* The source cannot see the final read; a traced destination can. */
 		if (ch->role == MFT_ROLE_SOURCE && peer && peer->judged && peer->verdict.kind >= 0) {
 			ch->verdict.possible = peer->verdict.possible;
@@ -736,9 +736,9 @@ static void judge(struct mft_correlator *c, struct mft_migration *m)
 			ch->verdict.final_read_ret = peer->verdict.final_read_ret;
 			ch->verdict.final_read_tid = peer->verdict.final_read_tid;
 			ch->verdict.woken_by = peer->verdict.woken_by;
-			if (peer->verdict.t_final_read && ch->ev.t_shutdown)
+			if (peer->verdict.t_final_read && ch->evidence.t_shutdown)
 				ch->verdict.peer_shutdown_to_final_read = (int64_t)(peer->verdict.t_final_read -
-										    ch->ev.t_shutdown);
+										    ch->evidence.t_shutdown);
 		}
 		ch->judged = true;
 		ch->mig_failed = m->failed;
@@ -813,7 +813,7 @@ static void finish_migration(struct mft_correlator *c, size_t idx)
  */
 static bool chan_over(const struct mft_chan *ch, uint64_t now, uint64_t grace)
 {
-	return ch->ended || (ch->ev.t_close && now >= ch->ev.t_close + grace);
+	return ch->ended || (ch->evidence.t_close && now >= ch->evidence.t_close + grace);
 }
 
 static bool ready(const struct mft_correlator *c, const struct mft_migration *m, uint64_t now)
@@ -860,12 +860,13 @@ static void prune_others(struct mft_correlator *c, uint64_t now)
 			continue;
 		for (size_t k = 0; k < m->n_chans; k++) {
 			struct mft_chan *ch = m->chans[k];
-			uint64_t t_end = ch->ev.t_destroy > ch->ev.t_close ? ch->ev.t_destroy : ch->ev.t_close;
+			uint64_t t_end = ch->evidence.t_destroy > ch->evidence.t_close ? ch->evidence.t_destroy
+										       : ch->evidence.t_close;
 
 			if (k + 1 < m->n_chans && chan_over(ch, now, c->opts.grace_ns) && t_end &&
 			    now >= t_end + c->opts.grace_ns && !chan_peer(c, ch)) {
 				m->n_pruned++;
-				m->n_pruned_tls += ch->ev.tls;
+				m->n_pruned_tls += ch->evidence.tls;
 				remove_chan(c, ch);
 				free_chan(ch);
 				continue;
@@ -986,19 +987,19 @@ void mft_corr_feed(struct mft_correlator *c, const struct mft_event *ev)
 			ch->proc = p;
 			ch->chan_id = -1;
 			ch->role = ev->role;
-			ch->ev.role = ev->role;
-			ch->ev.midlife = ev->type != MFT_EV_SOCK_CONNECT && ev->type != MFT_EV_SOCK_ACCEPT;
+			ch->evidence.role = ev->role;
+			ch->evidence.midlife = ev->type != MFT_EV_SOCK_CONNECT && ev->type != MFT_EV_SOCK_ACCEPT;
 			/* opened before its process's probes were complete: what happened to it
 			 * before then (a TLS handshake) may be missing, so it is mid-life */
 			if (p->t_traced && ev->ts_ns < p->t_traced)
-				ch->ev.midlife = true;
-			ch->ev.t_created = ev->ts_ns;
+				ch->evidence.midlife = true;
+			ch->evidence.t_created = ev->ts_ns;
 			ch->attempt = attempt_at(p, ev->ts_ns);
 			c->chans = mft_grow(c->chans, &c->cap_chans, c->n_chans + 1, sizeof(*c->chans));
 			c->chans[c->n_chans++] = ch;
 		}
 		apply(c, ch, ev);
-		ch->ev.role = ch->role;
+		ch->evidence.role = ch->role;
 		if (!ch->mig && addr_known(ch))
 			mig_add_chan(c, ch);
 		else if (!ch->mig && ch->role == MFT_ROLE_UNKNOWN && ch->rport)

@@ -43,7 +43,7 @@ struct mft_chan {
 	int family;
 	uint16_t lport, rport;
 	uint8_t laddr[16], raddr[16];
-	struct mft_evidence ev; /* everything verdict.c looks at */
+	struct mft_evidence evidence; /* everything verdict.c looks at */
 	struct mft_verdict verdict;
 	bool named_multifd; /* named a multifd channel by multifd_recv_new_channel() */
 	bool ended;         /* socket destroyed */

@@ -622,7 +622,7 @@ static void channel(struct mft_metrics *m, const char *role, const char *vm, con
 	observe_margin(m, F_BYE_TO_SHUTDOWN, role, v->bye_to_shutdown);
 	observe_margin(m, F_SYNC_TO_SHUTDOWN, role, v->last_sync_to_shutdown);
 	observe_margin(m, F_SYNC_TO_FIN, role, v->last_sync_to_fin);
-	observe(m, F_RX_BYTES, (const char *[]){ role }, (double)ch->ev.rx_bytes);
+	observe(m, F_RX_BYTES, (const char *[]){ role }, (double)ch->evidence.rx_bytes);
 }
 
 static struct target *target_find(struct mft_metrics *m, uint32_t pid)

@@ -254,7 +254,7 @@ static uint64_t teardown_t0(const struct mft_migration *m)
 	uint64_t t0 = 0;
 
 	for (size_t i = 0; i < m->n_chans; i++) {
-		const struct mft_evidence *e = &m->chans[i]->ev;
+		const struct mft_evidence *e = &m->chans[i]->evidence;
 		uint64_t ts[] = { e->t_bye, e->t_shutdown, e->t_fin_rcvd, e->t_fin_sent, e->t_close };
 
 		for (size_t k = 0; k < sizeof(ts) / sizeof(ts[0]); k++)
@@ -356,7 +356,7 @@ static void migration_text(struct mft_output *o, const struct mft_correlator *c,
 	fputc('\n', f);
 	for (size_t i = 0; i < m->n_chans; i++) {
 		const struct mft_chan *ch = m->chans[i];
-		const struct mft_evidence *e = &ch->ev;
+		const struct mft_evidence *e = &ch->evidence;
 		char cell[N_COLS][96] = { { 0 } }, ls[24];
 
 		snprintf(cell[C_CH], sizeof(cell[0]), "%d", ch->index);
@@ -441,7 +441,7 @@ static void json_possible(FILE *f, unsigned possible)
 
 static void channel_json(struct mft_output *o, const struct mft_migration *m, const struct mft_chan *ch)
 {
-	const struct mft_evidence *e = &ch->ev;
+	const struct mft_evidence *e = &ch->evidence;
 	const struct mft_verdict *v = &ch->verdict;
 	char la[64], ra[64], poss[64];
 	FILE *f = o->out;
@@ -578,7 +578,7 @@ void mft_out_other(void *ctx, const struct mft_correlator *c, const struct mft_m
 	if (!o->others)
 		return;
 	for (size_t i = 0; i < m->n_chans; i++)
-		tls += m->chans[i]->ev.tls;
+		tls += m->chans[i]->evidence.tls;
 	if (o->json) {
 		fprintf(f, "{\"type\":\"other\",\"pid\":%u,\"name\":", m->pid);
 		mft_json_str(f, p ? p->name : "");

@@ -84,7 +84,7 @@ static void margin_arg(FILE *f, const char *name, int64_t ns)
 static void channel(struct chrome *c, const struct mft_tl_chan *tc)
 {
 	const struct mft_timeline *tl = c->tl;
-	const struct mft_evidence *e = &tc->ch.ev;
+	const struct mft_evidence *e = &tc->ch.evidence;
 	const struct mft_verdict *v = &tc->ch.verdict;
 	uint32_t pid = tc->ch.pid;
 	int tid = tid_of(tl, tc);
@@ -200,7 +200,7 @@ int mft_tl_chrome(const struct mft_timeline *tl, FILE *f)
 		if (d->ch.role != MFT_ROLE_DEST || d->peer < 0 || !d->ch.verdict.t_final_read)
 			continue;
 		s = &tl->chans[d->peer];
-		if (!s->ch.ev.t_shutdown)
+		if (!s->ch.evidence.t_shutdown)
 			continue;
 		flow++;
 		sep(&c);
@@ -208,7 +208,7 @@ int mft_tl_chrome(const struct mft_timeline *tl, FILE *f)
 			"{\"ph\":\"s\",\"id\":%" PRIu64
 			",\"cat\":\"teardown\",\"name\":\"shutdown -> final read\",\"pid\":%u,"
 			"\"tid\":%d,\"ts\":%.3f}",
-			flow, s->ch.pid, tid_of(tl, s), us(&c, s->ch.ev.t_shutdown));
+			flow, s->ch.pid, tid_of(tl, s), us(&c, s->ch.evidence.t_shutdown));
 		sep(&c);
 		fprintf(f,
 			"{\"ph\":\"f\",\"bp\":\"e\",\"id\":%" PRIu64

@@ -204,7 +204,7 @@ static void axis(FILE *f, const struct plot *p, double y_bottom)
 static void lane(FILE *f, const struct mft_timeline *tl, const struct plot *p, size_t ci, int row, double *ys)
 {
 	const struct mft_tl_chan *tc = &tl->chans[ci];
-	const struct mft_evidence *e = &tc->ch.ev;
+	const struct mft_evidence *e = &tc->ch.evidence;
 	const struct mft_verdict *v = &tc->ch.verdict;
 	double y = TOP + row * LANE_H + LANE_H / 2.0;
 	uint64_t start = e->t_created && e->t_created > p->t0 ? e->t_created : p->t0;
@@ -269,7 +269,7 @@ static void group_svg(FILE *f, const struct mft_timeline *tl, const struct group
 	char when[32];
 
 	for (size_t i = 0; i < g->n; i++) {
-		const struct mft_evidence *e = &tl->chans[g->lanes[i]].ch.ev;
+		const struct mft_evidence *e = &tl->chans[g->lanes[i]].ch.evidence;
 
 		widen(&lo, &hi, e->t_bye);
 		widen(&lo, &hi, e->t_shutdown);
@@ -311,12 +311,12 @@ static void group_svg(FILE *f, const struct mft_timeline *tl, const struct group
 		if (d->ch.role != MFT_ROLE_DEST || d->peer < 0 || !d->ch.verdict.t_final_read)
 			continue;
 		s = &tl->chans[d->peer];
-		if (!s->ch.ev.t_shutdown)
+		if (!s->ch.evidence.t_shutdown)
 			continue;
 		fprintf(f,
 			"<line class=\"flow%s\" x1=\"%.1f\" y1=\"%.1f\" x2=\"%.1f\" y2=\"%.1f\" marker-end=\"url(#arrow)\">"
 			"<title>source shutdown() -&gt; destination final read</title></line>\n",
-			d->ch.verdict.kind == MFT_V_PREMATURE ? " race" : "", px(&p, s->ch.ev.t_shutdown),
+			d->ch.verdict.kind == MFT_V_PREMATURE ? " race" : "", px(&p, s->ch.evidence.t_shutdown),
 			ys[d->peer] + 5, px(&p, d->ch.verdict.t_final_read), ys[g->lanes[i]] - 7);
 	}
 	fputs("</svg>\n", f);
