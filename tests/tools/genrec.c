@@ -148,10 +148,16 @@ static void migration(struct gen *g, int i, uint32_t src, uint32_t dst, int sync
 	for (int c = 0; c < nc; c++) {
 		uint16_t port = (uint16_t)(32768 + (i * nc + c) % 28000);
 
-		s[c] = (struct end){ src, MFT_ROLE_SOURCE, 0xffff888100000000ull + ((uint64_t)i << 12) + (uint64_t)c * 0x140,
-				     port, PORT, { 0 } };
-		d[c] = (struct end){ dst, MFT_ROLE_DEST, 0xffff888200000000ull + ((uint64_t)i << 12) + (uint64_t)c * 0x140,
-				     PORT, port, { 0 } };
+		s[c] = (struct end){ src,
+				     MFT_ROLE_SOURCE,
+				     0xffff888100000000ull + ((uint64_t)i << 12) + (uint64_t)c * 0x140,
+				     port,
+				     PORT,
+				     { 0 } };
+		d[c] = (struct end){
+			dst,  MFT_ROLE_DEST, 0xffff888200000000ull + ((uint64_t)i << 12) + (uint64_t)c * 0x140,
+			PORT, port,          { 0 }
+		};
 		g->t += 50 * US + rnd(50 * US);
 		sock_ev(g, &s[c], MFT_EV_SOCK_CONNECT, 0, 0, src + 7, "live_migration");
 		sock_ev(g, &s[c], MFT_EV_ESTABLISHED, 0, 0, 0, NULL);
@@ -271,7 +277,8 @@ int main(int argc, char **argv)
 		case 'o': out = optarg; break;
 		case 'F': format = atoi(optarg); break;
 		default:
-			fprintf(stderr, "usage: genrec [-n MIGRATIONS] [-c CHANNELS] [-s SYNCS] [--format 1|2] -o FILE\n");
+			fprintf(stderr,
+				"usage: genrec [-n MIGRATIONS] [-c CHANNELS] [-s SYNCS] [--format 1|2] -o FILE\n");
 			return opt == 'h' ? 0 : 1;
 		}
 	}

@@ -34,6 +34,11 @@ struct mft_correlator {
 	uint64_t next_mig_id, next_attempt, next_seq;
 	uint64_t now;       /* latest time seen */
 	uint64_t bad_inits; /* channel-init events that did not decode */
+	/* prune_procs() can only change its mind when a process comes, exits or loses a
+	 * reference (dirty), or when an exited one's keep window ends (recheck): it is
+	 * skipped otherwise, so a feed costs the same whatever the number of processes */
+	bool procs_dirty;
+	uint64_t procs_recheck;
 };
 
 struct mft_correlator *mft_corr_new(const struct mft_corr_opts *opts, const struct mft_sink *sink)
@@ -113,6 +118,7 @@ static struct mft_process *proc_new(struct mft_correlator *c, uint32_t pid, uint
 	p->pid = pid;
 	p->start_time = start_time;
 	p->generation = old ? old->generation + 1 : 1;
+	c->procs_dirty = true;
 	if (old)
 		snprintf(p->name, sizeof(p->name), "%s", old->name); /* until it is named */
 	c->procs = mft_grow(c->procs, &c->cap_procs, c->n_procs + 1, sizeof(*c->procs));
@@ -174,12 +180,20 @@ size_t mft_corr_open_migrations(const struct mft_correlator *c)
 /* Forget processes that nothing refers to any more: superseded, or exited long ago. */
 static void prune_procs(struct mft_correlator *c)
 {
+	if (!c->procs_dirty && c->now < c->procs_recheck)
+		return;
+	c->procs_dirty = false;
+	c->procs_recheck = UINT64_MAX;
 	for (size_t i = 0; i < c->n_procs;) {
 		struct mft_process *p = c->procs[i];
 		bool used = proc_cur(c, p->pid) == p && !p->exited;
+		uint64_t keep_until = p->t_exit + PROC_KEEP_GRACES * c->opts.grace_ns;
 
-		if (p->exited && c->now < p->t_exit + PROC_KEEP_GRACES * c->opts.grace_ns)
+		if (p->exited && c->now < keep_until) {
 			used = true;
+			if (keep_until < c->procs_recheck)
+				c->procs_recheck = keep_until;
+		}
 		for (size_t k = 0; k < c->n_migs && !used; k++)
 			used = c->migs[k]->proc == p;
 		for (size_t k = 0; k < c->n_chans && !used; k++)
@@ -763,6 +777,7 @@ static bool has_multifd(const struct mft_migration *m)
 
 static void remove_chan(struct mft_correlator *c, struct mft_chan *ch)
 {
+	c->procs_dirty = true;
 	for (size_t i = 0; i < c->n_chans; i++)
 		if (c->chans[i] == ch) {
 			c->chans[i] = c->chans[--c->n_chans];
@@ -774,6 +789,7 @@ static void finish_migration(struct mft_correlator *c, size_t idx)
 {
 	struct mft_migration *m = c->migs[idx];
 
+	c->procs_dirty = true;
 	for (size_t i = 0; i < m->n_chans && !m->evidence; i++)
 		peer_evidence(c, m->chans[i]);
 	if (m->evidence) {
@@ -946,6 +962,7 @@ void mft_corr_feed(struct mft_correlator *c, const struct mft_event *ev)
 	case MFT_EV_PROC_EXIT:
 		p = proc_of_event(c, ev);
 		p->exited = true;
+		c->procs_dirty = true;
 		p->exit_status = (int)ev->ret;
 		p->t_exit = ev->ts_ns;
 		break;
