@@ -923,18 +923,63 @@ static void problem(struct mft_recording *r, const char *fmt, ...)
 }
 
 /*
- * Is there a valid record at buf[pos..end)? Its total length, or 0. seq < 0: accept a
+ * Where the reader takes its bytes: a buffer in memory, or a file read through a window
+ * of bounded size, so that reading a file of any size holds a few MiB, not the file.
+ */
+#define WIN_SIZE (4u << 20) /* at least twice the largest record (1 MiB payload + header) */
+
+struct src {
+	const uint8_t *mem; /* the whole input, or NULL: fd read through win */
+	int fd;
+	uint64_t len;
+	uint8_t *win;
+	uint64_t win_off;
+	size_t win_len;
+};
+
+/* The bytes [pos, pos + n) of the input (n <= WIN_SIZE / 2), or NULL past its end. */
+static const uint8_t *src_at(struct src *s, uint64_t pos, size_t n)
+{
+	size_t want, got = 0;
+
+	if (pos > s->len || n > s->len - pos)
+		return NULL;
+	if (s->mem)
+		return s->mem + pos;
+	if (pos >= s->win_off && pos - s->win_off + n <= s->win_len)
+		return s->win + (pos - s->win_off);
+	want = s->len - pos < WIN_SIZE ? (size_t)(s->len - pos) : WIN_SIZE;
+	while (got < want) {
+		ssize_t k = pread(s->fd, s->win + got, want - got, (off_t)(pos + got));
+
+		if (k < 0 && errno == EINTR)
+			continue;
+		if (k <= 0)
+			break;
+		got += (size_t)k;
+	}
+	s->win_off = pos;
+	s->win_len = got;
+	if (got < want) /* the file shrank: what was there is all there is */
+		s->len = pos + got;
+	return got >= n ? s->win : NULL;
+}
+
+/*
+ * Is there a valid record at [pos..end)? Its total length, or 0. seq < 0: accept a
  * SEGMENT record with the sequence number in its own payload (*seq_out).
  */
-static size_t valid_at(const uint8_t *buf, size_t pos, size_t end, int64_t seq, uint64_t *seq_out, uint64_t *crc_bytes)
+static size_t valid_at(struct src *s, uint64_t pos, uint64_t end, int64_t seq, uint64_t *seq_out, uint64_t *crc_bytes)
 {
-	const uint8_t *h = buf + pos;
+	const uint8_t *h;
 	uint32_t len;
 
-	if (pos > end || end - pos < MFT_REC_HDR_LEN || memcmp(h, rec_sync, 4))
+	if (pos > end || end - pos < MFT_REC_HDR_LEN || !(h = src_at(s, pos, MFT_REC_HDR_LEN)) ||
+	    memcmp(h, rec_sync, 4))
 		return 0;
 	len = get32(h + 8);
-	if (len > MFT_REC_MAX_PAYLOAD || end - pos - MFT_REC_HDR_LEN < len)
+	if (len > MFT_REC_MAX_PAYLOAD || end - pos - MFT_REC_HDR_LEN < len ||
+	    !(h = src_at(s, pos, MFT_REC_HDR_LEN + len)))
 		return 0;
 	if (seq < 0) {
 		if (get16(h + 4) != MFT_REC_SEGMENT || len < 16)
@@ -953,7 +998,7 @@ static size_t valid_at(const uint8_t *buf, size_t pos, size_t end, int64_t seq, 
 }
 
 struct seg {
-	size_t start, end;
+	uint64_t start, end;
 	uint64_t seq;
 };
 
@@ -978,13 +1023,15 @@ static bool push(void **arr, size_t *n, size_t *cap, const void *item, size_t el
 
 struct rd {
 	struct mft_recording *r;
-	size_t cap_events, cap_clocks, cap_targets, cap_probes;
+	size_t cap_clocks, cap_targets, cap_probes;
 	bool use_carried;
 	/* de-duplication in O(1) per record, whatever the input (docs/recording-format.md) */
 	struct mft_index ix_clocks, ix_targets, ix_probes;
 	/* checksum bytes that looking for intact records after damage may still spend */
 	uint64_t resync_budget;
-	bool gave_up;
+	bool gave_up; /* the event the last record held, for mft_rec_next */
+	bool have_ev;
+	struct mft_event ev;
 };
 
 static void rd_target(struct rd *d, const struct mft_rec_target *t)
@@ -1127,15 +1174,16 @@ static void rd_record(struct rd *d, unsigned type, unsigned flags, const uint8_t
 		break;
 	}
 	case MFT_REC_EVENT: {
-		struct mft_event ev;
-
 		if (!(ok = len >= MFT_REC_EVENT_LEN))
 			break;
 		if ((flags & MFT_RECF_CARRIED) && !d->use_carried)
 			return;
-		mft_rec_decode_event(p, &ev);
-		if (push((void **)&r->events, &r->n_events, &d->cap_events, &ev, sizeof(ev)) &&
-		    (flags & MFT_RECF_CARRIED))
+		mft_rec_decode_event(p, &d->ev);
+		d->have_ev = true;
+		if (!r->n_events++)
+			r->t_first_event = d->ev.ts_ns;
+		r->t_last_event = d->ev.ts_ns;
+		if (flags & MFT_RECF_CARRIED)
 			r->n_carried++;
 		break;
 	}
@@ -1149,77 +1197,111 @@ static void rd_record(struct rd *d, unsigned type, unsigned flags, const uint8_t
 	}
 }
 
-/* Read one segment's records; returns where they stop. */
-static size_t rd_segment(struct rd *d, const uint8_t *buf, const struct seg *s)
+/*
+ * The next valid record of segment s after damage at pos, or s->end. Each candidate
+ * costs a checksum over its claimed length, so crafted data could make this quadratic:
+ * a budget proportional to the file bounds it.
+ */
+static uint64_t resync(struct rd *d, struct src *src, const struct seg *s, uint64_t pos, uint64_t *spent)
 {
-	struct mft_recording *r = d->r;
-	uint64_t seq;
-	size_t pos = s->start + valid_at(buf, s->start, s->end, -1, &seq, NULL);
+	uint64_t q;
 
-	while (pos < s->end) {
-		size_t n = valid_at(buf, pos, s->end, (int64_t)s->seq, NULL, NULL), q;
-		uint64_t spent = 0;
+	for (q = pos + 1; q < s->end; q++) {
+		bool found = false;
 
-		if (n) {
-			const uint8_t *h = buf + pos;
+		while (q < s->end) { /* the next sync byte, a window at a time */
+			size_t n = s->end - q < WIN_SIZE / 2 ? (size_t)(s->end - q) : WIN_SIZE / 2;
+			const uint8_t *b = src_at(src, q, n), *m;
 
-			rd_record(d, get16(h + 4), get16(h + 6), h + MFT_REC_HDR_LEN, get32(h + 8), pos);
-			pos += n;
-			continue;
-		}
-		/* Damage, or the end: look for a later valid record of this segment. Each
-		 * candidate costs a checksum over its claimed length, so crafted data could make
-		 * this quadratic: a budget proportional to the file bounds it. */
-		for (q = pos + 1; q < s->end; q++) {
-			const uint8_t *m = memchr(buf + q, rec_sync[0], s->end - q);
-
-			if (!m)
+			if (!b)
+				return s->end;
+			if ((m = memchr(b, rec_sync[0], n))) {
+				q += (uint64_t)(m - b);
+				found = true;
 				break;
-			q = (size_t)(m - buf);
-			if (spent >= d->resync_budget)
-				break;
-			if (valid_at(buf, q, s->end, (int64_t)s->seq, NULL, &spent))
-				break;
+			}
+			q += n;
 		}
-		d->resync_budget -= spent < d->resync_budget ? spent : d->resync_budget;
-		if (q < s->end && !d->resync_budget && !d->gave_up &&
-		    !valid_at(buf, q, s->end, (int64_t)s->seq, NULL, NULL)) {
-			d->gave_up = true;
-			problem(r,
-				"stopped looking for intact records after damage at byte %zu: bytes %zu-%zu are "
-				"skipped (checksum budget of 4 x the file size spent)",
-				pos, pos, s->end - 1);
-			return pos;
-		}
-		if (q >= s->end || !valid_at(buf, q, s->end, (int64_t)s->seq, NULL, NULL))
-			return pos;
-		problem(r, "damaged data at bytes %zu-%zu (%zu bytes) skipped", pos, q - 1, q - pos);
-		r->corrupt_regions++;
-		r->corrupt_bytes += q - pos;
-		pos = q;
+		if (!found)
+			return s->end;
+		if (*spent >= d->resync_budget)
+			break;
+		if (valid_at(src, q, s->end, (int64_t)s->seq, NULL, spent))
+			break;
 	}
-	return pos;
+	return q;
 }
 
-int mft_rec_parse(const uint8_t *buf, size_t len, struct mft_recording *r)
+struct mft_rec_iter {
+	struct src src;
+	struct rd d;
+	struct seg *segs;
+	size_t n_segs, i;
+	bool in_seg, finished;
+	uint64_t pos, stop, newest_end;
+};
+
+/* One step in the current segment: a record read, or damage skipped. false at its end. */
+static bool rd_step(struct mft_rec_iter *it)
 {
-	struct rd d = { .r = r };
-	struct seg *segs = NULL;
-	size_t n_segs = 0, stop = 0, newest_end = 0;
+	struct rd *d = &it->d;
+	struct mft_recording *r = d->r;
+	const struct seg *s = &it->segs[it->i];
+	uint64_t pos = it->pos, q, spent = 0;
+	size_t n;
+
+	if (pos >= s->end)
+		return false;
+	n = valid_at(&it->src, pos, s->end, (int64_t)s->seq, NULL, NULL);
+	if (n) {
+		const uint8_t *h = src_at(&it->src, pos, n);
+
+		rd_record(d, get16(h + 4), get16(h + 6), h + MFT_REC_HDR_LEN, get32(h + 8), (size_t)pos);
+		it->pos = pos + n;
+		return true;
+	}
+	q = resync(d, &it->src, s, pos, &spent);
+	d->resync_budget -= spent < d->resync_budget ? spent : d->resync_budget;
+	if (q < s->end && !d->resync_budget && !d->gave_up &&
+	    !valid_at(&it->src, q, s->end, (int64_t)s->seq, NULL, NULL)) {
+		d->gave_up = true;
+		problem(r,
+			"stopped looking for intact records after damage at byte %llu: bytes %llu-%llu are "
+			"skipped (checksum budget of 4 x the file size spent)",
+			(unsigned long long)pos, (unsigned long long)pos, (unsigned long long)(s->end - 1));
+		return false;
+	}
+	if (q >= s->end || !valid_at(&it->src, q, s->end, (int64_t)s->seq, NULL, NULL))
+		return false;
+	problem(r, "damaged data at bytes %llu-%llu (%llu bytes) skipped", (unsigned long long)pos,
+		(unsigned long long)(q - 1), (unsigned long long)(q - pos));
+	r->corrupt_regions++;
+	r->corrupt_bytes += q - pos;
+	it->pos = q;
+	return true;
+}
+
+/* The preamble and where each segment starts. -1 when nothing can be read. */
+static int iter_start(struct mft_rec_iter *it)
+{
+	struct mft_recording *r = it->d.r;
+	uint64_t len = it->src.len;
+	const uint8_t *buf = src_at(&it->src, 0, len < MFT_REC_PREAMBLE_LEN ? (size_t)len : MFT_REC_PREAMBLE_LEN);
 	uint32_t flags;
 
-	memset(r, 0, sizeof(*r));
 	r->file_size = len;
-	d.resync_budget = 4 * (uint64_t)len + (1u << 20);
-	if (len < 8 || memcmp(buf, rec_magic, 8)) {
-		if (len >= 4 && !memcmp(buf, rec_magic, len < 8 ? len : 8))
-			problem(r, "truncated inside its preamble (%zu of %d bytes)", len, MFT_REC_PREAMBLE_LEN);
+	it->d.resync_budget = 4 * len + (1u << 20);
+	if (!buf || len < 8 || memcmp(buf, rec_magic, 8)) {
+		if (buf && len >= 4 && !memcmp(buf, rec_magic, len < 8 ? len : 8))
+			problem(r, "truncated inside its preamble (%llu of %d bytes)", (unsigned long long)len,
+				MFT_REC_PREAMBLE_LEN);
 		else
 			problem(r, "not an mftrace recording (wrong magic)");
 		return -1;
 	}
 	if (len < 12) {
-		problem(r, "truncated inside its preamble (%zu of %d bytes)", len, MFT_REC_PREAMBLE_LEN);
+		problem(r, "truncated inside its preamble (%llu of %d bytes)", (unsigned long long)len,
+			MFT_REC_PREAMBLE_LEN);
 		return -1;
 	}
 	r->major = get16(buf + 8);
@@ -1230,7 +1312,8 @@ int mft_rec_parse(const uint8_t *buf, size_t len, struct mft_recording *r)
 		return -1;
 	}
 	if (len < MFT_REC_PREAMBLE_LEN) {
-		problem(r, "truncated inside its preamble (%zu of %d bytes)", len, MFT_REC_PREAMBLE_LEN);
+		problem(r, "truncated inside its preamble (%llu of %d bytes)", (unsigned long long)len,
+			MFT_REC_PREAMBLE_LEN);
 		return -1;
 	}
 	if (mft_crc32(0, buf, 60) != get32(buf + 60) || r->major == 0) {
@@ -1251,67 +1334,62 @@ int mft_rec_parse(const uint8_t *buf, size_t len, struct mft_recording *r)
 		r->segment_size = len - MFT_REC_PREAMBLE_LEN;
 	}
 	/* no more segments than the file can hold, whatever the preamble claims */
-	size_t fit = r->segment_size ? (len - MFT_REC_PREAMBLE_LEN) / r->segment_size + 1 : 1;
+	uint64_t fit = r->segment_size ? (len - MFT_REC_PREAMBLE_LEN) / r->segment_size + 1 : 1;
 
-	segs = calloc(r->n_segments < fit ? r->n_segments : fit, sizeof(*segs));
-	if (!segs) {
+	it->segs = calloc(r->n_segments < fit ? r->n_segments : fit, sizeof(*it->segs));
+	if (!it->segs) {
 		problem(r, "out of memory");
 		return -1;
 	}
 	for (unsigned i = 0; i < r->n_segments; i++) {
-		size_t start, end;
-		uint64_t seq;
+		uint64_t start, end, seq;
 
 		if (i && r->segment_size > (len - MFT_REC_PREAMBLE_LEN) / i)
 			break; /* this one and the next would start past the end */
-		start = MFT_REC_PREAMBLE_LEN + (size_t)i * r->segment_size;
+		start = MFT_REC_PREAMBLE_LEN + (uint64_t)i * r->segment_size;
 		if (start >= len)
 			break;
 		end = len - start < r->segment_size ? len : start + r->segment_size;
-		if (!valid_at(buf, start, end, -1, &seq, NULL)) {
+		if (!valid_at(&it->src, start, end, -1, &seq, NULL)) {
 			if (!r->ring) { /* one segment, number 0: read on from the damage */
 				if (end - start < MFT_REC_HDR_LEN + 16)
-					problem(r, "cut short before its first complete record (%zu bytes)", len);
+					problem(r, "cut short before its first complete record (%llu bytes)",
+						(unsigned long long)len);
 				else
-					problem(r, "damaged segment opening at byte %zu", start);
-				segs[n_segs++] = (struct seg){ start, end, 0 };
+					problem(r, "damaged segment opening at byte %llu", (unsigned long long)start);
+				it->segs[it->n_segs++] = (struct seg){ start, end, 0 };
 				continue;
 			}
 			r->segments_bad++;
-			problem(r, "segment %u (bytes %zu-%zu): its opening record is damaged; skipped", i, start,
-				end - 1);
+			problem(r, "segment %u (bytes %llu-%llu): its opening record is damaged; skipped", i,
+				(unsigned long long)start, (unsigned long long)(end - 1));
 			continue;
 		}
-		segs[n_segs++] = (struct seg){ start, end, seq };
+		it->segs[it->n_segs++] = (struct seg){ start, end, seq };
 	}
-	qsort(segs, n_segs, sizeof(*segs), seg_cmp);
-	for (size_t i = 0; i < n_segs; i++) {
-		/* carried openings stand in for a segment that is gone */
-		d.use_carried = segs[i].seq > 0 && (i == 0 || segs[i - 1].seq != segs[i].seq - 1);
-		if (i && segs[i - 1].seq == segs[i].seq) {
-			problem(r, "two segments claim sequence number %llu; the second is skipped",
-				(unsigned long long)segs[i].seq);
-			continue;
-		}
-		stop = rd_segment(&d, buf, &segs[i]);
-		newest_end = segs[i].end;
-		r->segments_read++;
+	qsort(it->segs, it->n_segs, sizeof(*it->segs), seg_cmp);
+	return 0;
+}
+
+/* After the last segment: where and how the recording ends. */
+static void iter_finish(struct mft_rec_iter *it)
+{
+	struct mft_recording *r = it->d.r;
+
+	if (it->finished)
+		return;
+	it->finished = true;
+	if (it->n_segs) {
+		r->first_seq = it->segs[0].seq;
+		r->last_seq = it->segs[it->n_segs - 1].seq;
+		r->end_offset = it->stop;
+		r->tail_bytes = it->newest_end - it->stop;
 	}
-	if (n_segs) {
-		r->first_seq = segs[0].seq;
-		r->last_seq = segs[n_segs - 1].seq;
-		r->end_offset = stop;
-		r->tail_bytes = newest_end - stop;
-	}
-	free(segs);
-	mft_index_free(&d.ix_clocks);
-	mft_index_free(&d.ix_targets);
-	mft_index_free(&d.ix_probes);
-	if (!n_segs) {
+	if (!it->n_segs) {
 		if (!r->n_problems)
 			problem(r, "cut short right after its preamble: no records");
 		snprintf(r->stopped, sizeof(r->stopped), "no readable record after the preamble");
-		return 0;
+		return;
 	}
 	if (r->clean_end)
 		snprintf(r->stopped, sizeof(r->stopped), "complete: ends with its trailer at byte %llu",
@@ -1333,48 +1411,149 @@ int mft_rec_parse(const uint8_t *buf, size_t len, struct mft_recording *r)
 	if (r->unknown_records)
 		problem(r, "%llu records of types newer than this mftrace (format %u.%u) were skipped",
 			(unsigned long long)r->unknown_records, r->major, r->minor);
+}
+
+int mft_rec_next(struct mft_rec_iter *it, struct mft_event *ev)
+{
+	struct mft_recording *r = it->d.r;
+
+	while (!it->finished) {
+		if (!it->in_seg) {
+			const struct seg *s;
+			uint64_t seq;
+
+			if (it->i == it->n_segs) {
+				iter_finish(it);
+				break;
+			}
+			s = &it->segs[it->i];
+			/* carried openings stand in for a segment that is gone */
+			it->d.use_carried = s->seq > 0 && (it->i == 0 || it->segs[it->i - 1].seq != s->seq - 1);
+			if (it->i && it->segs[it->i - 1].seq == s->seq) {
+				problem(r, "two segments claim sequence number %llu; the second is skipped",
+					(unsigned long long)s->seq);
+				it->i++;
+				continue;
+			}
+			it->pos = s->start + valid_at(&it->src, s->start, s->end, -1, &seq, NULL);
+			it->in_seg = true;
+		}
+		if (!rd_step(it)) {
+			it->stop = it->pos;
+			it->newest_end = it->segs[it->i].end;
+			r->segments_read++;
+			it->in_seg = false;
+			it->i++;
+			continue;
+		}
+		if (it->d.have_ev) {
+			it->d.have_ev = false;
+			*ev = it->d.ev;
+			return 1;
+		}
+	}
 	return 0;
+}
+
+static struct mft_rec_iter *iter_new(struct mft_recording *r)
+{
+	struct mft_rec_iter *it = calloc(1, sizeof(*it));
+
+	memset(r, 0, sizeof(*r));
+	if (!it) {
+		problem(r, "out of memory");
+		return NULL;
+	}
+	it->d.r = r;
+	it->src.fd = -1;
+	return it;
+}
+
+void mft_rec_close(struct mft_rec_iter *it)
+{
+	if (!it)
+		return;
+	if (it->src.fd >= 0)
+		close(it->src.fd);
+	free(it->src.win);
+	free(it->segs);
+	mft_index_free(&it->d.ix_clocks);
+	mft_index_free(&it->d.ix_targets);
+	mft_index_free(&it->d.ix_probes);
+	free(it);
+}
+
+struct mft_rec_iter *mft_rec_open_mem(const uint8_t *buf, size_t len, struct mft_recording *r)
+{
+	struct mft_rec_iter *it = iter_new(r);
+
+	if (!it)
+		return NULL;
+	it->src.mem = buf;
+	it->src.len = len;
+	if (iter_start(it)) {
+		mft_rec_close(it);
+		return NULL;
+	}
+	return it;
+}
+
+struct mft_rec_iter *mft_rec_open(const char *path, struct mft_recording *r)
+{
+	struct mft_rec_iter *it = iter_new(r);
+	struct stat st;
+
+	if (!it)
+		return NULL;
+	it->src.fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (it->src.fd < 0 || fstat(it->src.fd, &st)) {
+		problem(r, "cannot open: %s", strerror(errno));
+		mft_rec_close(it);
+		return NULL;
+	}
+	if (!S_ISREG(st.st_mode)) {
+		problem(r, "not a regular file");
+		mft_rec_close(it);
+		return NULL;
+	}
+	/* a file still being written may grow: what was there when it was opened is read */
+	it->src.len = (uint64_t)st.st_size;
+	it->src.win = malloc(WIN_SIZE);
+	if (!it->src.win) {
+		problem(r, "out of memory");
+		mft_rec_close(it);
+		return NULL;
+	}
+	if (iter_start(it)) {
+		mft_rec_close(it);
+		return NULL;
+	}
+	return it;
+}
+
+/* Every event kept in r->events (the unit tests, the fuzzer: small inputs). */
+static int read_all(struct mft_rec_iter *it, struct mft_recording *r)
+{
+	struct mft_event ev;
+	size_t n = 0, cap = 0;
+
+	if (!it)
+		return -1;
+	while (mft_rec_next(it, &ev))
+		if (!push((void **)&r->events, &n, &cap, &ev, sizeof(ev)))
+			break;
+	mft_rec_close(it);
+	return 0;
+}
+
+int mft_rec_parse(const uint8_t *buf, size_t len, struct mft_recording *r)
+{
+	return read_all(mft_rec_open_mem(buf, len, r), r);
 }
 
 int mft_rec_load(const char *path, struct mft_recording *r)
 {
-	int fd = open(path, O_RDONLY | O_CLOEXEC);
-	struct stat st;
-	uint8_t *buf;
-	size_t got = 0;
-	int rc;
-
-	memset(r, 0, sizeof(*r));
-	if (fd < 0 || fstat(fd, &st)) {
-		problem(r, "cannot open: %s", strerror(errno));
-		if (fd >= 0)
-			close(fd);
-		return -1;
-	}
-	if (!S_ISREG(st.st_mode)) {
-		problem(r, "not a regular file");
-		close(fd);
-		return -1;
-	}
-	buf = malloc(st.st_size ? (size_t)st.st_size : 1);
-	if (!buf) {
-		problem(r, "out of memory (%lld bytes)", (long long)st.st_size);
-		close(fd);
-		return -1;
-	}
-	while (got < (size_t)st.st_size) { /* a file still being written may grow: read what was there */
-		ssize_t n = read(fd, buf + got, (size_t)st.st_size - got);
-
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n <= 0)
-			break;
-		got += (size_t)n;
-	}
-	close(fd);
-	rc = mft_rec_parse(buf, got, r);
-	free(buf);
-	return rc;
+	return read_all(mft_rec_open(path, r), r);
 }
 
 void mft_rec_free(struct mft_recording *r)

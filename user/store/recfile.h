@@ -164,10 +164,11 @@ struct mft_recording {
 	size_t n_probes;
 	uint64_t targets_dropped, probes_dropped; /* past the limits above */
 	bool has_counters;
-	struct mft_rec_counters counters; /* the latest */
-	struct mft_event *events;         /* in file order (segments by sequence number) */
-	size_t n_events;
-	size_t n_carried; /* of which repeated from lost segments */
+	struct mft_rec_counters counters;     /* the latest */
+	struct mft_event *events;             /* in file order (segments by sequence number); NULL when streamed */
+	size_t n_events;                      /* read (kept in events or not) */
+	uint64_t t_first_event, t_last_event; /* the first and the last event's ts_ns, in file order */
+	size_t n_carried;                     /* of which repeated from lost segments */
 	/* what the reader found */
 	uint64_t file_size;
 	uint64_t end_offset; /* just past the last complete record of the newest segment */
@@ -189,6 +190,18 @@ struct mft_recording {
  * recording, a newer format, a damaged preamble). Never reads outside buf.
  */
 int mft_rec_parse(const uint8_t *buf, size_t len, struct mft_recording *r);
+/*
+ * The same, as a stream: the events one at a time (mft_rec_next: 1, or 0 at the end),
+ * none kept, through a window of a few MiB, so that a file of any size reads in bounded
+ * memory. r gets the metadata as its records are read, and is complete (stopped,
+ * problems, counters) once mft_rec_next has returned 0. NULL when nothing can be read
+ * (problems[0] says why). mft_rec_close frees the stream, not r (mft_rec_free).
+ */
+struct mft_rec_iter;
+struct mft_rec_iter *mft_rec_open(const char *path, struct mft_recording *r);
+struct mft_rec_iter *mft_rec_open_mem(const uint8_t *buf, size_t len, struct mft_recording *r);
+int mft_rec_next(struct mft_rec_iter *it, struct mft_event *ev);
+void mft_rec_close(struct mft_rec_iter *it);
 /* Read the file and parse it. -1 also when the file cannot be read (problems[0]). */
 int mft_rec_load(const char *path, struct mft_recording *r);
 void mft_rec_free(struct mft_recording *r);
