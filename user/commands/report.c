@@ -110,10 +110,8 @@ static void summary_text(FILE *f, const struct mft_timeline *tl)
 		char lost[512], from[32] = "?", to[32] = "?";
 
 		if (r->n_events) {
-			mft_fmt_clock(&o, (uint64_t)((int64_t)r->events[0].ts_ns + h->align.offset), from,
-				      sizeof(from));
-			mft_fmt_clock(&o, (uint64_t)((int64_t)r->events[r->n_events - 1].ts_ns + h->align.offset), to,
-				      sizeof(to));
+			mft_fmt_clock(&o, (uint64_t)((int64_t)r->t_first_event + h->align.offset), from, sizeof(from));
+			mft_fmt_clock(&o, (uint64_t)((int64_t)r->t_last_event + h->align.offset), to, sizeof(to));
 		}
 		fprintf(f, "  %s: host %s, kernel %s, format %u.%u%s, %s mode\n", safe(h->path), safe(h->label),
 			safe(r->host.kernel), r->major, r->minor, r->ring ? ", flight recorder" : "",
@@ -283,30 +281,36 @@ int mft_cmd_report(int argc, char **argv)
 		files[n_files++] = "mftrace.data";
 	argv = (char **)files; /* the names below: argv[i] */
 	mft_tl_init(&tl);
+	/* the renderers draw every migration at the end; text and JSON are written as the
+	 * replay goes, so that nothing but the live channels is held */
+	tl.keep = fmt == MFT_FMT_CHROME || fmt == MFT_FMT_HTML;
 	for (int i = 0; i < n_files; i++) {
 		struct mft_recording rec;
+		const struct mft_recording *r;
 		char lost[512];
+		int added = tl.n_hosts == MFT_TL_MAX_HOSTS ? -2 : mft_tl_add_file(&tl, argv[i], &rec);
 
-		if (mft_rec_load(argv[i], &rec)) {
+		if (added == -1) {
 			fprintf(stderr, "mftrace: %s: %s\n", safe(argv[i]),
 				rec.n_problems ? rec.problems[0] : "unreadable");
 			mft_rec_free(&rec);
 			unreadable++;
 			continue;
 		}
-		for (int k = 0; k < rec.n_problems; k++)
-			fprintf(stderr, "mftrace: %s: %s\n", safe(argv[i]), rec.problems[k]);
-		if (!rec.clean_end)
-			fprintf(stderr, "mftrace: %s: %s\n", argv[i], rec.stopped);
-		if (lost_any(&rec)) {
-			lost_text(&rec, lost, sizeof(lost));
-			fprintf(stderr, "mftrace: %s: events: %s\n", argv[i], lost);
-		}
-		if (mft_tl_add(&tl, argv[i], &rec)) {
+		if (added == -2) {
 			fprintf(stderr, "mftrace: %s: at most %d recordings at once; skipped\n", argv[i],
 				MFT_TL_MAX_HOSTS);
-			mft_rec_free(&rec);
 			unreadable++;
+			continue;
+		}
+		r = &tl.hosts[tl.n_hosts - 1].rec;
+		for (int k = 0; k < r->n_problems; k++)
+			fprintf(stderr, "mftrace: %s: %s\n", safe(argv[i]), r->problems[k]);
+		if (!r->clean_end)
+			fprintf(stderr, "mftrace: %s: %s\n", argv[i], r->stopped);
+		if (lost_any(r)) {
+			lost_text(r, lost, sizeof(lost));
+			fprintf(stderr, "mftrace: %s: events: %s\n", argv[i], lost);
 		}
 	}
 	if (!tl.n_hosts) {

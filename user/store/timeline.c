@@ -21,6 +21,59 @@
 void mft_tl_init(struct mft_timeline *tl)
 {
 	memset(tl, 0, sizeof(*tl));
+	tl->keep = true;
+}
+
+/* A pid the host knows, in the order it first appears (mft_tl_host_of, pid collisions). */
+static void host_pid(struct mft_tl_host *h, uint32_t pid)
+{
+	if (mft_index_find(&h->pids, pid, NULL, NULL) != SIZE_MAX)
+		return;
+	if (mft_index_set(&h->pids, pid, h->n_pid_order, NULL, NULL))
+		return; /* out of memory: that pid is unknown */
+	h->pid_order = mft_grow(h->pid_order, &h->cap_pid_order, h->n_pid_order + 1, sizeof(*h->pid_order));
+	h->pid_order[h->n_pid_order++] = pid;
+}
+
+/* ------------------------------------------------------------------ event sources */
+
+/* A host's events in file order: from memory, or read from its file again. */
+struct tl_src {
+	const struct mft_event *evs;
+	size_t n, k;
+	struct mft_rec_iter *it;
+	struct mft_recording scratch; /* the metadata the second read finds (dropped) */
+};
+
+static void src_mem(struct tl_src *s, const struct mft_recording *r)
+{
+	memset(s, 0, sizeof(*s));
+	s->evs = r->events;
+	s->n = r->events ? r->n_events : 0;
+}
+
+static void src_host(struct tl_src *s, const struct mft_tl_host *h)
+{
+	src_mem(s, &h->rec);
+	if (h->streamed)
+		s->it = mft_rec_open(h->path, &s->scratch);
+}
+
+static bool src_next(struct tl_src *s, struct mft_event *ev)
+{
+	if (s->it)
+		return mft_rec_next(s->it, ev) == 1;
+	if (s->k == s->n)
+		return false;
+	*ev = s->evs[s->k++];
+	return true;
+}
+
+static void src_close(struct tl_src *s)
+{
+	mft_rec_close(s->it);
+	mft_rec_free(&s->scratch);
+	s->it = NULL;
 }
 
 static void note(struct mft_timeline *tl, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
@@ -49,12 +102,11 @@ int mft_tl_add(struct mft_timeline *tl, const char *path, struct mft_recording *
 	h->rec = *rec;
 	memset(rec, 0, sizeof(*rec));
 	/* the pids it knows, targets first (mft_tl_host_of, pid collisions between hosts) */
-	for (size_t k = 0; k < h->rec.n_targets + h->rec.n_events; k++) {
-		uint32_t pid = k < h->rec.n_targets ? h->rec.targets[k].pid : h->rec.events[k - h->rec.n_targets].pid;
-
-		if (mft_index_find(&h->pids, pid, NULL, NULL) == SIZE_MAX &&
-		    mft_index_set(&h->pids, pid, k, NULL, NULL))
-			break; /* out of memory: that pid and later ones are unknown */
+	for (size_t k = 0; k < h->rec.n_targets; k++)
+		host_pid(h, h->rec.targets[k].pid);
+	for (size_t k = 0; h->rec.events && k < h->rec.n_events; k++) {
+		host_pid(h, h->rec.events[k].pid);
+		h->has_dst |= h->rec.events[k].type == MFT_EV_SOCK_ACCEPT;
 	}
 	for (int i = 0; i < tl->n_hosts - 1; i++) /* two hosts of one name (one host, twice, is one label) */
 		if (!strcmp(tl->hosts[i].rec.host.hostname, h->rec.host.hostname) &&
@@ -71,11 +123,48 @@ int mft_tl_add(struct mft_timeline *tl, const char *path, struct mft_recording *
 	return 0;
 }
 
+int mft_tl_add_file(struct mft_timeline *tl, const char *path, struct mft_recording *rec)
+{
+	struct mft_rec_iter *it = mft_rec_open(path, rec);
+	struct mft_tl_host *h;
+	struct mft_event ev;
+	uint32_t *pids = NULL;
+	size_t n = 0, cap = 0;
+	bool dst = false;
+	struct mft_index seen = { 0 };
+
+	if (!it)
+		return -1;
+	/* the first read: metadata, counts, and the pids in order; no event is kept */
+	while (mft_rec_next(it, &ev)) {
+		dst |= ev.type == MFT_EV_SOCK_ACCEPT;
+		if (mft_index_find(&seen, ev.pid, NULL, NULL) == SIZE_MAX &&
+		    !mft_index_set(&seen, ev.pid, n, NULL, NULL)) {
+			pids = mft_grow(pids, &cap, n + 1, sizeof(*pids));
+			pids[n++] = ev.pid;
+		}
+	}
+	mft_rec_close(it);
+	mft_index_free(&seen);
+	if (mft_tl_add(tl, path, rec)) {
+		free(pids);
+		return -2;
+	}
+	h = &tl->hosts[tl->n_hosts - 1];
+	h->streamed = true;
+	h->has_dst = dst;
+	for (size_t k = 0; k < n; k++)
+		host_pid(h, pids[k]);
+	free(pids);
+	return 0;
+}
+
 void mft_tl_free(struct mft_timeline *tl)
 {
 	for (int i = 0; i < tl->n_hosts; i++) {
 		mft_rec_free(&tl->hosts[i].rec);
 		mft_index_free(&tl->hosts[i].pids);
+		free(tl->hosts[i].pid_order);
 	}
 	free(tl->migs);
 	free(tl->chans);
@@ -112,14 +201,15 @@ static bool sv_is(const void *ctx, size_t pos)
 	return k->v[pos].pid == k->e->pid && k->v[pos].sk == k->e->sk;
 }
 
-static struct sockview *sockviews(const struct mft_recording *r, size_t *n_out)
+static struct sockview *sockviews(struct tl_src *src, size_t *n_out)
 {
 	struct sockview *v = NULL;
 	struct mft_index ix = { 0 }; /* (pid, sk) -> its latest view */
 	size_t n = 0, cap = 0;
+	struct mft_event ev;
 
-	for (size_t i = 0; i < r->n_events; i++) {
-		const struct mft_event *e = &r->events[i];
+	while (src_next(src, &ev)) {
+		const struct mft_event *e = &ev;
 		struct sockview *s = NULL;
 		struct sv_key k = { v, e };
 		uint64_t h = mft_hash64(e->sk ^ mft_hash64(e->pid));
@@ -338,10 +428,11 @@ static void span(int64_t ns, char *buf, size_t len)
 	}
 }
 
-void mft_tl_align_pair(const struct mft_recording *ref, const struct mft_recording *other, struct mft_tl_align *a)
+static void align_pair(const struct mft_recording *ref, struct tl_src *sx, const struct mft_recording *other,
+		       struct tl_src *sy, struct mft_tl_align *a)
 {
 	size_t nx, ny;
-	struct sockview *x = sockviews(ref, &nx), *y = sockviews(other, &ny);
+	struct sockview *x = sockviews(sx, &nx), *y = sockviews(sy, &ny);
 	int64_t offx, offy;
 	char est[32], lo[32], hi[32], w[32], tail[320];
 
@@ -479,17 +570,22 @@ void mft_tl_align_pair(const struct mft_recording *ref, const struct mft_recordi
 	}
 }
 
+void mft_tl_align_pair(const struct mft_recording *ref, const struct mft_recording *other, struct mft_tl_align *a)
+{
+	struct tl_src sx, sy;
+
+	src_mem(&sx, ref);
+	src_mem(&sy, other);
+	align_pair(ref, &sx, other, &sy, a);
+}
+
 /* The distinct pids a recording knows (targets, then events), the first max of them. */
 static int host_pids(const struct mft_tl_host *h, uint32_t *pids, int max)
 {
 	int n = 0;
 
-	for (size_t k = 0; k < h->rec.n_targets + h->rec.n_events && n < max; k++) {
-		uint32_t pid = k < h->rec.n_targets ? h->rec.targets[k].pid : h->rec.events[k - h->rec.n_targets].pid;
-
-		if (mft_index_find(&h->pids, pid, NULL, NULL) == k) /* its first appearance */
-			pids[n++] = pid;
-	}
+	for (size_t k = 0; k < h->n_pid_order && n < max; k++)
+		pids[n++] = h->pid_order[k];
 	return n;
 }
 
@@ -512,7 +608,13 @@ void mft_tl_align(struct mft_timeline *tl)
 		for (int j = 0; j < i; j++) {
 			struct mft_tl_align a;
 
-			mft_tl_align_pair(&tl->hosts[j].rec, &h->rec, &a);
+			struct tl_src sx, sy;
+
+			src_host(&sx, &tl->hosts[j]);
+			src_host(&sy, h);
+			align_pair(&tl->hosts[j].rec, &sx, &h->rec, &sy, &a);
+			src_close(&sx);
+			src_close(&sy);
 			if (j == 0 || (a.n_pairs && !best.n_pairs && !best.same_clock)) {
 				best = a;
 				against = j;
@@ -587,6 +689,8 @@ static void on_migration(void *ctx, const struct mft_correlator *c, const struct
 
 	if (r->out && r->out->migration)
 		r->out->migration(r->out->ctx, c, m);
+	if (!tl->keep)
+		return;
 	tl->migs = mft_grow(tl->migs, &tl->cap_migs, tl->n_migs + 1, sizeof(*tl->migs));
 	tm = &tl->migs[tl->n_migs];
 	memset(tm, 0, sizeof(*tm));
@@ -638,8 +742,8 @@ static uint64_t host_end(const struct mft_tl_host *h)
 	for (size_t i = 0; i < r->n_clocks; i++)
 		if (r->clocks[i].mono_ns > t)
 			t = r->clocks[i].mono_ns;
-	if (r->n_events && r->events[r->n_events - 1].ts_ns > t)
-		t = r->events[r->n_events - 1].ts_ns;
+	if (r->n_events && r->t_last_event > t)
+		t = r->t_last_event;
 	return t ? (uint64_t)((int64_t)t + h->align.offset) : 0;
 }
 
@@ -649,17 +753,17 @@ void mft_tl_run(struct mft_timeline *tl, const struct mft_sink *out)
 	struct mft_sink sink = { .ctx = &rp, .event = on_event, .migration = on_migration };
 	struct mft_corr_opts opts = { .newchan_probe = true };
 	struct mft_correlator *c;
-	size_t pos[MFT_TL_MAX_HOSTS] = { 0 };
+	struct tl_src srcs[MFT_TL_MAX_HOSTS];
+	struct mft_event next[MFT_TL_MAX_HOSTS];
+	bool more[MFT_TL_MAX_HOSTS] = { false };
 	bool dst_tls = false, have_dst = false, any_tls = false;
 
 	/* --tls-records decides how a destination's final read is judged: take the mode of
 	 * the recordings that hold destinations */
 	for (int i = 0; i < tl->n_hosts; i++) {
 		const struct mft_recording *r = &tl->hosts[i].rec;
-		bool dst = false;
+		bool dst = tl->hosts[i].has_dst;
 
-		for (size_t k = 0; k < r->n_events && !dst; k++)
-			dst = r->events[k].type == MFT_EV_SOCK_ACCEPT;
 		any_tls |= r->host.tls_records;
 		if (dst) {
 			if (have_dst && dst_tls != r->host.tls_records)
@@ -686,26 +790,31 @@ void mft_tl_run(struct mft_timeline *tl, const struct mft_sink *out)
 		if (e > tl->t_end)
 			tl->t_end = e;
 	}
+	/* each host's next event (placed on the reference clock), read as the replay goes */
+	for (int i = 0; i < tl->n_hosts; i++) {
+		const struct mft_tl_host *h = &tl->hosts[i];
+		struct mft_event raw;
+
+		src_host(&srcs[i], h);
+		while ((more[i] = src_next(&srcs[i], &raw)) && skipped(h, raw.pid))
+			;
+		if (more[i])
+			place(h, &raw, &next[i]);
+	}
 	for (;;) { /* merge the hosts by time; each host's own order is kept */
 		int best = -1;
-		struct mft_event ev, cand;
+		struct mft_event ev, raw;
 
-		for (int i = 0; i < tl->n_hosts; i++) {
-			const struct mft_tl_host *h = &tl->hosts[i];
-
-			while (pos[i] < h->rec.n_events && skipped(h, h->rec.events[pos[i]].pid))
-				pos[i]++;
-			if (pos[i] == h->rec.n_events)
-				continue;
-			place(h, &h->rec.events[pos[i]], &cand);
-			if (best < 0 || (int64_t)cand.ts_ns < (int64_t)ev.ts_ns) {
+		for (int i = 0; i < tl->n_hosts; i++)
+			if (more[i] && (best < 0 || (int64_t)next[i].ts_ns < (int64_t)next[best].ts_ns))
 				best = i;
-				ev = cand;
-			}
-		}
 		if (best < 0)
 			break;
-		pos[best]++;
+		ev = next[best];
+		while ((more[best] = src_next(&srcs[best], &raw)) && skipped(&tl->hosts[best], raw.pid))
+			;
+		if (more[best])
+			place(&tl->hosts[best], &raw, &next[best]);
 		if (!tl->t_first || ev.ts_ns < tl->t_first)
 			tl->t_first = ev.ts_ns;
 		/* live mode ticks about every 100 ms between batches: tick at each event's time */
@@ -713,6 +822,8 @@ void mft_tl_run(struct mft_timeline *tl, const struct mft_sink *out)
 		mft_corr_feed(c, &ev);
 		tl->n_fed++;
 	}
+	for (int i = 0; i < tl->n_hosts; i++)
+		src_close(&srcs[i]);
 	mft_corr_tick(c, tl->t_end);
 	mft_corr_finish(c, tl->t_end);
 	mft_corr_free(c);

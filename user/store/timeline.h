@@ -50,6 +50,10 @@ struct mft_tl_host {
 	uint32_t skip_pids[8]; /* processes recorded twice (same boot): read from the first only */
 	int n_skip;
 	struct mft_index pids; /* the pids it knows (its own numbers) */
+	uint32_t *pid_order;   /* the same, targets first, then in the order events show them */
+	size_t n_pid_order, cap_pid_order;
+	bool streamed; /* its events are read from path when needed (rec.events is NULL) */
+	bool has_dst;  /* it accepted a connection: it holds a destination */
 };
 
 /* Copies of what the correlator judged (it frees its own after the callback). */
@@ -78,6 +82,7 @@ struct mft_timeline {
 	struct mft_tl_chan *chans;
 	size_t n_chans, cap_chans;
 	uint64_t n_fed;
+	bool keep; /* keep a copy of what was judged (migs, chans) for the renderers; mft_tl_init sets it */
 	char notes[8][256];
 	int n_notes;
 };
@@ -85,6 +90,13 @@ struct mft_timeline {
 void mft_tl_init(struct mft_timeline *tl);
 /* Take a loaded recording (the timeline owns it now). -1 when full. */
 int mft_tl_add(struct mft_timeline *tl, const char *path, struct mft_recording *rec);
+/*
+ * Read a recording as a stream (its events are not kept: mft_tl_align and mft_tl_run read
+ * the file again) and add it. 0; -1 when it cannot be read at all (rec says why; the
+ * caller frees it); -2 when the timeline is full. On success the host's rec holds the
+ * file's metadata, problems and counts.
+ */
+int mft_tl_add_file(struct mft_timeline *tl, const char *path, struct mft_recording *rec);
 /* Put every host on the first one's clock; keep pids apart. */
 void mft_tl_align(struct mft_timeline *tl);
 /* Replay everything through one correlator; out (may be NULL) gets every callback. */
