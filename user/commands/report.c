@@ -339,6 +339,7 @@ int mft_cmd_report(int argc, char **argv)
 	rep.out = out;
 	rep.json = fmt == MFT_FMT_JSON;
 	rep.events = !quiet;
+	rep.buffered = true; /* a file or a pipe: written in blocks, flushed at the end */
 	rep.mono_to_real = tl.mono_to_real;
 	mft_out_fit(&rep, wide);
 	if (fmt == MFT_FMT_TEXT || fmt == MFT_FMT_JSON) {

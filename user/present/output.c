@@ -237,7 +237,8 @@ void mft_out_event(void *ctx, const struct mft_correlator *c, const struct mft_c
 			snprintf(line, sizeof(line), "%s %7u %-15s %s", when, ev->pid, mft_ev_name(ev->type), detail);
 		put_wrapped(o, 8, line);
 	}
-	fflush(o->out);
+	if (!o->buffered)
+		fflush(o->out);
 }
 
 static void rel(uint64_t t, uint64_t t0, char *buf, size_t len)

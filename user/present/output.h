@@ -11,6 +11,7 @@ struct mft_output {
 	FILE *out;
 	bool json;
 	bool events;          /* print one line per channel event */
+	bool buffered;        /* event lines stay in stdio's buffer (a report); live output flushes each */
 	bool others;          /* list other connections (groups that were no migration) */
 	int64_t mono_to_real; /* add to CLOCK_MONOTONIC ns to get CLOCK_REALTIME ns */
 	int width;            /* text: fit lines to this many columns; 0 = every column (--wide) */
