@@ -7,7 +7,8 @@ bytes a recorded event costs. Prints two markdown table rows (no header):
 
 The recording comes from build/tools/genrec (tests/tools/genrec.c: the real writer; by
 default 1000 migrations x 4 channels x 2500 SYNCs). The time is the wall time of
-`mftrace report FILE` with its output thrown away (the best of --runs), the peak RSS the
+`mftrace report -q FILE` (the verdicts; -q leaves out a text line per
+event, which is a benchmark of printf) with its output thrown away (the best of --runs), the peak RSS the
 child's own (wait4). No root needed. With --mftrace PATH an older binary is measured
 on the same events; one that cannot read the current format gets them in format 1.0.
 
@@ -37,7 +38,7 @@ def run_report(mftrace, path):
     """Wall seconds, the child's own peak RSS (KiB), its exit status and stderr."""
     with open(os.devnull, "w") as null, tempfile.TemporaryFile(mode="w+") as err:
         t0 = time.monotonic()
-        p = subprocess.Popen([mftrace, "report", path], stdout=null, stderr=err)
+        p = subprocess.Popen([mftrace, "report", "-q", path], stdout=null, stderr=err)
         _, status, ru = os.wait4(p.pid, 0)
         secs = time.monotonic() - t0
         p.returncode = os.waitstatus_to_exitcode(status)
