@@ -309,8 +309,8 @@ static struct mft_chan *chan_peer(const struct mft_correlator *c, const struct m
 	for (size_t i = 0; i < c->n_chans; i++) {
 		struct mft_chan *o = c->chans[i];
 
-		if (o == ch)
-			continue;
+		if (o == ch || o->lport != ch->rport || o->rport != ch->lport)
+			continue; /* the rule's first test, without building its ends */
 		end_of(o, &b);
 		if (mft_same_connection(&a, &b))
 			return o;
