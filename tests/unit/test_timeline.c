@@ -477,7 +477,8 @@ static void test_flight_recorder_same_verdicts(void)
 	struct mft_recw *wr = mft_recw_open(ring, &ro, err, sizeof(err));
 
 	CHECK(wf && wr);
-	/* both ends interleaved by time, 3000 unrelated events after the openings */
+	/* both ends interleaved by time, 30000 unrelated events after the openings (enough to
+	 * wrap the ring several times, however compact the format) */
 	while (is < s.n || id < d.n) {
 		bool from_s = id == d.n || (is < s.n && s.e[is].ts_ns <= d.e[id].ts_ns);
 		struct mft_event e = from_s ? s.e[is++] : d.e[id++];
@@ -485,7 +486,7 @@ static void test_flight_recorder_same_verdicts(void)
 		mft_recw_event(wf, &e);
 		mft_recw_event(wr, &e);
 		if (is + id == 20)
-			for (int k = 0; k < 3000; k++) {
+			for (int k = 0; k < 30000; k++) {
 				struct mft_event x = { .ts_ns = e.ts_ns + 1 + (uint64_t)k,
 						       .pid = 999,
 						       .type = MFT_EV_SYNC_MAIN };

@@ -165,6 +165,266 @@ void mft_rec_decode_event(const uint8_t in[MFT_REC_EVENT_LEN], struct mft_event 
 	memcpy(ev->str, in + 144, MFT_STR_LEN);
 }
 
+/* ------------------------------------------------------------------ format 2: event blocks */
+
+/*
+ * An EVENTS record holds a block of events, each coded against the previous event of the
+ * same (pid, sk) in the block (its context), or against an all-zero event for the first
+ * one: a context number, a mask of the fields that differ, the time as a difference to
+ * the block's previous event, then each field that differs (docs/recording-format.md).
+ * Numbers are LEB128 varints, differences zigzag-coded, so wrapping values survive.
+ * Every block starts from nothing: it decodes alone (after damage, in a ring).
+ */
+enum {
+	B_ARG = 1u << 0,
+	B_RX_BYTES = 1u << 1,
+	B_RX_CALLS = 1u << 2,
+	B_LAST_RX_NS = 1u << 3,
+	B_LAST_RX_LEN = 1u << 4,
+	B_PREV_RX_LEN = 1u << 5,
+	B_TX_BYTES = 1u << 6,
+	B_RET = 1u << 7,
+	B_TYPE = 1u << 8,
+	B_TID = 1u << 9,
+	B_TLS_RECORDS = 1u << 10,
+	B_LATE_READS = 1u << 11,
+	B_FLAGS = 1u << 12,
+	B_LAST_RX_TID = 1u << 13,
+	B_STR = 1u << 14,
+	B_ROLE = 1u << 15,
+	B_PORTS = 1u << 16, /* family, lport, rport */
+	B_LADDR = 1u << 17,
+	B_RADDR = 1u << 18,
+	B_PID = 1u << 19,
+	B_SK = 1u << 20,
+	B__ALL = (1u << 21) - 1,
+};
+
+static uint8_t *put_var(uint8_t *p, uint64_t v)
+{
+	while (v >= 0x80) {
+		*p++ = (uint8_t)(v | 0x80);
+		v >>= 7;
+	}
+	*p++ = (uint8_t)v;
+	return p;
+}
+
+static uint8_t *put_zz(uint8_t *p, uint64_t delta)
+{
+	int64_t d = (int64_t)delta;
+
+	return put_var(p, ((uint64_t)d << 1) ^ (uint64_t)(d >> 63));
+}
+
+static bool get_var(const uint8_t **p, const uint8_t *end, uint64_t *v)
+{
+	uint64_t x = 0;
+
+	for (int shift = 0; shift < 64 && *p < end; shift += 7) {
+		uint8_t b = *(*p)++;
+
+		x |= (uint64_t)(b & 0x7f) << shift;
+		if (!(b & 0x80)) {
+			*v = x;
+			return true;
+		}
+	}
+	return false;
+}
+
+static bool get_zz(const uint8_t **p, const uint8_t *end, uint64_t *delta)
+{
+	uint64_t z;
+
+	if (!get_var(p, end, &z))
+		return false;
+	*delta = (z >> 1) ^ (uint64_t) - (int64_t)(z & 1);
+	return true;
+}
+
+/* One event into out (at most MFT_REC_EVENT2_MAX bytes), against base; returns its end. */
+static uint8_t *encode_event2(uint8_t *out, uint64_t ctx, uint64_t prev_ts, const struct mft_event *b,
+			      const struct mft_event *e)
+{
+	const struct mft_sock_snap *s = &e->snap, *bs = &b->snap;
+	uint32_t m = 0;
+	uint8_t *p;
+	int n;
+
+	m |= e->arg != b->arg ? B_ARG : 0;
+	m |= s->rx_bytes != bs->rx_bytes ? B_RX_BYTES : 0;
+	m |= s->rx_calls != bs->rx_calls ? B_RX_CALLS : 0;
+	m |= s->last_rx_ns != bs->last_rx_ns ? B_LAST_RX_NS : 0;
+	m |= s->last_rx_len != bs->last_rx_len ? B_LAST_RX_LEN : 0;
+	m |= s->prev_rx_len != bs->prev_rx_len ? B_PREV_RX_LEN : 0;
+	m |= s->tx_bytes != bs->tx_bytes ? B_TX_BYTES : 0;
+	m |= e->ret != b->ret ? B_RET : 0;
+	m |= e->type != b->type ? B_TYPE : 0;
+	m |= e->tid != b->tid ? B_TID : 0;
+	m |= s->tls_records != bs->tls_records ? B_TLS_RECORDS : 0;
+	m |= s->late_reads != bs->late_reads ? B_LATE_READS : 0;
+	m |= s->flags != bs->flags ? B_FLAGS : 0;
+	m |= s->last_rx_tid != bs->last_rx_tid ? B_LAST_RX_TID : 0;
+	m |= memcmp(e->str, b->str, MFT_STR_LEN) ? B_STR : 0;
+	m |= e->role != b->role ? B_ROLE : 0;
+	m |= e->family != b->family || e->lport != b->lport || e->rport != b->rport ? B_PORTS : 0;
+	m |= memcmp(e->laddr, b->laddr, 16) ? B_LADDR : 0;
+	m |= memcmp(e->raddr, b->raddr, 16) ? B_RADDR : 0;
+	m |= e->pid != b->pid ? B_PID : 0;
+	m |= e->sk != b->sk ? B_SK : 0;
+	p = put_var(out, ctx);
+	p = put_var(p, m);
+	p = put_zz(p, e->ts_ns - prev_ts);
+	if (m & B_ARG)
+		p = put_zz(p, e->arg - b->arg);
+	if (m & B_RX_BYTES)
+		p = put_zz(p, s->rx_bytes - bs->rx_bytes);
+	if (m & B_RX_CALLS)
+		p = put_zz(p, s->rx_calls - bs->rx_calls);
+	if (m & B_LAST_RX_NS)
+		p = put_zz(p, e->ts_ns - s->last_rx_ns);
+	if (m & B_LAST_RX_LEN)
+		p = put_zz(p, (uint64_t)(int64_t)s->last_rx_len);
+	if (m & B_PREV_RX_LEN)
+		p = put_zz(p, (uint64_t)(int64_t)s->prev_rx_len);
+	if (m & B_TX_BYTES)
+		p = put_zz(p, s->tx_bytes - bs->tx_bytes);
+	if (m & B_RET)
+		p = put_zz(p, (uint64_t)e->ret - (uint64_t)b->ret);
+	if (m & B_TYPE)
+		p = put_var(p, e->type);
+	if (m & B_TID)
+		p = put_var(p, e->tid);
+	if (m & B_TLS_RECORDS)
+		p = put_var(p, s->tls_records);
+	if (m & B_LATE_READS)
+		p = put_var(p, s->late_reads);
+	if (m & B_FLAGS)
+		p = put_var(p, s->flags);
+	if (m & B_LAST_RX_TID)
+		p = put_var(p, s->last_rx_tid);
+	if (m & B_STR) { /* the bytes up to the last one that is not zero */
+		for (n = MFT_STR_LEN; n > 0 && !e->str[n - 1]; n--)
+			;
+		*p++ = (uint8_t)n;
+		memcpy(p, e->str, (size_t)n);
+		p += n;
+	}
+	if (m & B_ROLE)
+		*p++ = e->role;
+	if (m & B_PORTS) {
+		p = put_var(p, e->family);
+		p = put_var(p, e->lport);
+		p = put_var(p, e->rport);
+	}
+	if (m & B_LADDR) {
+		memcpy(p, e->laddr, 16);
+		p += 16;
+	}
+	if (m & B_RADDR) {
+		memcpy(p, e->raddr, 16);
+		p += 16;
+	}
+	if (m & B_PID)
+		p = put_var(p, e->pid);
+	if (m & B_SK)
+		p = put_var(p, e->sk);
+	return p;
+}
+
+/* The inverse, defensively: false when the bytes are not an event. e holds base on entry. */
+static bool decode_event2(const uint8_t **pp, const uint8_t *end, uint64_t prev_ts, struct mft_event *e)
+{
+	struct mft_sock_snap *s = &e->snap;
+	const uint8_t *p = *pp;
+	uint64_t m, v;
+
+#define VAR(dst)                           \
+	do {                               \
+		if (!get_var(&p, end, &v)) \
+			return false;      \
+		dst = v;                   \
+	} while (0)
+#define ZZ(dst, base)                     \
+	do {                              \
+		if (!get_zz(&p, end, &v)) \
+			return false;     \
+		dst = (base) + v;         \
+	} while (0)
+	if (!get_var(&p, end, &m) || m & ~(uint64_t)B__ALL)
+		return false;
+	ZZ(e->ts_ns, prev_ts);
+	if (m & B_ARG)
+		ZZ(e->arg, e->arg);
+	if (m & B_RX_BYTES)
+		ZZ(s->rx_bytes, s->rx_bytes);
+	if (m & B_RX_CALLS)
+		ZZ(s->rx_calls, s->rx_calls);
+	if (m & B_LAST_RX_NS) { /* coded as its distance to the event's own time */
+		if (!get_zz(&p, end, &v))
+			return false;
+		s->last_rx_ns = e->ts_ns - v;
+	}
+	if (m & B_LAST_RX_LEN)
+		ZZ(s->last_rx_len, (int32_t)0);
+	if (m & B_PREV_RX_LEN)
+		ZZ(s->prev_rx_len, (int32_t)0);
+	if (m & B_TX_BYTES)
+		ZZ(s->tx_bytes, s->tx_bytes);
+	if (m & B_RET)
+		ZZ(e->ret, (uint64_t)e->ret);
+	if (m & B_TYPE)
+		VAR(e->type);
+	if (m & B_TID)
+		VAR(e->tid);
+	if (m & B_TLS_RECORDS)
+		VAR(s->tls_records);
+	if (m & B_LATE_READS)
+		VAR(s->late_reads);
+	if (m & B_FLAGS)
+		VAR(s->flags);
+	if (m & B_LAST_RX_TID)
+		VAR(s->last_rx_tid);
+	if (m & B_STR) {
+		if (p == end || *p > MFT_STR_LEN || (size_t)(end - p - 1) < *p)
+			return false;
+		memset(e->str, 0, MFT_STR_LEN);
+		memcpy(e->str, p + 1, *p);
+		p += 1 + *p;
+	}
+	if (m & B_ROLE) {
+		if (p == end)
+			return false;
+		e->role = *p++;
+	}
+	if (m & B_PORTS) {
+		VAR(e->family);
+		VAR(e->lport);
+		VAR(e->rport);
+	}
+	if (m & B_LADDR) {
+		if (end - p < 16)
+			return false;
+		memcpy(e->laddr, p, 16);
+		p += 16;
+	}
+	if (m & B_RADDR) {
+		if (end - p < 16)
+			return false;
+		memcpy(e->raddr, p, 16);
+		p += 16;
+	}
+	if (m & B_PID)
+		VAR(e->pid);
+	if (m & B_SK)
+		VAR(e->sk);
+#undef VAR
+#undef ZZ
+	*pp = p;
+	return true;
+}
+
 /* Tag-length-value payloads (HOST, TARGET, PROBE): u16 tag, u16 length, bytes. */
 struct tlv {
 	uint8_t buf[12288];
@@ -374,6 +634,13 @@ struct mft_recw {
 	uint64_t now;
 	struct mft_recw_stats st;
 	struct tlv tlv;
+	/* format 2: the block of events being coded (an EVENTS record once closed) */
+	unsigned format;
+	uint8_t *blk;
+	size_t blk_len, blk_cap;
+	uint64_t blk_events, blk_prev_ts;
+	struct mft_event blk_ctx[MFT_REC_BLOCK_CTX]; /* the latest event of each (pid, sk) */
+	unsigned blk_n_ctx;
 };
 
 static void *grow(void *p, size_t *cap, size_t need, size_t elem)
@@ -398,7 +665,7 @@ static uint64_t file_off(const struct mft_recw *w, uint64_t seg_pos)
 	return MFT_REC_PREAMBLE_LEN + (uint64_t)w->cur * w->seg_size + seg_pos;
 }
 
-int mft_recw_flush(struct mft_recw *w)
+static int buf_flush(struct mft_recw *w)
 {
 	size_t done = 0;
 
@@ -428,6 +695,13 @@ int mft_recw_flush(struct mft_recw *w)
 }
 
 static void start_segment(struct mft_recw *w);
+static void close_block(struct mft_recw *w, unsigned flags);
+
+int mft_recw_flush(struct mft_recw *w)
+{
+	close_block(w, 0);
+	return buf_flush(w);
+}
 
 /* Append one record. false if it was dropped (it cannot fit a segment). */
 static bool put_record(struct mft_recw *w, unsigned type, unsigned flags, const uint8_t *payload, size_t len)
@@ -435,6 +709,8 @@ static bool put_record(struct mft_recw *w, unsigned type, unsigned flags, const 
 	size_t need = MFT_REC_HDR_LEN + len;
 	uint8_t *h;
 
+	if (type != MFT_REC_EVENTS)
+		close_block(w, 0); /* the events before it, in their order */
 	if (w->ring && w->switching && w->seg_pos + need > w->limit)
 		return false;
 	if (w->ring && w->seg_pos + need > w->seg_size) {
@@ -445,7 +721,7 @@ static bool put_record(struct mft_recw *w, unsigned type, unsigned flags, const 
 		}
 	}
 	if (w->buf_len + need > w->buf_cap) {
-		mft_recw_flush(w);
+		buf_flush(w);
 		if (need > w->buf_cap) {
 			uint8_t *nb = realloc(w->buf, need);
 
@@ -502,8 +778,51 @@ static void put_counters(struct mft_recw *w, const struct mft_rec_counters *c)
 {
 	uint8_t p[64];
 
+	close_block(w, 0); /* its events are counted as written */
 	encode_counters(w, c, p);
 	put_record(w, MFT_REC_COUNTERS, c->final ? MFT_RECF_FINAL : 0, p, sizeof(p));
+}
+
+/* Close the block being coded: one EVENTS record (with flags), its events counted. */
+static void close_block(struct mft_recw *w, unsigned flags)
+{
+	uint64_t n = w->blk_events;
+	size_t len = w->blk_len;
+
+	if (!len)
+		return;
+	w->blk_len = 0;
+	w->blk_events = 0;
+	w->blk_n_ctx = 0;
+	w->blk_prev_ts = 0;
+	if (!put_record(w, MFT_REC_EVENTS, flags, w->blk, len)) {
+		if (!(flags & MFT_RECF_CARRIED))
+			w->st.events_unwritten += n;
+		return;
+	}
+	if (!(flags & MFT_RECF_CARRIED)) /* carried ones are not new events */
+		w->buf_events += n;
+}
+
+/* Code one event into the block, if it has room below cap. */
+static bool block_add(struct mft_recw *w, const struct mft_event *ev, size_t cap)
+{
+	static const struct mft_event zero;
+	unsigned k;
+
+	for (k = 0; k < w->blk_n_ctx; k++)
+		if (w->blk_ctx[k].pid == ev->pid && w->blk_ctx[k].sk == ev->sk)
+			break;
+	if (w->blk_len + MFT_REC_EVENT2_MAX > cap || (k == w->blk_n_ctx && k == MFT_REC_BLOCK_CTX))
+		return false;
+	w->blk_len = (size_t)(encode_event2(w->blk + w->blk_len, k, w->blk_prev_ts,
+					    k < w->blk_n_ctx ? &w->blk_ctx[k] : &zero, ev) -
+			      w->blk);
+	w->blk_ctx[k] = *ev;
+	w->blk_n_ctx += k == w->blk_n_ctx;
+	w->blk_prev_ts = ev->ts_ns;
+	w->blk_events++;
+	return true;
 }
 
 struct carried {
@@ -531,8 +850,18 @@ static void put_carry(struct mft_recw *w)
 	for (size_t i = 0; i < w->n_carry; i++)
 		for (int j = 0; j < w->carry[i].n; j++)
 			all[k++] = (struct carried){ w->carry[i].order[j], &w->carry[i].ev[j] };
-	qsort(all, n, sizeof(*all), carried_cmp); /* the order the correlator first saw them in */
-	for (size_t i = 0; i < n; i++) {
+	qsort(all, n, sizeof(*all), carried_cmp);          /* the order the correlator first saw them in */
+	for (size_t i = 0; w->format >= 2 && i < n; i++) { /* one block of its own, flagged CARRIED */
+		if (w->ring && w->seg_pos + MFT_REC_HDR_LEN + w->blk_len + MFT_REC_EVENT2_MAX > w->limit)
+			break;
+		if (!block_add(w, all[i].ev, MFT_REC_MAX_PAYLOAD))
+			break;
+	}
+	if (w->format >= 2) {
+		w->st.carried += w->blk_events;
+		close_block(w, MFT_RECF_CARRIED);
+	}
+	for (size_t i = 0; w->format < 2 && i < n; i++) {
 		mft_rec_encode_event(p, all[i].ev);
 		if (!put_record(w, MFT_REC_EVENT, MFT_RECF_CARRIED, p, sizeof(p)))
 			break;
@@ -557,7 +886,7 @@ static void start_segment(struct mft_recw *w)
 	uint8_t p[16];
 
 	if (w->st.segments_started) {
-		mft_recw_flush(w);
+		buf_flush(w);
 		w->cur = (w->cur + 1) % w->n_segs;
 		w->seq++;
 		w->st.events_overwritten += w->seg_events[w->cur];
@@ -600,6 +929,11 @@ struct mft_recw *mft_recw_open(const char *path, const struct mft_recw_opts *o, 
 		return NULL;
 	}
 	w->fd = -1;
+	w->format = o && o->format ? o->format : MFT_REC_MAJOR;
+	if (w->format < 1 || w->format > MFT_REC_MAJOR) {
+		snprintf(err, errlen, "format %u: this mftrace writes 1 to %d", w->format, MFT_REC_MAJOR);
+		goto fail;
+	}
 	if (o && o->max_size) {
 		w->ring = true;
 		w->n_segs = n;
@@ -615,7 +949,10 @@ struct mft_recw *mft_recw_open(const char *path, const struct mft_recw_opts *o, 
 	w->seg_events = calloc(w->n_segs, sizeof(*w->seg_events));
 	w->buf_cap = 64 * 1024;
 	w->buf = malloc(w->buf_cap);
-	if (!w->seg_events || !w->buf) {
+	/* a block fits a segment's quarter: the opening (3/4 at most) leaves it room */
+	w->blk_cap = w->ring && w->seg_size / 4 < MFT_REC_BLOCK_MAX ? (size_t)w->seg_size / 4 : MFT_REC_BLOCK_MAX;
+	w->blk = malloc(MFT_REC_MAX_PAYLOAD);
+	if (!w->seg_events || !w->buf || !w->blk) {
 		snprintf(err, errlen, "out of memory");
 		goto fail;
 	}
@@ -623,8 +960,8 @@ struct mft_recw *mft_recw_open(const char *path, const struct mft_recw_opts *o, 
 	if (w->fd < 0)
 		goto fail;
 	memcpy(pre, rec_magic, 8);
-	put16(pre + 8, MFT_REC_MAJOR);
-	put16(pre + 10, MFT_REC_MINOR);
+	put16(pre + 8, (uint16_t)w->format);
+	put16(pre + 10, 0);
 	put32(pre + 12, w->ring ? MFT_RECP_RING : 0);
 	put64(pre + 16, w->ring ? w->seg_size : 0);
 	put32(pre + 24, w->n_segs);
@@ -641,6 +978,7 @@ fail:
 		close(w->fd);
 	free(w->seg_events);
 	free(w->buf);
+	free(w->blk);
 	free(w);
 	return NULL;
 }
@@ -804,8 +1142,22 @@ void mft_recw_event(struct mft_recw *w, const struct mft_event *ev)
 
 	if (ev->ts_ns > w->now)
 		w->now = ev->ts_ns;
-	mft_rec_encode_event(p, ev);
-	put_record(w, MFT_REC_EVENT, 0, p, sizeof(p));
+	if (w->format >= 2) {
+		/* the block, with this event, must fit the segment: else it closes first, and a
+		 * fresh block that cannot fit starts the next segment before this event */
+		if (w->ring && w->seg_pos + MFT_REC_HDR_LEN + w->blk_len + MFT_REC_EVENT2_MAX > w->seg_size) {
+			close_block(w, 0);
+			if (w->seg_pos + MFT_REC_HDR_LEN + MFT_REC_EVENT2_MAX > w->seg_size)
+				start_segment(w);
+		}
+		if (!block_add(w, ev, w->blk_cap)) {
+			close_block(w, 0);
+			block_add(w, ev, w->blk_cap);
+		}
+	} else {
+		mft_rec_encode_event(p, ev);
+		put_record(w, MFT_REC_EVENT, 0, p, sizeof(p));
+	}
 	if (w->ring)
 		carry_track(w, ev);
 	w->n_seen++;
@@ -831,6 +1183,7 @@ int mft_recw_close(struct mft_recw *w, const struct mft_rec_counters *final, str
 	if (st)
 		*st = w->st;
 	free(w->buf);
+	free(w->blk);
 	free(w->seg_events);
 	free(w->targets);
 	free(w->probes);
@@ -1029,10 +1382,67 @@ struct rd {
 	struct mft_index ix_clocks, ix_targets, ix_probes;
 	/* checksum bytes that looking for intact records after damage may still spend */
 	uint64_t resync_budget;
-	bool gave_up; /* the event the last record held, for mft_rec_next */
+	bool gave_up;
+	/* the event the last record held, for mft_rec_next */
 	bool have_ev;
 	struct mft_event ev;
+	/* a format-2 block being decoded: its bytes (valid until the next record is read) */
+	const uint8_t *blk, *blk_end;
+	size_t blk_off; /* where its record starts in the file */
+	bool blk_carried;
+	uint64_t blk_prev_ts;
+	struct mft_event blk_ctx[MFT_REC_BLOCK_CTX];
+	unsigned blk_n_ctx;
 };
+
+static void got_event(struct rd *d, bool carried)
+{
+	struct mft_recording *r = d->r;
+
+	d->have_ev = true;
+	if (!r->n_events++)
+		r->t_first_event = d->ev.ts_ns;
+	r->t_last_event = d->ev.ts_ns;
+	if (carried)
+		r->n_carried++;
+}
+
+/* The block's next event into d->ev; false at its end, or where it stops making sense. */
+static bool block_next(struct rd *d)
+{
+	struct mft_recording *r = d->r;
+	uint64_t k;
+
+	if (!d->blk)
+		return false;
+	if (d->blk == d->blk_end) {
+		d->blk = NULL;
+		return false;
+	}
+	if (!get_var(&d->blk, d->blk_end, &k) || k > d->blk_n_ctx || k == MFT_REC_BLOCK_CTX) {
+		k = UINT64_MAX;
+	} else {
+		if (k < d->blk_n_ctx)
+			d->ev = d->blk_ctx[k];
+		else
+			memset(&d->ev, 0, sizeof(d->ev));
+		if (!decode_event2(&d->blk, d->blk_end, d->blk_prev_ts, &d->ev))
+			k = UINT64_MAX;
+	}
+	if (k == UINT64_MAX) { /* a valid checksum over bytes that are no event block */
+		if (!r->bad_records)
+			problem(r, "malformed event block at byte %zu (checksum valid): the rest of it is skipped",
+				d->blk_off);
+		r->bad_records++;
+		d->blk = NULL;
+		return false;
+	}
+	d->blk_ctx[k] = d->ev;
+	d->blk_n_ctx += k == d->blk_n_ctx;
+	d->blk_prev_ts = d->ev.ts_ns;
+	got_event(d, d->blk_carried);
+	return true;
+}
 
 static void rd_target(struct rd *d, const struct mft_rec_target *t)
 {
@@ -1179,14 +1589,20 @@ static void rd_record(struct rd *d, unsigned type, unsigned flags, const uint8_t
 		if ((flags & MFT_RECF_CARRIED) && !d->use_carried)
 			return;
 		mft_rec_decode_event(p, &d->ev);
-		d->have_ev = true;
-		if (!r->n_events++)
-			r->t_first_event = d->ev.ts_ns;
-		r->t_last_event = d->ev.ts_ns;
-		if (flags & MFT_RECF_CARRIED)
-			r->n_carried++;
+		got_event(d, flags & MFT_RECF_CARRIED);
 		break;
 	}
+	case MFT_REC_EVENTS:
+		if ((flags & MFT_RECF_CARRIED) && !d->use_carried)
+			return;
+		d->blk = p;
+		d->blk_end = p + len;
+		d->blk_off = off;
+		d->blk_carried = flags & MFT_RECF_CARRIED;
+		d->blk_prev_ts = 0;
+		d->blk_n_ctx = 0;
+		block_next(d);
+		return;
 	default: r->unknown_records++; return;
 	}
 	if (!ok) {
@@ -1418,6 +1834,11 @@ int mft_rec_next(struct mft_rec_iter *it, struct mft_event *ev)
 	struct mft_recording *r = it->d.r;
 
 	while (!it->finished) {
+		if (block_next(&it->d)) {
+			it->d.have_ev = false;
+			*ev = it->d.ev;
+			return 1;
+		}
 		if (!it->in_seg) {
 			const struct seg *s;
 			uint64_t seq;

@@ -13,13 +13,16 @@
 #include <stdint.h>
 #include "mftrace.h"
 
-#define MFT_REC_MAJOR 1 /* a reader refuses a larger major */
+#define MFT_REC_MAJOR 2 /* a reader refuses a larger major; it reads 1.x and 2.x */
 #define MFT_REC_MINOR 0 /* a reader reads a larger minor (new record types and tail fields are skipped) */
 
 #define MFT_REC_PREAMBLE_LEN 64
 #define MFT_REC_HDR_LEN 16
 #define MFT_REC_MAX_PAYLOAD (1u << 20)
-#define MFT_REC_EVENT_LEN 168 /* the v1 event payload */
+#define MFT_REC_EVENT_LEN 168   /* the v1 event payload */
+#define MFT_REC_EVENT2_MAX 256  /* the most bytes one event takes in a format-2 block */
+#define MFT_REC_BLOCK_MAX 32768 /* a format-2 block of events is closed at this size... */
+#define MFT_REC_BLOCK_CTX 64    /* ...or when it would hold a 65th (pid, sk) */
 #define MFT_REC_MIN_SEGMENT 4096
 
 /* Record types */
@@ -30,7 +33,8 @@ enum mft_rec_type {
 	MFT_REC_TARGET,      /* a traced QEMU: pid, versions, command line */
 	MFT_REC_PROBE,       /* one attach point and how it went */
 	MFT_REC_COUNTERS,    /* lost-event counters; with MFT_RECF_FINAL, the trailer */
-	MFT_REC_EVENT,       /* one struct mft_event */
+	MFT_REC_EVENT,       /* one struct mft_event (format 1) */
+	MFT_REC_EVENTS,      /* a block of coded events (format 2) */
 	MFT_REC__MAX,
 };
 
