@@ -846,10 +846,10 @@ static bool ready(const struct mft_correlator *c, const struct mft_migration *m,
 				multifd_ended = false;
 		}
 		/* wait for a traced destination end to be judged first */
-		if (ch->role == MFT_ROLE_SOURCE) {
-			const struct mft_chan *peer = chan_peer(c, ch);
+		if (ch->role == MFT_ROLE_SOURCE && now < m->t_last_end + 4 * c->opts.grace_ns) {
+			const struct mft_chan *peer = chan_peer(c, ch); /* looked for only when it matters */
 
-			if (peer && peer->mig && !peer->mig->done && now < m->t_last_end + 4 * c->opts.grace_ns)
+			if (peer && peer->mig && !peer->mig->done)
 				return false;
 		}
 	}
