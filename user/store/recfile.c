@@ -13,6 +13,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <stdarg.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -458,72 +459,73 @@ enum { H_HOSTNAME = 1, H_KERNEL, H_MACHINE, H_BOOT_ID, H_TOOL_VERSION, H_TLS_REC
 enum { T_PID = 1, T_NAME, T_EXE, T_QEMU_VERSION, T_GNUTLS, T_GNUTLS_VERSION, T_CMDLINE, T_INCOMING, T_REMOVED, T_TIME };
 enum { P_PID = 1, P_WHAT, P_MECH, P_OK, P_REQUIRED, P_WHY };
 
-static void encode_host(struct tlv *t, const struct mft_rec_host *h)
-{
-	t->len = 0;
-	tlv_str(t, H_HOSTNAME, h->hostname);
-	tlv_str(t, H_KERNEL, h->kernel);
-	tlv_str(t, H_MACHINE, h->machine);
-	tlv_str(t, H_BOOT_ID, h->boot_id);
-	tlv_str(t, H_TOOL_VERSION, h->tool_version);
-	tlv_u64(t, H_TLS_RECORDS, h->tls_records);
-	tlv_str(t, H_MECHANISM, h->mechanism);
-	tlv_u64(t, H_ALL_QEMUS, h->all_qemus);
-}
+/*
+ * Each TLV payload is described once, by a table of its fields (in the order they are
+ * written): the writer and the reader both walk it.
+ */
+enum tlv_kind { K_STR, K_U64, K_U32, K_BOOL };
 
-static void encode_target(struct tlv *t, const struct mft_rec_target *x)
-{
-	t->len = 0;
-	tlv_u64(t, T_PID, x->pid);
-	tlv_str(t, T_NAME, x->name);
-	tlv_str(t, T_EXE, x->exe);
-	tlv_str(t, T_QEMU_VERSION, x->qemu_version);
-	tlv_str(t, T_GNUTLS, x->gnutls);
-	tlv_str(t, T_GNUTLS_VERSION, x->gnutls_version);
-	tlv_u64(t, T_INCOMING, x->incoming);
-	tlv_u64(t, T_REMOVED, x->removed);
-	tlv_u64(t, T_TIME, x->t_mono);
-	tlv_str(t, T_CMDLINE, x->cmdline);
-}
+struct tlv_field {
+	uint16_t tag;
+	uint8_t kind;
+	size_t off, size;
+};
 
-static void encode_probe(struct tlv *t, const struct mft_rec_probe *p)
-{
-	t->len = 0;
-	tlv_u64(t, P_PID, p->pid);
-	tlv_str(t, P_WHAT, p->what);
-	tlv_str(t, P_MECH, p->mech);
-	tlv_u64(t, P_OK, p->ok);
-	tlv_u64(t, P_REQUIRED, p->required);
-	tlv_str(t, P_WHY, p->why);
-}
-
-/* Walk a TLV payload; fn gets each field. false if the payload is malformed. */
-static bool tlv_walk(const uint8_t *p, size_t len, void (*fn)(void *ctx, unsigned tag, const uint8_t *v, size_t n),
-		     void *ctx)
-{
-	size_t off = 0;
-
-	while (off < len) {
-		if (len - off < 4)
-			return false;
-		size_t n = get16(p + off + 2);
-
-		if (len - off - 4 < n)
-			return false;
-		fn(ctx, get16(p + off), p + off + 4, n);
-		off += 4 + n;
+#define FIELD(tag, kind, type, member)                                         \
+	{                                                                      \
+		tag, kind, offsetof(type, member), sizeof(((type *)0)->member) \
 	}
-	return true;
-}
 
-/* The bytes as they were recorded (a VM name is the target's choice): whoever prints them
- * as text sanitises them (mft_sanitize), JSON escapes them. */
-static void tlv_copy(char *dst, size_t cap, const uint8_t *v, size_t n)
+static const struct tlv_field host_fields[] = {
+	FIELD(H_HOSTNAME, K_STR, struct mft_rec_host, hostname),
+	FIELD(H_KERNEL, K_STR, struct mft_rec_host, kernel),
+	FIELD(H_MACHINE, K_STR, struct mft_rec_host, machine),
+	FIELD(H_BOOT_ID, K_STR, struct mft_rec_host, boot_id),
+	FIELD(H_TOOL_VERSION, K_STR, struct mft_rec_host, tool_version),
+	FIELD(H_TLS_RECORDS, K_BOOL, struct mft_rec_host, tls_records),
+	FIELD(H_MECHANISM, K_STR, struct mft_rec_host, mechanism),
+	FIELD(H_ALL_QEMUS, K_BOOL, struct mft_rec_host, all_qemus),
+	{ 0 },
+};
+
+static const struct tlv_field target_fields[] = {
+	FIELD(T_PID, K_U32, struct mft_rec_target, pid),
+	FIELD(T_NAME, K_STR, struct mft_rec_target, name),
+	FIELD(T_EXE, K_STR, struct mft_rec_target, exe),
+	FIELD(T_QEMU_VERSION, K_STR, struct mft_rec_target, qemu_version),
+	FIELD(T_GNUTLS, K_STR, struct mft_rec_target, gnutls),
+	FIELD(T_GNUTLS_VERSION, K_STR, struct mft_rec_target, gnutls_version),
+	FIELD(T_INCOMING, K_BOOL, struct mft_rec_target, incoming),
+	FIELD(T_REMOVED, K_BOOL, struct mft_rec_target, removed),
+	FIELD(T_TIME, K_U64, struct mft_rec_target, t_mono),
+	FIELD(T_CMDLINE, K_STR, struct mft_rec_target, cmdline),
+	{ 0 },
+};
+
+static const struct tlv_field probe_fields[] = {
+	FIELD(P_PID, K_U32, struct mft_rec_probe, pid),
+	FIELD(P_WHAT, K_STR, struct mft_rec_probe, what),
+	FIELD(P_MECH, K_STR, struct mft_rec_probe, mech),
+	FIELD(P_OK, K_BOOL, struct mft_rec_probe, ok),
+	FIELD(P_REQUIRED, K_BOOL, struct mft_rec_probe, required),
+	FIELD(P_WHY, K_STR, struct mft_rec_probe, why),
+	{ 0 },
+};
+
+/* obj as the TLV payload its table describes (an empty string is left out). */
+static void tlv_encode(struct tlv *t, const struct tlv_field *f, const void *obj)
 {
-	if (n >= cap)
-		n = cap - 1;
-	memcpy(dst, v, n);
-	dst[n] = '\0';
+	t->len = 0;
+	for (; f->tag; f++) {
+		const char *m = (const char *)obj + f->off;
+
+		switch (f->kind) {
+		case K_STR: tlv_str(t, f->tag, m); break;
+		case K_U64: tlv_u64(t, f->tag, *(const uint64_t *)m); break;
+		case K_U32: tlv_u64(t, f->tag, *(const uint32_t *)m); break;
+		default: tlv_u64(t, f->tag, *(const bool *)m); break;
+		}
+	}
 }
 
 static uint64_t tlv_num(const uint8_t *v, size_t n)
@@ -531,55 +533,47 @@ static uint64_t tlv_num(const uint8_t *v, size_t n)
 	return n == 8 ? get64(v) : 0;
 }
 
-static void host_field(void *ctx, unsigned tag, const uint8_t *v, size_t n)
+/*
+ * Read a TLV payload into obj by its table: tags it does not know are a newer minor's and
+ * skipped. Strings are the bytes as they were recorded (a VM name is the target's choice):
+ * whoever prints them as text sanitises them (mft_sanitize), JSON escapes them. false if
+ * the payload is malformed.
+ */
+static bool tlv_decode(const uint8_t *p, size_t len, const struct tlv_field *fields, void *obj)
 {
-	struct mft_rec_host *h = ctx;
+	size_t off = 0;
 
-	switch (tag) {
-	case H_HOSTNAME: tlv_copy(h->hostname, sizeof(h->hostname), v, n); break;
-	case H_KERNEL: tlv_copy(h->kernel, sizeof(h->kernel), v, n); break;
-	case H_MACHINE: tlv_copy(h->machine, sizeof(h->machine), v, n); break;
-	case H_BOOT_ID: tlv_copy(h->boot_id, sizeof(h->boot_id), v, n); break;
-	case H_TOOL_VERSION: tlv_copy(h->tool_version, sizeof(h->tool_version), v, n); break;
-	case H_TLS_RECORDS: h->tls_records = tlv_num(v, n) != 0; break;
-	case H_MECHANISM: tlv_copy(h->mechanism, sizeof(h->mechanism), v, n); break;
-	case H_ALL_QEMUS: h->all_qemus = tlv_num(v, n) != 0; break;
-	default: break; /* a newer minor's field */
+	while (off < len) {
+		const struct tlv_field *f = fields;
+		size_t n;
+		const uint8_t *v;
+		char *m;
+
+		if (len - off < 4)
+			return false;
+		n = get16(p + off + 2);
+		if (len - off - 4 < n)
+			return false;
+		v = p + off + 4;
+		while (f->tag && f->tag != get16(p + off))
+			f++;
+		off += 4 + n;
+		if (!f->tag)
+			continue;
+		m = (char *)obj + f->off;
+		switch (f->kind) {
+		case K_STR:
+			if (n >= f->size)
+				n = f->size - 1;
+			memcpy(m, v, n);
+			m[n] = '\0';
+			break;
+		case K_U64: *(uint64_t *)m = tlv_num(v, n); break;
+		case K_U32: *(uint32_t *)m = (uint32_t)tlv_num(v, n); break;
+		default: *(bool *)m = tlv_num(v, n) != 0; break;
+		}
 	}
-}
-
-static void target_field(void *ctx, unsigned tag, const uint8_t *v, size_t n)
-{
-	struct mft_rec_target *t = ctx;
-
-	switch (tag) {
-	case T_PID: t->pid = (uint32_t)tlv_num(v, n); break;
-	case T_NAME: tlv_copy(t->name, sizeof(t->name), v, n); break;
-	case T_EXE: tlv_copy(t->exe, sizeof(t->exe), v, n); break;
-	case T_QEMU_VERSION: tlv_copy(t->qemu_version, sizeof(t->qemu_version), v, n); break;
-	case T_GNUTLS: tlv_copy(t->gnutls, sizeof(t->gnutls), v, n); break;
-	case T_GNUTLS_VERSION: tlv_copy(t->gnutls_version, sizeof(t->gnutls_version), v, n); break;
-	case T_CMDLINE: tlv_copy(t->cmdline, sizeof(t->cmdline), v, n); break;
-	case T_INCOMING: t->incoming = tlv_num(v, n) != 0; break;
-	case T_REMOVED: t->removed = tlv_num(v, n) != 0; break;
-	case T_TIME: t->t_mono = tlv_num(v, n); break;
-	default: break;
-	}
-}
-
-static void probe_field(void *ctx, unsigned tag, const uint8_t *v, size_t n)
-{
-	struct mft_rec_probe *p = ctx;
-
-	switch (tag) {
-	case P_PID: p->pid = (uint32_t)tlv_num(v, n); break;
-	case P_WHAT: tlv_copy(p->what, sizeof(p->what), v, n); break;
-	case P_MECH: tlv_copy(p->mech, sizeof(p->mech), v, n); break;
-	case P_OK: p->ok = tlv_num(v, n) != 0; break;
-	case P_REQUIRED: p->required = tlv_num(v, n) != 0; break;
-	case P_WHY: tlv_copy(p->why, sizeof(p->why), v, n); break;
-	default: break;
-	}
+	return true;
 }
 
 /* The CRC of a record binds it to its segment's sequence number. */
@@ -748,7 +742,7 @@ static bool put_record(struct mft_recw *w, unsigned type, unsigned flags, const 
 
 static void put_host(struct mft_recw *w)
 {
-	encode_host(&w->tlv, &w->host);
+	tlv_encode(&w->tlv, host_fields, &w->host);
 	put_record(w, MFT_REC_HOST, 0, w->tlv.buf, w->tlv.len);
 }
 
@@ -906,13 +900,13 @@ static void start_segment(struct mft_recw *w)
 	if (w->has_counters)
 		put_counters(w, &w->counters);
 	for (size_t i = 0; i < w->n_targets; i++) {
-		encode_target(&w->tlv, &w->targets[i]);
+		tlv_encode(&w->tlv, target_fields, &w->targets[i]);
 		put_record(w, MFT_REC_TARGET, 0, w->tlv.buf, w->tlv.len);
 	}
 	prune_carry(w);
 	put_carry(w);
 	for (size_t i = 0; i < w->n_probes; i++) {
-		encode_probe(&w->tlv, &w->probes[i]);
+		tlv_encode(&w->tlv, probe_fields, &w->probes[i]);
 		put_record(w, MFT_REC_PROBE, 0, w->tlv.buf, w->tlv.len);
 	}
 	w->switching = false;
@@ -1003,7 +997,7 @@ void mft_recw_target(struct mft_recw *w, const struct mft_rec_target *t)
 {
 	size_t i;
 
-	encode_target(&w->tlv, t);
+	tlv_encode(&w->tlv, target_fields, t);
 	put_record(w, MFT_REC_TARGET, 0, w->tlv.buf, w->tlv.len);
 	for (i = 0; i < w->n_targets && w->targets[i].pid != t->pid; i++)
 		;
@@ -1032,7 +1026,7 @@ void mft_recw_probe(struct mft_recw *w, const struct mft_rec_probe *p)
 {
 	struct mft_rec_probe *np;
 
-	encode_probe(&w->tlv, p);
+	tlv_encode(&w->tlv, probe_fields, p);
 	put_record(w, MFT_REC_PROBE, 0, w->tlv.buf, w->tlv.len);
 	np = grow(w->probes, &w->cap_probes, w->n_probes + 1, sizeof(*np));
 	if (!np)
@@ -1523,7 +1517,7 @@ static void rd_record(struct rd *d, unsigned type, unsigned flags, const uint8_t
 	case MFT_REC_HOST: {
 		struct mft_rec_host h = { 0 };
 
-		if ((ok = tlv_walk(p, len, host_field, &h))) {
+		if ((ok = tlv_decode(p, len, host_fields, &h))) {
 			r->host = h;
 			r->has_host = true;
 		}
@@ -1549,7 +1543,7 @@ static void rd_record(struct rd *d, unsigned type, unsigned flags, const uint8_t
 
 		if (!t)
 			return;
-		if ((ok = tlv_walk(p, len, target_field, t) && t->pid))
+		if ((ok = tlv_decode(p, len, target_fields, t) && t->pid))
 			rd_target(d, t);
 		free(t);
 		break;
@@ -1557,7 +1551,7 @@ static void rd_record(struct rd *d, unsigned type, unsigned flags, const uint8_t
 	case MFT_REC_PROBE: {
 		struct mft_rec_probe pr = { 0 };
 
-		if ((ok = tlv_walk(p, len, probe_field, &pr)))
+		if ((ok = tlv_decode(p, len, probe_fields, &pr)))
 			rd_probe(d, &pr);
 		break;
 	}
