@@ -345,44 +345,41 @@ static void describe(char *buf, size_t len, const struct sockview *s, const char
 	snprintf(buf, len, "%s on %s (pid %u)", what, addr, s->pid);
 }
 
-/* Event ex on the reference host happened before event ey on the other: offset > tx - ty. */
-static void before_xy(struct bounds *b, int ex, const char *wx, int ey, const char *wy)
+/*
+ * One order of cause and effect between event ex on the reference host (x) and event ey
+ * on the other (y). x_first: ex happened before ey, so offset > tx - ty (a lower bound);
+ * else ey happened before ex, so offset < tx - ty (an upper bound). The tightest is kept,
+ * with the two events that set it.
+ */
+static void bound(struct bounds *b, bool x_first, int ex, const char *wx, int ey, const char *wy)
 {
 	uint64_t tx = b->x->t[ex], ty = b->y->t[ey];
-	int64_t d;
-	char dx[96], dy[96];
+	bool *have = x_first ? &b->a->have_lo : &b->a->have_hi;
+	int64_t d, *v = x_first ? &b->a->lo : &b->a->hi;
+	char dx[96], dy[96], *why = x_first ? b->a->lo_why : b->a->hi_why;
 
 	if (!tx || !ty)
 		return;
 	d = (int64_t)(tx - ty);
 	b->a->n_constraints++;
-	if (!b->a->have_lo || d > b->a->lo) {
-		b->a->have_lo = true;
-		b->a->lo = d;
-		describe(dx, sizeof(dx), b->x, wx);
-		describe(dy, sizeof(dy), b->y, wy);
-		snprintf(b->a->lo_why, sizeof(b->a->lo_why), "%.95s before %.95s", dx, dy);
-	}
+	if (*have && (x_first ? d <= *v : d >= *v))
+		return;
+	*have = true;
+	*v = d;
+	describe(dx, sizeof(dx), b->x, wx);
+	describe(dy, sizeof(dy), b->y, wy);
+	snprintf(why, sizeof(b->a->lo_why), "%.95s before %.95s", x_first ? dx : dy, x_first ? dy : dx);
 }
 
-/* Event ey on the other host happened before event ex on the reference: offset < tx - ty. */
+static void before_xy(struct bounds *b, int ex, const char *wx, int ey, const char *wy)
+{
+	bound(b, true, ex, wx, ey, wy);
+}
+
+/* Event ey on the other host happened before event ex on the reference. */
 static void before_yx(struct bounds *b, int ey, const char *wy, int ex, const char *wx)
 {
-	uint64_t tx = b->x->t[ex], ty = b->y->t[ey];
-	int64_t d;
-	char dx[96], dy[96];
-
-	if (!tx || !ty)
-		return;
-	d = (int64_t)(tx - ty);
-	b->a->n_constraints++;
-	if (!b->a->have_hi || d < b->a->hi) {
-		b->a->have_hi = true;
-		b->a->hi = d;
-		describe(dx, sizeof(dx), b->x, wx);
-		describe(dy, sizeof(dy), b->y, wy);
-		snprintf(b->a->hi_why, sizeof(b->a->hi_why), "%.95s before %.95s", dy, dx);
-	}
+	bound(b, false, ex, wx, ey, wy);
 }
 
 /* What one TCP connection, seen from both ends, says about the offset. */
