@@ -144,6 +144,15 @@ static void json_num_or_null(FILE *f, const char *name, bool have, int64_t v)
 		fprintf(f, ",\"%s\":null", name);
 }
 
+/* "name":"value" pairs (names and values alternate in kv), separated by commas */
+static void json_strs(FILE *f, const char *const *kv, size_t n)
+{
+	for (size_t i = 0; i + 1 < n; i += 2) {
+		fprintf(f, "%s\"%s\":", i ? "," : "", kv[i]);
+		mft_json_str(f, kv[i + 1]);
+	}
+}
+
 static void summary_json(FILE *f, const struct mft_timeline *tl)
 {
 	static char cmd[sizeof(((struct mft_rec_target *)0)->cmdline) * 2];
@@ -154,14 +163,11 @@ static void summary_json(FILE *f, const struct mft_timeline *tl)
 		const struct mft_rec_counters *c = &r->counters;
 		const struct mft_tl_align *a = &h->align;
 
-		fputs("{\"type\":\"recording\",\"file\":", f);
-		mft_json_str(f, h->path);
-		fputs(",\"host\":", f);
-		mft_json_str(f, h->label);
-		fputs(",\"kernel\":", f);
-		mft_json_str(f, r->host.kernel);
-		fputs(",\"boot_id\":", f);
-		mft_json_str(f, r->host.boot_id);
+		fputs("{\"type\":\"recording\",", f);
+		json_strs(f,
+			  (const char *const[]){ "file", h->path, "host", h->label, "kernel", r->host.kernel, "boot_id",
+						 r->host.boot_id },
+			  8);
 		fprintf(f,
 			",\"format\":\"%u.%u\",\"flight_recorder\":%s,\"tls_records\":%s,\"events\":%zu,\"carried\":%zu",
 			r->major, r->minor, r->ring ? "true" : "false", r->host.tls_records ? "true" : "false",

@@ -348,6 +348,16 @@ static void mig_summary(FILE *f, const struct mft_timeline *tl, const struct mft
 	fputs("</p>\n", f);
 }
 
+/* A table cell for each text, escaped */
+static void cells(FILE *f, const char *const *texts, size_t n)
+{
+	for (size_t i = 0; i < n; i++) {
+		fputs("<td>", f);
+		esc(f, texts[i]);
+		fputs("</td>", f);
+	}
+}
+
 static void recordings(FILE *f, const struct mft_timeline *tl)
 {
 	fputs("<table class=\"recs\"><tr><th>recording</th><th>host</th><th>kernel</th><th>traced</th><th>events</th>"
@@ -358,13 +368,9 @@ static void recordings(FILE *f, const struct mft_timeline *tl)
 		const struct mft_recording *r = &h->rec;
 		const struct mft_rec_counters *c = &r->counters;
 
-		fputs("<tr><td>", f);
-		esc(f, h->path);
-		fputs("</td><td>", f);
-		esc(f, h->label);
-		fputs("</td><td>", f);
-		esc(f, r->host.kernel);
-		fputs("</td><td>", f);
+		fputs("<tr>", f);
+		cells(f, (const char *const[]){ h->path, h->label, r->host.kernel }, 3);
+		fputs("<td>", f);
 		for (size_t k = 0; k < r->n_targets; k++) {
 			fprintf(f, "%spid %u ", k ? "<br>" : "", r->targets[k].pid);
 			esc(f, r->targets[k].name);
