@@ -95,6 +95,8 @@ struct recorder {
 	bool ring;            /* --max-size */
 	long keep;            /* --max-snapshots */
 	const char *snap_why; /* a snapshot is due at the next tick, for this reason */
+	char snap_ts[20];     /* the second of the latest snapshot, and its number in it: */
+	int snap_n;           /* a later one that second never reuses a name pruned since */
 	char snap_reason[96];
 };
 
@@ -347,13 +349,21 @@ static void take_snapshot(struct recorder *r, const struct mft_session *s, uint6
 	struct tm tm;
 	int rc = -1;
 
+	char ts[20];
+	int n = 1;
+
 	gmtime_r(&t, &tm);
-	for (int n = 1; n <= 100 && rc; n++) { /* a name taken (or a link planted): the next */
+	strftime(ts, sizeof(ts), "%Y%m%dT%H%M%SZ", &tm);
+	if (!strcmp(ts, r->snap_ts))
+		n = r->snap_n + 1;     /* names sort in the order they were taken */
+	for (; n <= 1000 && rc; n++) { /* a name taken (or a link planted): the next */
 		snapshot_name(path, sizeof(path), r->path, &tm, n);
 		rc = mft_recw_snapshot(r->w, path, &fin, err, sizeof(err));
 		if (rc && !strstr(err, "already exists"))
 			break;
 	}
+	snprintf(r->snap_ts, sizeof(r->snap_ts), "%s", ts);
+	r->snap_n = n - 1;
 	if (rc) {
 		fprintf(stderr, "mftrace: warning: no snapshot (%s): %s\n", why, err);
 		return;
