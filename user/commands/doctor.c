@@ -501,10 +501,12 @@ static int doctor(const uint32_t *pids, int n_pids, const struct mft_collector_o
 		{ "shutdown", "inet_shutdown", "syscalls/sys_enter_shutdown" },
 		{ "close", "tcp_close", "syscalls/sys_enter_close" },
 	};
-	static const char *const tps[] = { "sock/sock_recv_length",     "sock/sock_send_length",
-					   "sock/inet_sock_set_state",  "tcp/tcp_destroy_sock",
-					   "tcp/tcp_receive_reset",     "tcp/tcp_send_reset",
-					   "syscalls/sys_exit_accept4", "sched/sched_process_exit" };
+	/* tp_btf, else raw_tp, else the perf tracepoint (probe_select.h) */
+	static const char *const socktps[] = { "sock/sock_recv_length",    "sock/sock_send_length",
+					       "sock/inet_sock_set_state", "tcp/tcp_destroy_sock",
+					       "tcp/tcp_receive_reset",    "tcp/tcp_send_reset" };
+	static const char *const tps[] = { "syscalls/sys_exit_accept4", "sched/sched_process_exit" };
+	struct mft_tp_results tr;
 
 	failures = 0;
 	uname(&u);
@@ -530,6 +532,18 @@ static int doctor(const uint32_t *pids, int n_pids, const struct mft_collector_o
 		mft_probe_kernel_func(kp[i].func, kp[i].tp, &r);
 		mft_choose_mech(kp[i].what, &r, co->forced_mech, &ch);
 		line(ch.mech ? "[ok]" : "[FAIL]", kp[i].what, "%s <- %s", mft_mech_name(ch.mech), ch.why);
+	}
+	{
+		struct mft_avail multi;
+
+		mft_probe_uprobe_multi(&multi);
+		mft_choose_uprobe_mech(&multi, false, &ch);
+		line("[ok]", "uprobes", "%s <- %s", mft_mech_name(ch.mech), ch.why);
+	}
+	for (size_t i = 0; i < sizeof(socktps) / sizeof(socktps[0]); i++) {
+		mft_probe_tracepoint(socktps[i], &tr);
+		mft_choose_tp_mech(socktps[i], &tr, co->forced_mech, &ch);
+		line(ch.mech ? "[ok]" : "[FAIL]", socktps[i], "%s <- %s", mft_mech_name(ch.mech), ch.why);
 	}
 	for (size_t i = 0; i < sizeof(tps) / sizeof(tps[0]); i++) {
 		char p[256];
