@@ -506,17 +506,14 @@ static int uprobe_flush(struct mft_collector *c, struct target *t, struct up_bat
 		else
 			c->no_fd += err == EMFILE || err == ENFILE;
 		for (size_t i = 0; i < b->n; i++) {
-			int mech = c->up_multi   ? MFT_MECH_UPROBE_MULTI
-				   : b->p[i].ret ? MFT_MECH_URETPROBE
-						 : MFT_MECH_UPROBE;
+			int mech = b->p[i].ret ? (c->up_multi ? MFT_MECH_URETPROBE_MULTI : MFT_MECH_URETPROBE)
+					       : (c->up_multi ? MFT_MECH_UPROBE_MULTI : MFT_MECH_UPROBE);
 
 			if (c->up_multi ? b->p[i].ret != ret : i != (size_t)pass)
 				continue;
 			if (l)
 				add_status(c, t->pid, b->p[i].func, mech, true, b->p[i].required, "%s%s", b->path,
-					   !c->up_multi  ? ""
-					   : b->p[i].ret ? " (return; one link with the other returns)"
-							 : " (entry; one link with the other entries)");
+					   c->up_multi ? " (one link with the binary's other probes of its kind)" : "");
 			else
 				add_status(c, t->pid, b->p[i].func, mech, false, b->p[i].required, "%s: %s", b->path,
 					   err == E2BIG ? "too many links in one target" : strerror(err));

@@ -21,6 +21,7 @@ const char *mft_mech_name(int mech)
 	case MFT_MECH_TP_BTF: return "tp_btf";
 	case MFT_MECH_RAW_TP: return "raw_tp";
 	case MFT_MECH_UPROBE_MULTI: return "uprobe_multi";
+	case MFT_MECH_URETPROBE_MULTI: return "uretprobe_multi";
 	default: return "none";
 	}
 }

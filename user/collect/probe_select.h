@@ -25,7 +25,8 @@ enum mft_mech {
 	MFT_MECH_SYMBOL, /* not a probe: a symbol looked up in the target (MigrationStatus_lookup) */
 	MFT_MECH_TP_BTF, /* BTF-typed raw tracepoint: the cheapest per hit */
 	MFT_MECH_RAW_TP,
-	MFT_MECH_UPROBE_MULTI,
+	MFT_MECH_UPROBE_MULTI,    /* an entry probe in a uprobe_multi link */
+	MFT_MECH_URETPROBE_MULTI, /* a return probe in a uprobe_multi link */
 	MFT_MECH__MAX,
 };
 
@@ -58,7 +59,7 @@ void mft_choose_tp_mech(const char *what, const struct mft_tp_results *r, int fo
 /* uprobe_multi if the kernel has it and forced_single is false, else per-probe uprobes. */
 void mft_choose_uprobe_mech(const struct mft_avail *multi, bool forced_single, struct mft_choice *out);
 /* "fentry", "kprobe", "tracepoint", "uprobe", "uretprobe", "usdt", "symbol", "tp_btf",
- * "raw_tp", "uprobe_multi" or "none" */
+ * "raw_tp", "uprobe_multi", "uretprobe_multi" or "none" */
 const char *mft_mech_name(int mech);
 /* "fentry", "kprobe", "tracepoint" or "auto" -> mechanism; -1 if unknown */
 int mft_mech_parse(const char *s);
