@@ -50,6 +50,14 @@ volatile __u32 track_threads = 0;
  */
 volatile __u32 target_slot[MFT_TARGET_SLOTS];
 
+/*
+ * Entries in the per-thread call maps (tls_calls, record_calls, newchan_calls). While
+ * there are none, which is nearly always, a recv or send has nothing to look up there.
+ * Only ever too high (user space subtracts what its sweep deletes): that costs lookups,
+ * never an event.
+ */
+volatile __s64 calls_open = 0;
+
 struct mft_state_call {
 	__u64 state_ptr;
 	__s32 old_state;
@@ -183,6 +191,21 @@ static __always_inline void count(__u32 idx)
 static __always_inline bool flag_test_set(struct mft_sock *st, __u32 f)
 {
 	return __sync_fetch_and_or(&st->snap.flags, f) & f;
+}
+
+static __always_inline long call_put(void *map, __u32 tid, void *val)
+{
+	if (!bpf_map_update_elem(map, &tid, val, BPF_NOEXIST)) {
+		__sync_fetch_and_add(&calls_open, 1);
+		return 0;
+	}
+	return bpf_map_update_elem(map, &tid, val, BPF_EXIST);
+}
+
+static __always_inline void call_del(void *map, __u32 tid)
+{
+	if (!bpf_map_delete_elem(map, &tid))
+		__sync_fetch_and_add(&calls_open, -1);
 }
 
 static __always_inline bool is_target(__u32 tgid)
@@ -340,8 +363,11 @@ static __always_inline __u64 fd_to_sk(int fd)
 /* A thread inside gnutls_handshake/bye or multifd_recv_new_channel touched sk. */
 static __always_inline void note_calls(__u32 tid, __u64 sk, struct mft_sock *st, bool is_recv)
 {
-	struct mft_call *c = bpf_map_lookup_elem(&tls_calls, &tid);
+	struct mft_call *c;
 
+	if (!calls_open)
+		return;
+	c = bpf_map_lookup_elem(&tls_calls, &tid);
 	if (c) {
 		c->sk = sk;
 		if (c->session) {
@@ -723,9 +749,9 @@ int tp_sched_process_exit(void *ctx)
 	 * behind, mft_collector_sweep() clears). */
 	if (!is_target(tgid))
 		return 0;
-	bpf_map_delete_elem(&tls_calls, &tid);
-	bpf_map_delete_elem(&record_calls, &tid);
-	bpf_map_delete_elem(&newchan_calls, &tid);
+	call_del(&tls_calls, tid);
+	call_del(&record_calls, tid);
+	call_del(&newchan_calls, tid);
 	bpf_map_delete_elem(&thread_sock, &tid);
 	bpf_map_delete_elem(&state_calls, &tid);
 	bpf_map_delete_elem(&init_reads, &tid);
@@ -751,7 +777,7 @@ static __always_inline int call_enter(void *map, __u64 session, __u32 kind)
 	if (!is_target(id >> 32))
 		return 0;
 	count(MFT_CNT_UPROBE_HITS);
-	if (bpf_map_update_elem(map, &tid, &c, BPF_ANY))
+	if (call_put(map, tid, &c))
 		count(MFT_CNT_CALL_MAP_FULL);
 	return 0;
 }
@@ -765,7 +791,7 @@ static __always_inline bool call_exit(void *map, struct mft_call *out)
 	if (!c)
 		return false;
 	*out = *c;
-	bpf_map_delete_elem(map, &tid);
+	call_del(map, tid);
 	if (!out->sk && out->session) {
 		__u64 *sk = bpf_map_lookup_elem(&sessions, &out->session);
 
@@ -864,7 +890,7 @@ static __always_inline int BPF_KPROBE(up_multifd_recv_new_channel)
 	__u64 none = 0;
 
 	if (is_target(id >> 32))
-		bpf_map_update_elem(&newchan_calls, &tid, &none, BPF_ANY);
+		call_put(&newchan_calls, tid, &none);
 	return 0;
 }
 
@@ -971,7 +997,7 @@ static __always_inline int BPF_KRETPROBE(ur_multifd_recv_new_channel)
 	__u32 tid = (__u32)bpf_get_current_pid_tgid();
 
 	new_channel_done(tid);
-	bpf_map_delete_elem(&newchan_calls, &tid);
+	call_del(&newchan_calls, tid);
 	return 0;
 }
 

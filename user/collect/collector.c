@@ -870,9 +870,11 @@ static size_t sweep_map(const struct bpf_map *m)
 		if (kill((pid_t)key, 0) && errno == ESRCH && n_dead < sizeof(dead) / sizeof(dead[0]))
 			dead[n_dead++] = key;
 	}
+	size_t deleted = 0;
+
 	for (size_t i = 0; i < n_dead; i++) /* after the walk: deleting during it restarts it */
-		bpf_map_delete_elem(fd, &dead[i]);
-	return n_dead;
+		deleted += bpf_map_delete_elem(fd, &dead[i]) == 0;
+	return deleted;
 }
 
 size_t mft_collector_sweep(struct mft_collector *c)
@@ -883,8 +885,13 @@ size_t mft_collector_sweep(struct mft_collector *c)
 					       s->maps.thread_sock };
 	size_t n = 0;
 
-	for (size_t i = 0; i < sizeof(per_thread) / sizeof(per_thread[0]); i++)
-		n += sweep_map(per_thread[i]);
+	for (size_t i = 0; i < sizeof(per_thread) / sizeof(per_thread[0]); i++) {
+		size_t k = sweep_map(per_thread[i]);
+
+		if (i < 3) /* the call maps: calls_open counts their entries */
+			__atomic_fetch_sub(&c->skel->bss->calls_open, (__s64)k, __ATOMIC_RELAXED);
+		n += k;
+	}
 	return n;
 }
 
