@@ -45,8 +45,9 @@ volatile __u32 track_threads = 0;
 /*
  * The first filter of every hook that fires host-wide: slot tgid % MFT_TARGET_SLOTS holds
  * the one target that maps there, MFT_SLOT_SHARED if several do, 0 if none (user space
- * keeps it, collector.c). A non-target pays one load from here; only a possible target
- * goes on to the targets map, which stays the truth (a stale slot costs a lookup, no more).
+ * keeps it, collector.c, setting a slot after the targets map entry and clearing it
+ * before; a target's exit clears it here). A non-target pays one load from here; a slot
+ * that names the tgid answers alone; a shared one asks the targets map.
  */
 volatile __u32 target_slot[MFT_TARGET_SLOTS];
 
@@ -212,7 +213,9 @@ static __always_inline bool is_target(__u32 tgid)
 {
 	__u32 slot = target_slot[tgid & (MFT_TARGET_SLOTS - 1)];
 
-	if (!slot || (slot != tgid && slot != MFT_SLOT_SHARED))
+	if (slot == tgid)
+		return tgid != 0;
+	if (slot != MFT_SLOT_SHARED)
 		return false;
 	return bpf_map_lookup_elem(&targets, &tgid) != NULL;
 }
@@ -762,6 +765,8 @@ int tp_sched_process_exit(void *ctx)
 	if (BPF_CORE_READ(task, signal, live.counter) != 0)
 		return 0; /* not the last thread */
 	emit(MFT_EV_PROC_EXIT, 0, NULL, tgid, true, BPF_CORE_READ(task, exit_code), 0);
+	if (target_slot[tgid & (MFT_TARGET_SLOTS - 1)] == tgid)
+		target_slot[tgid & (MFT_TARGET_SLOTS - 1)] = 0;
 	bpf_map_delete_elem(&targets, &tgid);
 	return 0;
 }
