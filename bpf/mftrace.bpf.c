@@ -86,29 +86,23 @@ struct {
 	__type(value, __u64); /* struct sock * */
 } sessions SEC(".maps");
 
+/* A hash map keyed by thread id (tid): what a thread is in the middle of. */
+#define TID_MAP(name, value_type, entries)       \
+	struct {                                 \
+		__uint(type, BPF_MAP_TYPE_HASH); \
+		__uint(max_entries, entries);    \
+		__type(key, __u32);              \
+		__type(value, value_type);       \
+	} name SEC(".maps")
+
 /* A gnutls_handshake()/gnutls_bye() in progress on a thread. */
-struct {
-	__uint(type, BPF_MAP_TYPE_HASH);
-	__uint(max_entries, MFT_MAX_THREADS);
-	__type(key, __u32); /* tid */
-	__type(value, struct mft_call);
-} tls_calls SEC(".maps");
+TID_MAP(tls_calls, struct mft_call, MFT_MAX_THREADS);
 
 /* --tls-records: a gnutls_record_recv() in progress on a thread. */
-struct {
-	__uint(type, BPF_MAP_TYPE_HASH);
-	__uint(max_entries, MFT_MAX_THREADS);
-	__type(key, __u32);
-	__type(value, struct mft_call);
-} record_calls SEC(".maps");
+TID_MAP(record_calls, struct mft_call, MFT_MAX_THREADS);
 
 /* multifd_recv_new_channel() in progress on a thread: the socket it read (0 before). */
-struct {
-	__uint(type, BPF_MAP_TYPE_HASH);
-	__uint(max_entries, 1024);
-	__type(key, __u32);
-	__type(value, __u64);
-} newchan_calls SEC(".maps");
+TID_MAP(newchan_calls, __u64, 1024);
 
 /* With USDT: the socket each multifd thread last sent or received on. */
 struct {
@@ -118,29 +112,14 @@ struct {
 	__type(value, __u64);
 } thread_sock SEC(".maps");
 
-struct {
-	__uint(type, BPF_MAP_TYPE_HASH);
-	__uint(max_entries, 1024);
-	__type(key, __u32);
-	__type(value, struct mft_state_call);
-} state_calls SEC(".maps");
+TID_MAP(state_calls, struct mft_state_call, 1024);
 
 /* qio_channel_read_all() of a MultiFDInit_t in progress on a thread: its buffer */
-struct {
-	__uint(type, BPF_MAP_TYPE_HASH);
-	__uint(max_entries, 1024);
-	__type(key, __u32);
-	__type(value, __u64);
-} init_reads SEC(".maps");
+TID_MAP(init_reads, __u64, 1024);
 
 /* A source's send thread writing its MultiFDInit_t (qio_channel_write_all): its buffer,
  * until the first send on the thread says which socket it goes to */
-struct {
-	__uint(type, BPF_MAP_TYPE_HASH);
-	__uint(max_entries, 1024);
-	__type(key, __u32);
-	__type(value, __u64);
-} init_writes SEC(".maps");
+TID_MAP(init_writes, __u64, 1024);
 
 /* A packet header read in progress on a thread (qio_channel_readv_full_all_eof) */
 struct hdr_read {
@@ -148,21 +127,11 @@ struct hdr_read {
 	__u64 len;
 };
 
-struct {
-	__uint(type, BPF_MAP_TYPE_HASH);
-	__uint(max_entries, 1024);
-	__type(key, __u32);
-	__type(value, struct hdr_read);
-} hdr_reads SEC(".maps");
+TID_MAP(hdr_reads, struct hdr_read, 1024);
 
 /* multifd teardown in progress on a thread (its uprobe pair): the sockets it shuts down
  * or closes are the multifd channels, evidence of a migration found mid-life too */
-struct {
-	__uint(type, BPF_MAP_TYPE_HASH);
-	__uint(max_entries, 1024);
-	__type(key, __u32);
-	__type(value, __u8);
-} cleanup_calls SEC(".maps");
+TID_MAP(cleanup_calls, __u8, 1024);
 
 struct {
 	__uint(type, BPF_MAP_TYPE_RINGBUF);
