@@ -96,9 +96,10 @@ check:
 demo:
 	@scripts/demo
 
-# What tracing costs a migration: ratios measured side by side (not part of check).
+# What tracing costs: migration ratios, ping-pong, BPF ns per program, exit time, side by side
+# (not part of check). BENCH_ARGS passes flags: make bench BENCH_ARGS="--mftrace OLD/build/mftrace"
 bench: all
-	@python3 scripts/bench.py
+	@python3 scripts/bench.py $(BENCH_ARGS)
 
 FORMAT_SRCS = $(shell git ls-files 'user/*.[ch]' 'bpf/*.c' 'include/*.h' 'tests/unit/*.[ch]' 'tests/tools/*.c' 'fuzz/*.c' 2>/dev/null)
 format:

@@ -42,6 +42,23 @@ struct mft_call {
 /* Set by user space once a target with USDT probes is traced: remember each thread's socket. */
 volatile __u32 track_threads = 0;
 
+/*
+ * The first filter of every hook that fires host-wide: slot tgid % MFT_TARGET_SLOTS holds
+ * the one target that maps there, MFT_SLOT_SHARED if several do, 0 if none (user space
+ * keeps it, collector.c, setting a slot after the targets map entry and clearing it
+ * before; a target's exit clears it here). A non-target pays one load from here; a slot
+ * that names the tgid answers alone; a shared one asks the targets map.
+ */
+volatile __u32 target_slot[MFT_TARGET_SLOTS];
+
+/*
+ * Entries in the per-thread call maps (tls_calls, record_calls, newchan_calls). While
+ * there are none, which is nearly always, a recv or send has nothing to look up there.
+ * Only ever too high (user space subtracts what its sweep deletes): that costs lookups,
+ * never an event.
+ */
+volatile __s64 calls_open = 0;
+
 struct mft_state_call {
 	__u64 state_ptr;
 	__s32 old_state;
@@ -69,29 +86,23 @@ struct {
 	__type(value, __u64); /* struct sock * */
 } sessions SEC(".maps");
 
+/* A hash map keyed by thread id (tid): what a thread is in the middle of. */
+#define TID_MAP(name, value_type, entries)       \
+	struct {                                 \
+		__uint(type, BPF_MAP_TYPE_HASH); \
+		__uint(max_entries, entries);    \
+		__type(key, __u32);              \
+		__type(value, value_type);       \
+	} name SEC(".maps")
+
 /* A gnutls_handshake()/gnutls_bye() in progress on a thread. */
-struct {
-	__uint(type, BPF_MAP_TYPE_HASH);
-	__uint(max_entries, MFT_MAX_THREADS);
-	__type(key, __u32); /* tid */
-	__type(value, struct mft_call);
-} tls_calls SEC(".maps");
+TID_MAP(tls_calls, struct mft_call, MFT_MAX_THREADS);
 
 /* --tls-records: a gnutls_record_recv() in progress on a thread. */
-struct {
-	__uint(type, BPF_MAP_TYPE_HASH);
-	__uint(max_entries, MFT_MAX_THREADS);
-	__type(key, __u32);
-	__type(value, struct mft_call);
-} record_calls SEC(".maps");
+TID_MAP(record_calls, struct mft_call, MFT_MAX_THREADS);
 
 /* multifd_recv_new_channel() in progress on a thread: the socket it read (0 before). */
-struct {
-	__uint(type, BPF_MAP_TYPE_HASH);
-	__uint(max_entries, 1024);
-	__type(key, __u32);
-	__type(value, __u64);
-} newchan_calls SEC(".maps");
+TID_MAP(newchan_calls, __u64, 1024);
 
 /* With USDT: the socket each multifd thread last sent or received on. */
 struct {
@@ -101,29 +112,14 @@ struct {
 	__type(value, __u64);
 } thread_sock SEC(".maps");
 
-struct {
-	__uint(type, BPF_MAP_TYPE_HASH);
-	__uint(max_entries, 1024);
-	__type(key, __u32);
-	__type(value, struct mft_state_call);
-} state_calls SEC(".maps");
+TID_MAP(state_calls, struct mft_state_call, 1024);
 
 /* qio_channel_read_all() of a MultiFDInit_t in progress on a thread: its buffer */
-struct {
-	__uint(type, BPF_MAP_TYPE_HASH);
-	__uint(max_entries, 1024);
-	__type(key, __u32);
-	__type(value, __u64);
-} init_reads SEC(".maps");
+TID_MAP(init_reads, __u64, 1024);
 
 /* A source's send thread writing its MultiFDInit_t (qio_channel_write_all): its buffer,
  * until the first send on the thread says which socket it goes to */
-struct {
-	__uint(type, BPF_MAP_TYPE_HASH);
-	__uint(max_entries, 1024);
-	__type(key, __u32);
-	__type(value, __u64);
-} init_writes SEC(".maps");
+TID_MAP(init_writes, __u64, 1024);
 
 /* A packet header read in progress on a thread (qio_channel_readv_full_all_eof) */
 struct hdr_read {
@@ -131,21 +127,11 @@ struct hdr_read {
 	__u64 len;
 };
 
-struct {
-	__uint(type, BPF_MAP_TYPE_HASH);
-	__uint(max_entries, 1024);
-	__type(key, __u32);
-	__type(value, struct hdr_read);
-} hdr_reads SEC(".maps");
+TID_MAP(hdr_reads, struct hdr_read, 1024);
 
 /* multifd teardown in progress on a thread (its uprobe pair): the sockets it shuts down
  * or closes are the multifd channels, evidence of a migration found mid-life too */
-struct {
-	__uint(type, BPF_MAP_TYPE_HASH);
-	__uint(max_entries, 1024);
-	__type(key, __u32);
-	__type(value, __u8);
-} cleanup_calls SEC(".maps");
+TID_MAP(cleanup_calls, __u8, 1024);
 
 struct {
 	__uint(type, BPF_MAP_TYPE_RINGBUF);
@@ -177,8 +163,29 @@ static __always_inline bool flag_test_set(struct mft_sock *st, __u32 f)
 	return __sync_fetch_and_or(&st->snap.flags, f) & f;
 }
 
+static __always_inline long call_put(void *map, __u32 tid, void *val)
+{
+	if (!bpf_map_update_elem(map, &tid, val, BPF_NOEXIST)) {
+		__sync_fetch_and_add(&calls_open, 1);
+		return 0;
+	}
+	return bpf_map_update_elem(map, &tid, val, BPF_EXIST);
+}
+
+static __always_inline void call_del(void *map, __u32 tid)
+{
+	if (!bpf_map_delete_elem(map, &tid))
+		__sync_fetch_and_add(&calls_open, -1);
+}
+
 static __always_inline bool is_target(__u32 tgid)
 {
+	__u32 slot = target_slot[tgid & (MFT_TARGET_SLOTS - 1)];
+
+	if (slot == tgid)
+		return tgid != 0;
+	if (slot != MFT_SLOT_SHARED)
+		return false;
 	return bpf_map_lookup_elem(&targets, &tgid) != NULL;
 }
 
@@ -328,8 +335,11 @@ static __always_inline __u64 fd_to_sk(int fd)
 /* A thread inside gnutls_handshake/bye or multifd_recv_new_channel touched sk. */
 static __always_inline void note_calls(__u32 tid, __u64 sk, struct mft_sock *st, bool is_recv)
 {
-	struct mft_call *c = bpf_map_lookup_elem(&tls_calls, &tid);
+	struct mft_call *c;
 
+	if (!calls_open)
+		return;
+	c = bpf_map_lookup_elem(&tls_calls, &tid);
 	if (c) {
 		c->sk = sk;
 		if (c->session) {
@@ -366,31 +376,35 @@ static __always_inline void note_thread(__u32 tid, __u64 sk)
 
 /* ---- socket data path: counters only, events at boundaries ---------------------- */
 
-SEC("tracepoint/sock/sock_recv_length")
-int tp_sock_recv_length(struct trace_event_raw_sock_msg_length *ctx)
-{
-	__u64 id, sk;
-	__u32 tgid, tid;
-	struct mft_sock *st;
-	int ret;
+/*
+ * Every socket hook comes in three forms, cheapest per hit first (probe_select.h): tp_btf,
+ * raw_tp, and the classic perf tracepoint. One body each; each form filters first. The
+ * first two take the tracepoint's own arguments: one macro makes both.
+ */
+#define BTF_AND_RAW_TP(tp, call, args...)               \
+	SEC("tp_btf/" #tp) int BPF_PROG(btf_##tp, args) \
+	{                                               \
+		return call;                            \
+	}                                               \
+	SEC("raw_tp/" #tp) int BPF_PROG(raw_##tp, args) \
+	{                                               \
+		return call;                            \
+	}
 
-	if (ctx->protocol != IPPROTO_TCP)
+static __always_inline int on_recv(__u64 sk, int ret, int flags)
+{
+	__u64 id = bpf_get_current_pid_tgid();
+	__u32 tgid = id >> 32, tid = (__u32)id;
+	struct mft_sock *st;
+
+	if (!is_target(tgid) || (flags & (MSG_PEEK | MSG_ERRQUEUE)))
 		return 0;
-	id = bpf_get_current_pid_tgid();
-	tgid = id >> 32;
-	if (!is_target(tgid))
-		return 0;
-	if (ctx->flags & (MSG_PEEK | MSG_ERRQUEUE))
-		return 0;
-	sk = (__u64)ctx->sk;
-	st = sock_of_target(sk, tgid);
+	st = sock_of_target(sk, tgid); /* only TCP sockets are tracked */
 	if (!st)
 		return 0;
-	tid = (__u32)id;
 	note_calls(tid, sk, st, true);
 	note_thread(tid, sk);
 
-	ret = ctx->ret;
 	if (ret > 0) {
 		st->snap.rx_calls++;
 		st->snap.rx_bytes += ret;
@@ -417,6 +431,16 @@ int tp_sock_recv_length(struct trace_event_raw_sock_msg_length *ctx)
 	return 0;
 }
 
+BTF_AND_RAW_TP(sock_recv_length, on_recv((__u64)sk, ret, flags), struct sock *sk, int ret, int flags)
+
+SEC("tracepoint/sock/sock_recv_length")
+int tp_sock_recv_length(struct trace_event_raw_sock_msg_length *ctx)
+{
+	if (ctx->protocol != IPPROTO_TCP)
+		return 0;
+	return on_recv((__u64)ctx->sk, ctx->ret, ctx->flags);
+}
+
 /* A MultiFDInit_t written on this thread (up_qio_channel_write_all) goes to this socket. */
 static __always_inline void note_init_write(__u32 tid, __u64 sk, struct mft_sock *st)
 {
@@ -432,29 +456,33 @@ static __always_inline void note_init_write(__u32 tid, __u64 sk, struct mft_sock
 	bpf_map_delete_elem(&init_writes, &tid);
 }
 
-SEC("tracepoint/sock/sock_send_length")
-int tp_sock_send_length(struct trace_event_raw_sock_msg_length *ctx)
+static __always_inline int on_send(__u64 sk, int ret)
 {
-	__u64 id, sk;
-	__u32 tgid;
+	__u64 id = bpf_get_current_pid_tgid();
+	__u32 tgid = id >> 32;
 	struct mft_sock *st;
 
-	if (ctx->protocol != IPPROTO_TCP)
-		return 0;
-	id = bpf_get_current_pid_tgid();
-	tgid = id >> 32;
 	if (!is_target(tgid))
 		return 0;
-	sk = (__u64)ctx->sk;
 	st = sock_of_target(sk, tgid);
 	if (!st)
 		return 0;
 	note_calls((__u32)id, sk, st, false);
 	note_thread((__u32)id, sk);
 	note_init_write((__u32)id, sk, st);
-	if (ctx->ret > 0)
-		st->snap.tx_bytes += ctx->ret;
+	if (ret > 0)
+		st->snap.tx_bytes += ret;
 	return 0;
+}
+
+BTF_AND_RAW_TP(sock_send_length, on_send((__u64)sk, ret), struct sock *sk, int ret, int flags)
+
+SEC("tracepoint/sock/sock_send_length")
+int tp_sock_send_length(struct trace_event_raw_sock_msg_length *ctx)
+{
+	if (ctx->protocol != IPPROTO_TCP)
+		return 0;
+	return on_send((__u64)ctx->sk, ctx->ret);
 }
 
 /* ---- TCP state: connect, FIN in/out ------------------------------------------------ */
@@ -475,20 +503,15 @@ static __always_inline bool fin_in_fin_wait2(__u64 sk, int os, int ns)
 	return flags & (1ul << SOCK_DONE);
 }
 
-SEC("tracepoint/sock/inet_sock_set_state")
-int tp_inet_sock_set_state(struct trace_event_raw_inet_sock_set_state *ctx)
+static __always_inline int on_set_state(__u64 sk, int os, int ns)
 {
-	__u64 sk = (__u64)ctx->skaddr;
-	int os = ctx->oldstate, ns = ctx->newstate;
 	struct mft_sock *st;
 
-	if (ctx->protocol != IPPROTO_TCP)
-		return 0;
 	if (ns == TCP_SYN_SENT) {
 		/* connect() runs in the caller's context */
 		__u32 tgid = bpf_get_current_pid_tgid() >> 32;
 
-		if (!is_target(tgid))
+		if (!is_target(tgid) || !is_tcp_sock((struct sock *)sk))
 			return 0;
 		st = track(sk, tgid, MFT_ROLE_SOURCE, 0);
 		if (st)
@@ -509,44 +532,57 @@ int tp_inet_sock_set_state(struct trace_event_raw_inet_sock_set_state *ctx)
 	return 0;
 }
 
-SEC("tracepoint/tcp/tcp_receive_reset")
-int tp_tcp_receive_reset(struct trace_event_raw_tcp_event_sk *ctx)
-{
-	__u64 sk = (__u64)ctx->skaddr;
-	struct mft_sock *st = bpf_map_lookup_elem(&socks, &sk);
+BTF_AND_RAW_TP(inet_sock_set_state, on_set_state((__u64)sk, os, ns), const struct sock *sk, int os, int ns)
 
-	if (st)
-		emit(MFT_EV_RST_RCVD, sk, st, 0, false, 0, 0);
-	return 0;
+SEC("tracepoint/sock/inet_sock_set_state")
+int tp_inet_sock_set_state(struct trace_event_raw_inet_sock_set_state *ctx)
+{
+	if (ctx->protocol != IPPROTO_TCP)
+		return 0;
+	return on_set_state((__u64)ctx->skaddr, ctx->oldstate, ctx->newstate);
 }
 
-SEC("tracepoint/tcp/tcp_send_reset")
-int tp_tcp_send_reset(struct trace_event_raw_tcp_send_reset *ctx)
+/* A tracked socket's RST in or out (type), or its destruction (MFT_EV_DESTROY). */
+static __always_inline int on_sock_event(__u64 sk, __u16 type)
 {
-	__u64 sk = (__u64)ctx->skaddr;
 	struct mft_sock *st;
 
 	if (!sk)
 		return 0;
 	st = bpf_map_lookup_elem(&socks, &sk);
-	if (st)
-		emit(MFT_EV_RST_SENT, sk, st, 0, false, 0, 0);
-	return 0;
-}
-
-SEC("tracepoint/tcp/tcp_destroy_sock")
-int tp_tcp_destroy_sock(struct trace_event_raw_tcp_event_sk *ctx)
-{
-	__u64 sk = (__u64)ctx->skaddr;
-	struct mft_sock *st = bpf_map_lookup_elem(&socks, &sk);
-
 	if (!st)
 		return 0;
-	emit(MFT_EV_DESTROY, sk, st, 0, false, 0, 0);
+	emit(type, sk, st, 0, false, 0, 0);
+	if (type != MFT_EV_DESTROY)
+		return 0;
 	if (st->session)
 		bpf_map_delete_elem(&sessions, &st->session);
 	bpf_map_delete_elem(&socks, &sk);
 	return 0;
+}
+
+BTF_AND_RAW_TP(tcp_receive_reset, on_sock_event((__u64)sk, MFT_EV_RST_RCVD), struct sock *sk)
+
+SEC("tracepoint/tcp/tcp_receive_reset")
+int tp_tcp_receive_reset(struct trace_event_raw_tcp_event_sk *ctx)
+{
+	return on_sock_event((__u64)ctx->skaddr, MFT_EV_RST_RCVD);
+}
+
+BTF_AND_RAW_TP(tcp_send_reset, on_sock_event((__u64)sk, MFT_EV_RST_SENT), const struct sock *sk)
+
+SEC("tracepoint/tcp/tcp_send_reset")
+int tp_tcp_send_reset(struct trace_event_raw_tcp_send_reset *ctx)
+{
+	return on_sock_event((__u64)ctx->skaddr, MFT_EV_RST_SENT);
+}
+
+BTF_AND_RAW_TP(tcp_destroy_sock, on_sock_event((__u64)sk, MFT_EV_DESTROY), struct sock *sk)
+
+SEC("tracepoint/tcp/tcp_destroy_sock")
+int tp_tcp_destroy_sock(struct trace_event_raw_tcp_event_sk *ctx)
+{
+	return on_sock_event((__u64)ctx->skaddr, MFT_EV_DESTROY);
 }
 
 /* ---- accept: the destination side of a channel -------------------------------------- */
@@ -681,21 +717,25 @@ int tp_sched_process_exit(void *ctx)
 	__u32 tgid = id >> 32, tid = (__u32)id;
 	struct task_struct *task;
 
-	bpf_map_delete_elem(&tls_calls, &tid);
-	bpf_map_delete_elem(&record_calls, &tid);
-	bpf_map_delete_elem(&newchan_calls, &tid);
+	/* Only a target's threads key these maps (what a removed target's threads left
+	 * behind, mft_collector_sweep() clears). */
+	if (!is_target(tgid))
+		return 0;
+	call_del(&tls_calls, tid);
+	call_del(&record_calls, tid);
+	call_del(&newchan_calls, tid);
 	bpf_map_delete_elem(&thread_sock, &tid);
 	bpf_map_delete_elem(&state_calls, &tid);
 	bpf_map_delete_elem(&init_reads, &tid);
 	bpf_map_delete_elem(&init_writes, &tid);
 	bpf_map_delete_elem(&hdr_reads, &tid);
 	bpf_map_delete_elem(&cleanup_calls, &tid);
-	if (!is_target(tgid))
-		return 0;
 	task = (struct task_struct *)bpf_get_current_task();
 	if (BPF_CORE_READ(task, signal, live.counter) != 0)
 		return 0; /* not the last thread */
 	emit(MFT_EV_PROC_EXIT, 0, NULL, tgid, true, BPF_CORE_READ(task, exit_code), 0);
+	if (target_slot[tgid & (MFT_TARGET_SLOTS - 1)] == tgid)
+		target_slot[tgid & (MFT_TARGET_SLOTS - 1)] = 0;
 	bpf_map_delete_elem(&targets, &tgid);
 	return 0;
 }
@@ -711,7 +751,7 @@ static __always_inline int call_enter(void *map, __u64 session, __u32 kind)
 	if (!is_target(id >> 32))
 		return 0;
 	count(MFT_CNT_UPROBE_HITS);
-	if (bpf_map_update_elem(map, &tid, &c, BPF_ANY))
+	if (call_put(map, tid, &c))
 		count(MFT_CNT_CALL_MAP_FULL);
 	return 0;
 }
@@ -725,7 +765,7 @@ static __always_inline bool call_exit(void *map, struct mft_call *out)
 	if (!c)
 		return false;
 	*out = *c;
-	bpf_map_delete_elem(map, &tid);
+	call_del(map, tid);
 	if (!out->sk && out->session) {
 		__u64 *sk = bpf_map_lookup_elem(&sessions, &out->session);
 
@@ -743,14 +783,12 @@ static __always_inline void emit_tls(__u16 type, struct mft_call *c, __s64 ret)
 	emit(type, st ? c->sk : 0, st, tgid, true, ret, c->session);
 }
 
-SEC("uprobe")
-int BPF_KPROBE(up_gnutls_handshake, void *session)
+static __always_inline int BPF_KPROBE(up_gnutls_handshake, void *session)
 {
 	return call_enter(&tls_calls, (__u64)session, MFT_CALL_HANDSHAKE);
 }
 
-SEC("uretprobe")
-int BPF_KRETPROBE(ur_gnutls_handshake, int ret)
+static __always_inline int BPF_KRETPROBE(ur_gnutls_handshake, int ret)
 {
 	struct mft_call c;
 
@@ -761,14 +799,12 @@ int BPF_KRETPROBE(ur_gnutls_handshake, int ret)
 	return 0;
 }
 
-SEC("uprobe")
-int BPF_KPROBE(up_gnutls_bye, void *session)
+static __always_inline int BPF_KPROBE(up_gnutls_bye, void *session)
 {
 	return call_enter(&tls_calls, (__u64)session, MFT_CALL_BYE);
 }
 
-SEC("uretprobe")
-int BPF_KRETPROBE(ur_gnutls_bye, int ret)
+static __always_inline int BPF_KRETPROBE(ur_gnutls_bye, int ret)
 {
 	struct mft_call c;
 
@@ -777,8 +813,7 @@ int BPF_KRETPROBE(ur_gnutls_bye, int ret)
 	return 0;
 }
 
-SEC("uprobe")
-int BPF_KPROBE(up_gnutls_deinit, void *session)
+static __always_inline int BPF_KPROBE(up_gnutls_deinit, void *session)
 {
 	__u64 s = (__u64)session;
 	struct mft_call c = { .session = s };
@@ -797,15 +832,13 @@ int BPF_KPROBE(up_gnutls_deinit, void *session)
 }
 
 /* --tls-records only: one uprobe pair per record (~10 us each on these machines). */
-SEC("uprobe")
-int BPF_KPROBE(up_gnutls_record_recv, void *session)
+static __always_inline int BPF_KPROBE(up_gnutls_record_recv, void *session)
 {
 	return call_enter(&record_calls, (__u64)session, MFT_CALL_RECORD);
 }
 
 
-SEC("uretprobe")
-int BPF_KRETPROBE(ur_gnutls_record_recv, long ret)
+static __always_inline int BPF_KRETPROBE(ur_gnutls_record_recv, long ret)
 {
 	struct mft_call c;
 	struct mft_sock *st;
@@ -824,35 +857,40 @@ int BPF_KRETPROBE(ur_gnutls_record_recv, long ret)
 
 /* ---- QEMU's own exported functions: rare landmarks ------------------------------------- */
 
-SEC("uprobe")
-int BPF_KPROBE(up_multifd_recv_new_channel)
+static __always_inline int BPF_KPROBE(up_multifd_recv_new_channel)
 {
 	__u64 id = bpf_get_current_pid_tgid();
 	__u32 tid = (__u32)id;
 	__u64 none = 0;
 
 	if (is_target(id >> 32))
-		bpf_map_update_elem(&newchan_calls, &tid, &none, BPF_ANY);
+		call_put(&newchan_calls, tid, &none);
 	return 0;
+}
+
+/* A process-level landmark of a target (ret: the attach cookie, MFT_SIDE_*); true if emitted. */
+static __always_inline bool emit_landmark(__u16 type, __u64 cookie)
+{
+	__u32 tgid = bpf_get_current_pid_tgid() >> 32;
+
+	if (!is_target(tgid))
+		return false;
+	emit(type, 0, NULL, tgid, true, (__s64)cookie, 0);
+	return true;
 }
 
 /* multifd teardown entered; the attach cookie says which side (MFT_SIDE_*) */
-SEC("uprobe")
-int BPF_KPROBE(up_multifd_cleanup)
+static __always_inline int BPF_KPROBE(up_multifd_cleanup)
 {
-	__u64 id = bpf_get_current_pid_tgid();
-	__u32 tgid = id >> 32, tid = (__u32)id;
+	__u32 tid = (__u32)bpf_get_current_pid_tgid();
 	__u8 one = 1;
 
-	if (!is_target(tgid))
-		return 0;
-	emit(MFT_EV_MULTIFD_CLEANUP, 0, NULL, tgid, true, (__s64)bpf_get_attach_cookie(ctx), 0);
-	bpf_map_update_elem(&cleanup_calls, &tid, &one, BPF_ANY);
+	if (emit_landmark(MFT_EV_MULTIFD_CLEANUP, bpf_get_attach_cookie(ctx) & MFT_UPROBE_SIDE_MASK))
+		bpf_map_update_elem(&cleanup_calls, &tid, &one, BPF_ANY);
 	return 0;
 }
 
-SEC("uretprobe")
-int BPF_KRETPROBE(ur_multifd_cleanup)
+static __always_inline int BPF_KRETPROBE(ur_multifd_cleanup)
 {
 	__u32 tid = (__u32)bpf_get_current_pid_tgid();
 
@@ -866,8 +904,7 @@ int BPF_KRETPROBE(ur_multifd_cleanup)
  * act, through TLS or not. The next send on the thread names the socket (tp_sock_send_length).
  * One uprobe hit per packet header sent; no uretprobe.
  */
-SEC("uprobe")
-int BPF_KPROBE(up_qio_channel_write_all, void *ioc, void *buf, __u64 len)
+static __always_inline int BPF_KPROBE(up_qio_channel_write_all, void *ioc, void *buf, __u64 len)
 {
 	__u64 id = bpf_get_current_pid_tgid();
 	__u32 tid = (__u32)id;
@@ -892,8 +929,7 @@ int BPF_KPROBE(up_qio_channel_write_all, void *ioc, void *buf, __u64 len)
  * coroutines yield inside it, and a uretprobe there kills QEMU (the kernel loses the
  * return address across the coroutine's stack switch: SIGILL).
  */
-SEC("uprobe")
-int BPF_KPROBE(up_qio_channel_read_all, void *ioc, void *buf, __u64 len)
+static __always_inline int BPF_KPROBE(up_qio_channel_read_all, void *ioc, void *buf, __u64 len)
 {
 	__u32 tid = (__u32)bpf_get_current_pid_tgid();
 	__u64 b = (__u64)buf;
@@ -930,13 +966,12 @@ static __always_inline void new_channel_done(__u32 tid)
 	bpf_map_delete_elem(&init_reads, &tid);
 }
 
-SEC("uretprobe")
-int BPF_KRETPROBE(ur_multifd_recv_new_channel)
+static __always_inline int BPF_KRETPROBE(ur_multifd_recv_new_channel)
 {
 	__u32 tid = (__u32)bpf_get_current_pid_tgid();
 
 	new_channel_done(tid);
-	bpf_map_delete_elem(&newchan_calls, &tid);
+	call_del(&newchan_calls, tid);
 	return 0;
 }
 
@@ -996,8 +1031,7 @@ out:
 	bpf_map_delete_elem(&hdr_reads, &tid);
 }
 
-SEC("uprobe")
-int BPF_KPROBE(up_qio_channel_readv_full_all_eof, void *ioc, const struct iovec *iov, __u64 niov)
+static __always_inline int BPF_KPROBE(up_qio_channel_readv_full_all_eof, void *ioc, const struct iovec *iov, __u64 niov)
 {
 	__u64 id = bpf_get_current_pid_tgid();
 	__u32 tid = (__u32)id;
@@ -1013,8 +1047,7 @@ int BPF_KPROBE(up_qio_channel_readv_full_all_eof, void *ioc, const struct iovec 
 }
 
 /* qemu_sem_post(): a recv thread posts right after a SYNC packet (and its pages) */
-SEC("uprobe")
-int BPF_KPROBE(up_qemu_sem_post)
+static __always_inline int BPF_KPROBE(up_qemu_sem_post)
 {
 	__u64 id = bpf_get_current_pid_tgid();
 	__u32 tid = (__u32)id;
@@ -1025,13 +1058,9 @@ int BPF_KPROBE(up_qemu_sem_post)
 }
 
 /* multifd_send_sync_main / multifd_recv_sync_main: a sync point (cookie: MFT_SIDE_*) */
-SEC("uprobe")
-int BPF_KPROBE(up_multifd_sync_main)
+static __always_inline int BPF_KPROBE(up_multifd_sync_main)
 {
-	__u32 tgid = bpf_get_current_pid_tgid() >> 32;
-
-	if (is_target(tgid))
-		emit(MFT_EV_SYNC_MAIN, 0, NULL, tgid, true, (__s64)bpf_get_attach_cookie(ctx), 0);
+	emit_landmark(MFT_EV_SYNC_MAIN, bpf_get_attach_cookie(ctx) & MFT_UPROBE_SIDE_MASK);
 	return 0;
 }
 
@@ -1152,8 +1181,7 @@ int usdt_migrate_set_state(struct pt_regs *ctx)
 }
 
 /* void migrate_set_state(MigrationStatus *state, MigrationStatus old, MigrationStatus new) */
-SEC("uprobe")
-int BPF_KPROBE(up_migrate_set_state, void *state, int old_state, int new_state)
+static __always_inline int BPF_KPROBE(up_migrate_set_state, void *state, int old_state, int new_state)
 {
 	__u64 id = bpf_get_current_pid_tgid();
 	__u32 tid = (__u32)id;
@@ -1164,8 +1192,7 @@ int BPF_KPROBE(up_migrate_set_state, void *state, int old_state, int new_state)
 	return 0;
 }
 
-SEC("uretprobe")
-int BPF_KRETPROBE(ur_migrate_set_state)
+static __always_inline int BPF_KRETPROBE(ur_migrate_set_state)
 {
 	__u64 id = bpf_get_current_pid_tgid();
 	__u32 tid = (__u32)id, tgid = id >> 32;
@@ -1189,4 +1216,43 @@ int BPF_KRETPROBE(ur_migrate_set_state)
 	}
 	bpf_map_delete_elem(&state_calls, &tid);
 	return 0;
+}
+
+/* ---- the two uprobe programs: every entry probe, every return probe -------------------- */
+
+/*
+ * One entry and one return program serve every uprobe (the cookie says which probe), so
+ * that with uprobe_multi a binary needs two links, whose detaching costs one RCU grace
+ * period each; without it, the same programs are attached once per probe.
+ */
+static __always_inline int dispatch(struct pt_regs *ctx, bool ret)
+{
+	switch (bpf_get_attach_cookie(ctx) >> MFT_UPROBE_SHIFT) {
+	case MFT_UP_GNUTLS_HANDSHAKE: return ret ? ur_gnutls_handshake(ctx) : up_gnutls_handshake(ctx);
+	case MFT_UP_GNUTLS_BYE: return ret ? ur_gnutls_bye(ctx) : up_gnutls_bye(ctx);
+	case MFT_UP_GNUTLS_DEINIT: return ret ? 0 : up_gnutls_deinit(ctx);
+	case MFT_UP_GNUTLS_RECORD_RECV: return ret ? ur_gnutls_record_recv(ctx) : up_gnutls_record_recv(ctx);
+	case MFT_UP_MIGRATE_SET_STATE: return ret ? ur_migrate_set_state(ctx) : up_migrate_set_state(ctx);
+	case MFT_UP_MULTIFD_RECV_NEW_CHANNEL:
+		return ret ? ur_multifd_recv_new_channel(ctx) : up_multifd_recv_new_channel(ctx);
+	case MFT_UP_QIO_CHANNEL_READ_ALL: return ret ? 0 : up_qio_channel_read_all(ctx);
+	case MFT_UP_MULTIFD_CLEANUP: return ret ? ur_multifd_cleanup(ctx) : up_multifd_cleanup(ctx);
+	case MFT_UP_QIO_CHANNEL_WRITE_ALL: return ret ? 0 : up_qio_channel_write_all(ctx);
+	case MFT_UP_MULTIFD_SYNC_MAIN: return ret ? 0 : up_multifd_sync_main(ctx);
+	case MFT_UP_QIO_CHANNEL_READV_FULL_ALL_EOF: return ret ? 0 : up_qio_channel_readv_full_all_eof(ctx);
+	case MFT_UP_QEMU_SEM_POST: return ret ? 0 : up_qemu_sem_post(ctx);
+	}
+	return 0;
+}
+
+SEC("uprobe")
+int up_dispatch(struct pt_regs *ctx)
+{
+	return dispatch(ctx, false);
+}
+
+SEC("uretprobe")
+int ur_dispatch(struct pt_regs *ctx)
+{
+	return dispatch(ctx, true);
 }

@@ -19,10 +19,12 @@
  * Every one is counted and shown: doctor, the exporter's mftrace_resource_* metrics, and
  * the summary a session prints when it ends (docs/mftrace.8, LIMITS).
  */
-#define MFT_MAX_TARGETS 1024   /* QEMU processes traced at once (targets map) */
-#define MFT_MAX_SOCKS 32768    /* TCP sockets of targets tracked at once (socks map) */
-#define MFT_MAX_SESSIONS 32768 /* TLS sessions of targets (sessions map) */
-#define MFT_MAX_THREADS 16384  /* target threads inside a probed call, or bound to a channel */
+#define MFT_MAX_TARGETS 1024        /* QEMU processes traced at once (targets map) */
+#define MFT_TARGET_SLOTS 4096       /* the first, cheapest target filter (target_slot, a power of 2) */
+#define MFT_SLOT_SHARED 0xffffffffu /* a target_slot that more than one target maps to */
+#define MFT_MAX_SOCKS 32768         /* TCP sockets of targets tracked at once (socks map) */
+#define MFT_MAX_SESSIONS 32768      /* TLS sessions of targets (sessions map) */
+#define MFT_MAX_THREADS 16384       /* target threads inside a probed call, or bound to a channel */
 
 /* One event per boundary in a channel's life. Never one per packet. */
 enum mft_ev_type {
@@ -86,6 +88,30 @@ enum mft_ev_type {
 /* Which side of multifd a QEMU function belongs to (MULTIFD_CLEANUP, SYNC_MAIN: ret) */
 #define MFT_SIDE_SEND 1
 #define MFT_SIDE_RECV 2
+
+/*
+ * The attach cookie of every uprobe: which probe (enum mft_uprobe, from bit 8) and,
+ * for the multifd ones, the side (MFT_SIDE_*, low byte). All uprobes of a target run one
+ * entry and one return program (up_dispatch, ur_dispatch), so that a binary needs one
+ * uprobe_multi link for each: detaching a link costs an RCU grace period.
+ */
+#define MFT_UPROBE_SHIFT 8
+#define MFT_UPROBE_SIDE_MASK 0xff
+enum mft_uprobe {
+	MFT_UP_NONE = 0,
+	MFT_UP_GNUTLS_HANDSHAKE,
+	MFT_UP_GNUTLS_BYE,
+	MFT_UP_GNUTLS_DEINIT,
+	MFT_UP_GNUTLS_RECORD_RECV,
+	MFT_UP_MIGRATE_SET_STATE,
+	MFT_UP_MULTIFD_RECV_NEW_CHANNEL,
+	MFT_UP_QIO_CHANNEL_READ_ALL,
+	MFT_UP_MULTIFD_CLEANUP,
+	MFT_UP_QIO_CHANNEL_WRITE_ALL,
+	MFT_UP_MULTIFD_SYNC_MAIN,
+	MFT_UP_QIO_CHANNEL_READV_FULL_ALL_EOF,
+	MFT_UP_QEMU_SEM_POST,
+};
 
 /* USDT attach cookie of multifd_{send,recv}_terminate_threads: MFT_SIDE_* in the low
  * byte, and this bit where the probe carries its (bool error) argument (up to QEMU 8.2) */

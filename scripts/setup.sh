@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Install everything mftrace needs on a fresh Debian 12 machine, idempotently.
-#  - Debian packages: build (clang, libbpf, bpftool, libelf, zlib; clang-format for
-#    make format-check), test (qemu 7.2, bpftrace as the independent observer, python3,
+#  - Debian packages: build (clang, libbpf >= 1.3 from bookworm-backports, bpftool,
+#    libelf, zlib; clang-format for make format-check), test (qemu 7.2, bpftrace as the independent observer, python3,
 #    tmux), packaging (dpkg-dev, lintian, mmdebstrap for a clean root to install the
 #    package into, bash-completion).
 #  - QEMU 10.0.2 from bookworm-backports, unpacked into a private prefix so that
@@ -43,8 +43,7 @@ if [ "${#missing[@]}" -gt 0 ]; then
     apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 fi
 
-# --- QEMU 10.0.2 from bookworm-backports, into a private prefix ---------------
-if [ ! -x "$QEMU10_PREFIX/usr/bin/qemu-system-x86_64" ]; then
+add_backports() {
     if [ ! -f "$BACKPORTS_LIST" ]; then
         say "adding bookworm-backports apt source"
         cat >"$BACKPORTS_LIST" <<'SRC'
@@ -57,6 +56,21 @@ SRC
         apt_updated=0
     fi
     apt_update
+}
+
+# --- libbpf >= 1.3 (bpf_program__attach_uprobe_multi) from bookworm-backports --
+# bookworm has 1.1; with 1.3+ a target's uprobes become a few uprobe_multi links, which
+# detach in a fraction of the time (user/collect/collector.c).
+libbpf_ver=$(dpkg-query -W -f='${Version}' libbpf-dev 2>/dev/null || echo 0)
+if dpkg --compare-versions "$libbpf_ver" lt 1:1.3; then
+    add_backports
+    say "installing libbpf-dev and libbpf1 from bookworm-backports (have $libbpf_ver)"
+    apt-get install -y -qq --no-install-recommends -t bookworm-backports libbpf-dev libbpf1 >/dev/null
+fi
+
+# --- QEMU 10.0.2 from bookworm-backports, into a private prefix ---------------
+if [ ! -x "$QEMU10_PREFIX/usr/bin/qemu-system-x86_64" ]; then
+    add_backports
     ver=$(apt-cache madison qemu-system-x86 | awk -F'|' '/bookworm-backports/ {gsub(/ /,"",$2); print $2; exit}')
     [ -n "$ver" ] || die "no qemu-system-x86 in bookworm-backports"
     case "$ver" in *10.0*) ;; *) say "note: backports offers qemu $ver (expected 10.0.x)";; esac

@@ -471,13 +471,15 @@ def run_scenarios(exp: Exporter, prom: Prometheus, workdir: str, truth: Truth) -
                 report(True, f"{name}: exporter picks up QEMUs started after it "
                              f"({time.monotonic() - t0:.1f} s)")
                 # the probes the verdicts need are attached (the unit's capabilities suffice)
+                # (each by whichever mechanism of its chain this host gave: doctor says which)
                 need = ["gnutls_handshake/uprobe", "gnutls_bye/uprobe", "gnutls_deinit/uprobe",
                         "shutdown/tracepoint", "recv results/tracepoint"]
+                alias = {"uprobe_multi": "uprobe", "tp_btf": "tracepoint", "raw_tp": "tracepoint"}
 
                 def unattached():
                     nonlocal probes
-                    probes = {lb["probe"] + "/" + lb["mechanism"]: v for n, lb, v in exp.metrics()
-                              if n == "mftrace_probe_attached"}
+                    probes = {lb["probe"] + "/" + alias.get(lb["mechanism"], lb["mechanism"]): v
+                              for n, lb, v in exp.metrics() if n == "mftrace_probe_attached"}
                     bad = [p for p in need if probes.get(p) != 1]
                     return bad + [p for p, v in probes.items() if p.startswith("gnutls") and v != 1 and p not in bad]
                 probes: dict = {}

@@ -417,7 +417,11 @@ def header_errors(rec: dict, versions: dict, dst_pid: int) -> list[str]:
         if not t or not t["qemu_version"].startswith(ver) or not t["gnutls_version"] or \
                 "qemu-system-x86_64" not in t["cmdline"] or (("-incoming" in t["cmdline"]) != (pid == dst_pid)):
             errs.append(f"target {pid}: {t}")
-    probes = {(p["pid"], p["what"], p["mechanism"]): p["attached"] for p in rec["probes"]}
+    # each by whichever mechanism of its chain this host gave (tp_btf/raw_tp/tracepoint,
+    # uprobe_multi/uprobe)
+    alias = {"uprobe_multi": "uprobe", "tp_btf": "tracepoint", "raw_tp": "tracepoint"}
+    probes = {(p["pid"], p["what"], alias.get(p["mechanism"], p["mechanism"])): p["attached"]
+              for p in rec["probes"]}
     for want in [(0, "shutdown", "tracepoint"), (0, "recv results", "tracepoint")] + \
             [(pid, "gnutls_handshake", "uprobe") for pid in versions]:
         if not probes.get(want):

@@ -61,6 +61,7 @@ struct mft_collector {
 	uint64_t status_seq, status_dropped;
 	uint64_t bad_events;
 	uint64_t no_fd; /* attaches that failed for want of a file descriptor */
+	bool up_multi;  /* uprobes as uprobe_multi links (one per binary and direction) */
 	struct reaper reaper;
 };
 
@@ -217,12 +218,51 @@ static void choose(struct mft_collector *c, struct kprobe_set *k)
 	add_status(c, 0, k->what, ch.mech, ch.mech != MFT_MECH_NONE, true, "%s", ch.why);
 }
 
+/* A tracepoint with three possible mechanisms (tp_btf, raw_tp, perf tracepoint). */
+struct tp_set {
+	const char *what, *tp;
+	struct bpf_program *btf, *raw, *perf;
+	bool required;
+};
+
+static void choose_tp(struct mft_collector *c, const struct tp_set *k)
+{
+	struct mft_tp_results r;
+	struct mft_choice ch;
+
+	mft_probe_tracepoint(k->tp, &r);
+	mft_choose_tp_mech(k->what, &r, c->opts.forced_mech, &ch);
+	bpf_program__set_autoload(k->btf, ch.mech == MFT_MECH_TP_BTF);
+	bpf_program__set_autoload(k->raw, ch.mech == MFT_MECH_RAW_TP);
+	bpf_program__set_autoload(k->perf, ch.mech == MFT_MECH_TRACEPOINT);
+	if (ch.mech == MFT_MECH_NONE)
+		add_status(c, 0, k->what, ch.mech, false, k->required, "%s", ch.why);
+}
+
+/* uprobe_multi if the kernel has it: the dispatchers must then be loaded for it. */
+static void choose_uprobes(struct mft_collector *c)
+{
+	struct mft_avail multi;
+	struct mft_choice ch;
+
+	mft_probe_uprobe_multi(&multi);
+	mft_choose_uprobe_mech(&multi, false, &ch);
+	c->up_multi = ch.mech == MFT_MECH_UPROBE_MULTI;
+	if (c->up_multi) {
+		bpf_program__set_expected_attach_type(c->skel->progs.up_dispatch, MFT_BPF_TRACE_UPROBE_MULTI);
+		bpf_program__set_expected_attach_type(c->skel->progs.ur_dispatch, MFT_BPF_TRACE_UPROBE_MULTI);
+	}
+	add_status(c, 0, "uprobes", ch.mech, true, false, "%s", ch.why);
+}
+
 static void attach_kernel(struct mft_collector *c, struct bpf_program *p, const char *what, bool required)
 {
 	struct bpf_link *l;
 	const char *sec = bpf_program__section_name(p);
 	int mech = !strncmp(sec, "fentry", 6)   ? MFT_MECH_FENTRY
 		   : !strncmp(sec, "kprobe", 6) ? MFT_MECH_KPROBE
+		   : !strncmp(sec, "tp_btf", 6) ? MFT_MECH_TP_BTF
+		   : !strncmp(sec, "raw_tp", 6) ? MFT_MECH_RAW_TP
 						: MFT_MECH_TRACEPOINT;
 
 	if (!bpf_program__autoload(p))
@@ -267,8 +307,25 @@ struct mft_collector *mft_collector_open(const struct mft_collector_opts *o, mft
 		{ "close", "tcp_close", "syscalls/sys_enter_close", s->progs.fentry_tcp_close,
 		  s->progs.kprobe_tcp_close, s->progs.tp_sys_enter_close, 0 },
 	};
+	const struct tp_set tsets[] = {
+		{ "recv results", "sock/sock_recv_length", s->progs.btf_sock_recv_length, s->progs.raw_sock_recv_length,
+		  s->progs.tp_sock_recv_length, true },
+		{ "send bytes", "sock/sock_send_length", s->progs.btf_sock_send_length, s->progs.raw_sock_send_length,
+		  s->progs.tp_sock_send_length, false },
+		{ "tcp state (connect, FIN)", "sock/inet_sock_set_state", s->progs.btf_inet_sock_set_state,
+		  s->progs.raw_inet_sock_set_state, s->progs.tp_inet_sock_set_state, true },
+		{ "rst received", "tcp/tcp_receive_reset", s->progs.btf_tcp_receive_reset,
+		  s->progs.raw_tcp_receive_reset, s->progs.tp_tcp_receive_reset, false },
+		{ "rst sent", "tcp/tcp_send_reset", s->progs.btf_tcp_send_reset, s->progs.raw_tcp_send_reset,
+		  s->progs.tp_tcp_send_reset, false },
+		{ "socket destroyed", "tcp/tcp_destroy_sock", s->progs.btf_tcp_destroy_sock,
+		  s->progs.raw_tcp_destroy_sock, s->progs.tp_tcp_destroy_sock, true },
+	};
 	for (size_t i = 0; i < sizeof(sets) / sizeof(sets[0]); i++)
 		choose(c, &sets[i]);
+	for (size_t i = 0; i < sizeof(tsets) / sizeof(tsets[0]); i++)
+		choose_tp(c, &tsets[i]);
+	choose_uprobes(c);
 	rc = mftrace_bpf__load(s);
 	if (rc) {
 		snprintf(err, errlen, "cannot load the BPF programs: %s%s", strerror(-rc),
@@ -280,16 +337,15 @@ struct mft_collector *mft_collector_open(const struct mft_collector_opts *o, mft
 		const char *what;
 		bool required;
 	} tps[] = {
-		{ s->progs.tp_sock_recv_length, "recv results", true },
-		{ s->progs.tp_sock_send_length, "send bytes", false },
-		{ s->progs.tp_inet_sock_set_state, "tcp state (connect, FIN)", true },
-		{ s->progs.tp_tcp_receive_reset, "rst received", false },
-		{ s->progs.tp_tcp_send_reset, "rst sent", false },
-		{ s->progs.tp_tcp_destroy_sock, "socket destroyed", true },
 		{ s->progs.tp_sys_exit_accept4, "accept4", true },
 		{ s->progs.tp_sys_exit_accept, "accept", false },
 		{ s->progs.tp_sched_process_exit, "process exit", false },
 	};
+	for (size_t i = 0; i < sizeof(tsets) / sizeof(tsets[0]); i++) {
+		attach_kernel(c, tsets[i].btf, tsets[i].what, tsets[i].required);
+		attach_kernel(c, tsets[i].raw, tsets[i].what, tsets[i].required);
+		attach_kernel(c, tsets[i].perf, tsets[i].what, tsets[i].required);
+	}
 	for (size_t i = 0; i < sizeof(tps) / sizeof(tps[0]); i++)
 		attach_kernel(c, tps[i].p, tps[i].what, tps[i].required);
 	for (size_t i = 0; i < sizeof(sets) / sizeof(sets[0]); i++) {
@@ -320,6 +376,22 @@ fail:
 	return NULL;
 }
 
+/*
+ * Recompute target_slot[slot]: the one target that maps there, MFT_SLOT_SHARED if more
+ * do, 0 if none. A target is in the targets map before its slot names it, and leaves the
+ * slot before the map (the kernel side trusts only the map).
+ */
+static void slot_update(struct mft_collector *c, uint32_t slot)
+{
+	uint32_t v = 0;
+
+	slot &= MFT_TARGET_SLOTS - 1;
+	for (size_t i = 0; i < c->n_targets; i++)
+		if ((c->targets[i].pid & (MFT_TARGET_SLOTS - 1)) == slot)
+			v = v ? MFT_SLOT_SHARED : c->targets[i].pid;
+	__atomic_store_n(&c->skel->bss->target_slot[slot], v, __ATOMIC_RELEASE);
+}
+
 static struct target *target_get(struct mft_collector *c, uint32_t pid)
 {
 	for (size_t i = 0; i < c->n_targets; i++)
@@ -339,69 +411,132 @@ size_t mft_collector_n_targets(const struct mft_collector *c)
 }
 
 /*
- * Attach one uprobe (or uretprobe), in pid only, at the file offset of func in the file
- * that e reads (path names the same file for the kernel: /proc/PID/exe or map_files/).
- * The offset comes from our own reader, so libbpf never parses the target's file.
+ * A target's uprobes in one binary, collected, then attached at once (uprobe_flush): one
+ * uprobe_multi link for the entries and one for the returns where the kernel has it, else
+ * one link per probe. Each runs up_dispatch or ur_dispatch; the cookie says which probe.
+ * The offsets come from our own reader, so libbpf never parses the target's file.
  */
-static bool uprobe_cookie(struct mft_collector *c, struct target *t, struct bpf_program *p, struct mft_elf *e,
-			  const char *path, const char *func, bool ret, bool required, __u64 cookie)
+#define MAX_BATCH 24
+
+struct up_batch {
+	const char *path; /* names the file e reads for the kernel: /proc/PID/exe or map_files/ */
+	struct mft_elf *e;
+	size_t n;
+	struct {
+		const char *func;
+		unsigned long off;
+		__u64 cookie;
+		bool ret, required, must;
+	} p[MAX_BATCH];
+};
+
+/* Queue func's entry (and return, if ret) probe; false (errno ENOENT) if it is not there. */
+static bool uprobe_add(struct mft_collector *c, struct target *t, struct up_batch *b, const char *func, int id,
+		       int side, bool ret, bool required)
 {
-	LIBBPF_OPTS(bpf_uprobe_opts, uo, .retprobe = ret, .bpf_cookie = cookie);
-	int mech = ret ? MFT_MECH_URETPROBE : MFT_MECH_UPROBE;
-	struct bpf_link *l;
 	uint64_t off;
 
-	if (t->n_links == MAX_LINKS_PER_TARGET) {
-		add_status(c, t->pid, func, mech, false, required, "not attached: %d probes in one target already",
-			   MAX_LINKS_PER_TARGET);
-		return false;
-	}
-	if (mft_elf_symbol_offset(e, func, &off)) {
-		add_status(c, t->pid, func, mech, false, required, "%s: symbol not found", path);
+	if (mft_elf_symbol_offset(b->e, func, &off)) {
+		add_status(c, t->pid, func, MFT_MECH_UPROBE, false, required, "%s: symbol not found", b->path);
 		errno = ENOENT;
 		return false;
 	}
-	l = bpf_program__attach_uprobe_opts(p, (pid_t)t->pid, path, (size_t)off, &uo);
-	if (!l) {
-		int err = errno;
-
-		c->no_fd += err == EMFILE || err == ENFILE;
-		add_status(c, t->pid, func, mech, false, required, "%s: %s", path, strerror(err));
-		errno = err;
-		return false;
+	for (int r = 0; r <= (int)ret; r++) {
+		if (b->n == MAX_BATCH) {
+			add_status(c, t->pid, func, MFT_MECH_UPROBE, false, required,
+				   "not attached: %d probes in one binary", MAX_BATCH);
+			return false;
+		}
+		b->p[b->n].func = func;
+		b->p[b->n].off = (unsigned long)off;
+		b->p[b->n].cookie = ((__u64)id << MFT_UPROBE_SHIFT) | (__u64)side;
+		b->p[b->n].ret = r;
+		b->p[b->n].required = required;
+		b->p[b->n].must = false;
+		b->n++;
 	}
-	t->links[t->n_links++] = l;
-	add_status(c, t->pid, func, mech, true, required, "%s", path);
 	return true;
 }
 
-static bool uprobe(struct mft_collector *c, struct target *t, struct bpf_program *p, struct mft_elf *e,
-		   const char *path, const char *func, bool ret, bool required)
+static struct bpf_link *link_one(struct mft_collector *c, struct target *t, struct up_batch *b, size_t i)
 {
-	return uprobe_cookie(c, t, p, e, path, func, ret, required, 0);
+	LIBBPF_OPTS(bpf_uprobe_opts, uo, .retprobe = b->p[i].ret, .bpf_cookie = b->p[i].cookie);
+	struct bpf_program *p = b->p[i].ret ? c->skel->progs.ur_dispatch : c->skel->progs.up_dispatch;
+
+	return bpf_program__attach_uprobe_opts(p, (pid_t)t->pid, b->path, b->p[i].off, &uo);
 }
 
-static bool uprobe_pair(struct mft_collector *c, struct target *t, struct bpf_program *entry, struct bpf_program *exit,
-			struct mft_elf *e, const char *path, const char *func, bool required)
+static struct bpf_link *link_multi(struct mft_collector *c, struct target *t, struct up_batch *b, bool ret, size_t *n)
 {
-	if (!uprobe(c, t, entry, e, path, func, false, required))
-		return false;
-	if (exit && !uprobe(c, t, exit, e, path, func, true, required))
-		return false;
-	return true;
+	unsigned long offs[MAX_BATCH];
+	__u64 cookies[MAX_BATCH];
+
+	*n = 0;
+	for (size_t i = 0; i < b->n; i++)
+		if (b->p[i].ret == ret) {
+			offs[*n] = b->p[i].off;
+			cookies[(*n)++] = b->p[i].cookie;
+		}
+	if (!*n)
+		return NULL;
+	LIBBPF_OPTS(bpf_uprobe_multi_opts, uo, .offsets = offs, .cookies = cookies, .cnt = *n, .retprobe = ret);
+	return bpf_program__attach_uprobe_multi(ret ? c->skel->progs.ur_dispatch : c->skel->progs.up_dispatch,
+						(pid_t)t->pid, b->path, NULL, &uo);
 }
 
-/* The first of several names a QEMU version may use for the same step (entry, and exit if given). */
-static void uprobe_first(struct mft_collector *c, struct target *t, struct bpf_program *p, struct bpf_program *ret,
-			 struct mft_elf *e, const char *path, const char *const *names, size_t n, const char *what,
-			 __u64 cookie)
+/* Attach what b holds. -1 (errno set) if a probe marked must failed; statuses say the rest. */
+static int uprobe_flush(struct mft_collector *c, struct target *t, struct up_batch *b)
+{
+	int rc = 0, saved = 0;
+
+	for (int pass = 0; pass < (c->up_multi ? 2 : (int)b->n); pass++) {
+		bool ret = pass == 1;
+		size_t n = 1;
+		struct bpf_link *l = NULL;
+		int err = E2BIG;
+
+		if (t->n_links < MAX_LINKS_PER_TARGET) {
+			l = c->up_multi ? link_multi(c, t, b, ret, &n) : link_one(c, t, b, (size_t)pass);
+			err = errno;
+		}
+		if (c->up_multi && !n)
+			continue;
+		if (l)
+			t->links[t->n_links++] = l;
+		else
+			c->no_fd += err == EMFILE || err == ENFILE;
+		for (size_t i = 0; i < b->n; i++) {
+			int mech = b->p[i].ret ? (c->up_multi ? MFT_MECH_URETPROBE_MULTI : MFT_MECH_URETPROBE)
+					       : (c->up_multi ? MFT_MECH_UPROBE_MULTI : MFT_MECH_UPROBE);
+
+			if (c->up_multi ? b->p[i].ret != ret : i != (size_t)pass)
+				continue;
+			if (l)
+				add_status(c, t->pid, b->p[i].func, mech, true, b->p[i].required, "%s%s", b->path,
+					   c->up_multi ? " (one link with the binary's other probes of its kind)" : "");
+			else
+				add_status(c, t->pid, b->p[i].func, mech, false, b->p[i].required, "%s: %s", b->path,
+					   err == E2BIG ? "too many links in one target" : strerror(err));
+			if (!l && b->p[i].must) {
+				rc = -1;
+				saved = err;
+			}
+		}
+	}
+	b->n = 0;
+	errno = saved;
+	return rc;
+}
+
+/* The first of several names a QEMU version may use for the same step (entry, and exit if ret). */
+static void uprobe_first(struct mft_collector *c, struct target *t, struct up_batch *b, const char *const *names,
+			 size_t n, const char *what, int id, int side, bool ret)
 {
 	uint64_t v;
 
 	for (size_t i = 0; i < n; i++)
-		if (!mft_elf_symbol(e, names[i], &v)) {
-			if (uprobe_cookie(c, t, p, e, path, names[i], false, false, cookie) && ret)
-				uprobe_cookie(c, t, ret, e, path, names[i], true, false, cookie);
+		if (!mft_elf_symbol(b->e, names[i], &v)) {
+			uprobe_add(c, t, b, names[i], id, side, ret, false);
 			return;
 		}
 	add_status(c, t->pid, what, MFT_MECH_UPROBE, false, false, "none of the expected QEMU functions is exported");
@@ -495,63 +630,59 @@ static void attach_qemu(struct mft_collector *c, struct target *t, struct mft_el
 	struct mftrace_bpf *s = c->skel;
 	static const char *const send_cleanup[] = { "multifd_send_shutdown", "multifd_save_cleanup" };
 	static const char *const recv_cleanup[] = { "multifd_recv_shutdown", "multifd_load_cleanup" };
+	struct up_batch b = { .path = path, .e = e };
 
-	uprobe_pair(c, t, s->progs.up_migrate_set_state, s->progs.ur_migrate_set_state, e, path, "migrate_set_state",
-		    false);
-	if (uprobe_pair(c, t, s->progs.up_multifd_recv_new_channel, s->progs.ur_multifd_recv_new_channel, e, path,
-			"multifd_recv_new_channel", false))
-		uprobe(c, t, s->progs.up_qio_channel_read_all, e, path, "qio_channel_read_all", false, false);
+	uprobe_add(c, t, &b, "migrate_set_state", MFT_UP_MIGRATE_SET_STATE, 0, true, false);
+	if (uprobe_add(c, t, &b, "multifd_recv_new_channel", MFT_UP_MULTIFD_RECV_NEW_CHANNEL, 0, true, false))
+		uprobe_add(c, t, &b, "qio_channel_read_all", MFT_UP_QIO_CHANNEL_READ_ALL, 0, false, false);
 	/* teardown: the sockets shut down or closed inside are the multifd channels */
-	uprobe_first(c, t, s->progs.up_multifd_cleanup, s->progs.ur_multifd_cleanup, e, path, send_cleanup, 2,
-		     "multifd send cleanup", MFT_SIDE_SEND);
-	uprobe_first(c, t, s->progs.up_multifd_cleanup, s->progs.ur_multifd_cleanup, e, path, recv_cleanup, 2,
-		     "multifd recv cleanup", MFT_SIDE_RECV);
+	uprobe_first(c, t, &b, send_cleanup, 2, "multifd send cleanup", MFT_UP_MULTIFD_CLEANUP, MFT_SIDE_SEND, true);
+	uprobe_first(c, t, &b, recv_cleanup, 2, "multifd recv cleanup", MFT_UP_MULTIFD_CLEANUP, MFT_SIDE_RECV, true);
 	/* a source's send thread sends its MultiFDInit_t with it: the channel id and UUID there */
-	uprobe(c, t, s->progs.up_qio_channel_write_all, e, path, "qio_channel_write_all", false, false);
-	uprobe_cookie(c, t, s->progs.up_multifd_sync_main, e, path, "multifd_send_sync_main", false, false,
-		      MFT_SIDE_SEND);
-	uprobe_cookie(c, t, s->progs.up_multifd_sync_main, e, path, "multifd_recv_sync_main", false, false,
-		      MFT_SIDE_RECV);
+	uprobe_add(c, t, &b, "qio_channel_write_all", MFT_UP_QIO_CHANNEL_WRITE_ALL, 0, false, false);
+	uprobe_add(c, t, &b, "multifd_send_sync_main", MFT_UP_MULTIFD_SYNC_MAIN, MFT_SIDE_SEND, false, false);
+	uprobe_add(c, t, &b, "multifd_recv_sync_main", MFT_UP_MULTIFD_SYNC_MAIN, MFT_SIDE_RECV, false, false);
 	if (!have_status_lookup)
 		add_status(c, t->pid, "MigrationStatus_lookup", MFT_MECH_SYMBOL, false, false,
 			   "not exported: migration states are shown as numbers");
 	/* per-channel SYNC packets on a destination, where USDT does not give them */
-	if (!attach_usdt(c, t, e, path) && uprobe(c, t, s->progs.up_qio_channel_readv_full_all_eof, e, path,
-						  "qio_channel_readv_full_all_eof", false, false)) {
-		uprobe(c, t, s->progs.up_qemu_sem_post, e, path, "qemu_sem_post", false, false);
+	if (!attach_usdt(c, t, e, path) && uprobe_add(c, t, &b, "qio_channel_readv_full_all_eof",
+						      MFT_UP_QIO_CHANNEL_READV_FULL_ALL_EOF, 0, false, false)) {
+		uprobe_add(c, t, &b, "qemu_sem_post", MFT_UP_QEMU_SEM_POST, 0, false, false);
 		s->bss->track_threads = 1;
 	}
+	uprobe_flush(c, t, &b);
 }
 
 /* GnuTLS: handshake, bye, deinit; per-record results only with --tls-records. */
 static int attach_gnutls(struct mft_collector *c, struct target *t, const struct mft_procinfo *pi, char *err,
 			 size_t errlen)
 {
-	struct mftrace_bpf *s = c->skel;
 	const char *path = pi->gnutls_open;
 	struct mft_elf *e = mft_elf_open(path, err, errlen);
+	struct up_batch b = { .path = path, .e = e };
+	int rc;
 
 	if (!e)
 		return -1;
-	if (!uprobe_pair(c, t, s->progs.up_gnutls_handshake, s->progs.ur_gnutls_handshake, e, path, "gnutls_handshake",
-			 false)) {
+	if (!uprobe_add(c, t, &b, "gnutls_handshake", MFT_UP_GNUTLS_HANDSHAKE, 0, true, false)) {
 		/* without it every TLS channel would look plain: refuse rather than mislead */
-		if (errno == ENOENT)
-			snprintf(err, errlen, "refusing the target: the libgnutls it maps (%s) has no gnutls_handshake",
-				 pi->gnutls);
-		else
-			snprintf(err, errlen, "cannot attach uprobes to %s (%s)%s", pi->gnutls, strerror(errno),
-				 errno == EACCES || errno == EPERM ? ": uprobes need root or CAP_SYS_ADMIN" : "");
+		snprintf(err, errlen, "refusing the target: the libgnutls it maps (%s) has no gnutls_handshake",
+			 pi->gnutls);
 		mft_elf_close(e);
 		return -1;
 	}
-	uprobe_pair(c, t, s->progs.up_gnutls_bye, s->progs.ur_gnutls_bye, e, path, "gnutls_bye", false);
-	uprobe_pair(c, t, s->progs.up_gnutls_deinit, NULL, e, path, "gnutls_deinit", false);
+	b.p[0].must = b.p[1].must = true;
+	uprobe_add(c, t, &b, "gnutls_bye", MFT_UP_GNUTLS_BYE, 0, true, false);
+	uprobe_add(c, t, &b, "gnutls_deinit", MFT_UP_GNUTLS_DEINIT, 0, false, false);
 	if (c->opts.tls_records)
-		uprobe_pair(c, t, s->progs.up_gnutls_record_recv, s->progs.ur_gnutls_record_recv, e, path,
-			    "gnutls_record_recv", true);
+		uprobe_add(c, t, &b, "gnutls_record_recv", MFT_UP_GNUTLS_RECORD_RECV, 0, true, true);
+	rc = uprobe_flush(c, t, &b);
 	mft_elf_close(e);
-	return 0;
+	if (rc)
+		snprintf(err, errlen, "cannot attach uprobes to %s (%s)%s", pi->gnutls, strerror(errno),
+			 errno == EACCES || errno == EPERM ? ": uprobes need root or CAP_SYS_ADMIN" : "");
+	return rc;
 }
 
 static int add_target(struct mft_collector *c, const struct mft_procinfo *pi, uint64_t *t_traced, char *err,
@@ -602,6 +733,7 @@ static int add_target(struct mft_collector *c, const struct mft_procinfo *pi, ui
 		mft_elf_close(e);
 		return -1;
 	}
+	slot_update(c, t->pid);
 	attach_qemu(c, t, e, pi->exe_open, tv.status_lookup != 0);
 	mft_elf_close(e);
 	if (!pi->gnutls[0]) {
@@ -625,10 +757,11 @@ void mft_collector_remove_target(struct mft_collector *c, uint32_t pid)
 
 	if (!t)
 		return;
-	bpf_map__delete_elem(c->skel->maps.targets, &pid, sizeof(pid), 0);
-	for (int i = 0; i < t->n_links; i++) /* the map entry is gone: they fire for nothing now */
+	for (int i = 0; i < t->n_links; i++) /* the map entry goes now: they fire for nothing */
 		reap(&c->reaper, t->links[i]);
 	*t = c->targets[--c->n_targets];
+	slot_update(c, pid);
+	bpf_map__delete_elem(c->skel->maps.targets, &pid, sizeof(pid), 0);
 	/* forget its attach statuses, so that a long-running session never fills up */
 	size_t keep = 0;
 
@@ -737,9 +870,11 @@ static size_t sweep_map(const struct bpf_map *m)
 		if (kill((pid_t)key, 0) && errno == ESRCH && n_dead < sizeof(dead) / sizeof(dead[0]))
 			dead[n_dead++] = key;
 	}
+	size_t deleted = 0;
+
 	for (size_t i = 0; i < n_dead; i++) /* after the walk: deleting during it restarts it */
-		bpf_map_delete_elem(fd, &dead[i]);
-	return n_dead;
+		deleted += bpf_map_delete_elem(fd, &dead[i]) == 0;
+	return deleted;
 }
 
 size_t mft_collector_sweep(struct mft_collector *c)
@@ -750,8 +885,13 @@ size_t mft_collector_sweep(struct mft_collector *c)
 					       s->maps.thread_sock };
 	size_t n = 0;
 
-	for (size_t i = 0; i < sizeof(per_thread) / sizeof(per_thread[0]); i++)
-		n += sweep_map(per_thread[i]);
+	for (size_t i = 0; i < sizeof(per_thread) / sizeof(per_thread[0]); i++) {
+		size_t k = sweep_map(per_thread[i]);
+
+		if (i < 3) /* the call maps: calls_open counts their entries */
+			__atomic_fetch_sub(&c->skel->bss->calls_open, (__s64)k, __ATOMIC_RELAXED);
+		n += k;
+	}
 	return n;
 }
 

@@ -163,44 +163,83 @@ static int silent_print(enum libbpf_print_level l, const char *f, va_list a)
 	return 0;
 }
 
-/* Really load (and attach) a do-nothing fentry program: the only honest test. */
-static void probe_fentry(const char *func, struct mft_avail *a)
+/* The kernel BTF id of name (kind), or -1 with the reason in a. */
+static int vmlinux_btf_id(const char *name, int kind, struct mft_avail *a)
+{
+	struct btf *btf = btf__load_vmlinux_btf();
+	int id;
+
+	if (!btf) {
+		snprintf(a->why, sizeof(a->why), "no kernel BTF");
+		return -1;
+	}
+	id = btf__find_by_name_kind(btf, name, kind);
+	btf__free(btf);
+	if (id < 0)
+		snprintf(a->why, sizeof(a->why), "%.70s not in kernel BTF", name);
+	return id < 0 ? -1 : id;
+}
+
+/*
+ * Really load a do-nothing program of type (opts o) and attach it with
+ * bpf_raw_tracepoint_open(tp, fd) (tp NULL: where its BTF id says), then let go of it:
+ * the only honest test. a says whether that worked, and if not, why.
+ */
+static void load_and_attach(enum bpf_prog_type type, struct bpf_prog_load_opts *o, const char *tp, struct mft_avail *a)
 {
 	struct bpf_insn insns[] = {
 		{ .code = 0xb7, .dst_reg = 0, .imm = 0 }, /* r0 = 0 */
 		{ .code = 0x95 },                         /* exit */
 	};
+	int fd = bpf_prog_load(type, "mft_probe", "GPL", insns, 2, o), lfd;
+
+	a->ok = false;
+	if (fd < 0) {
+		snprintf(a->why, sizeof(a->why), "test program failed to load: %s", strerror(errno));
+		return;
+	}
+	lfd = bpf_raw_tracepoint_open(tp, fd);
+	if (lfd < 0)
+		snprintf(a->why, sizeof(a->why), "test program failed to attach: %s", strerror(errno));
+	else
+		close(lfd);
+	close(fd);
+	a->ok = lfd >= 0;
+}
+
+static void probe_fentry(const char *func, struct mft_avail *a)
+{
 	libbpf_print_fn_t old = libbpf_set_print(silent_print);
-	struct btf *btf = btf__load_vmlinux_btf();
-	int id, fd, lfd;
+	int id = vmlinux_btf_id(func, BTF_KIND_FUNC, a);
+
+	a->ok = false;
+	if (id >= 0) {
+		LIBBPF_OPTS(bpf_prog_load_opts, o, .expected_attach_type = BPF_TRACE_FENTRY,
+			    .attach_btf_id = (__u32)id);
+		load_and_attach(BPF_PROG_TYPE_TRACING, &o, NULL, a);
+	}
+	libbpf_set_print(old);
+}
+
+/* Tracepoint name as tp_btf (btf) or raw_tp. */
+static void probe_raw(const char *name, bool btf, struct mft_avail *a)
+{
+	libbpf_print_fn_t old = libbpf_set_print(silent_print);
+	char tname[128];
+	int id;
 
 	a->ok = false;
 	if (!btf) {
-		snprintf(a->why, sizeof(a->why), "no kernel BTF");
-		goto out;
+		load_and_attach(BPF_PROG_TYPE_RAW_TRACEPOINT, NULL, name, a);
+	} else {
+		snprintf(tname, sizeof(tname), "btf_trace_%s", name);
+		id = vmlinux_btf_id(tname, BTF_KIND_TYPEDEF, a);
+		if (id >= 0) {
+			LIBBPF_OPTS(bpf_prog_load_opts, o, .expected_attach_type = BPF_TRACE_RAW_TP,
+				    .attach_btf_id = (__u32)id);
+			load_and_attach(BPF_PROG_TYPE_TRACING, &o, NULL, a);
+		}
 	}
-	id = btf__find_by_name_kind(btf, func, BTF_KIND_FUNC);
-	btf__free(btf);
-	if (id < 0) {
-		snprintf(a->why, sizeof(a->why), "%s not in kernel BTF", func);
-		goto out;
-	}
-	LIBBPF_OPTS(bpf_prog_load_opts, o, .expected_attach_type = BPF_TRACE_FENTRY, .attach_btf_id = (__u32)id);
-	fd = bpf_prog_load(BPF_PROG_TYPE_TRACING, "mft_fentry_probe", "GPL", insns, 2, &o);
-	if (fd < 0) {
-		snprintf(a->why, sizeof(a->why), "test program failed to load: %s", strerror(errno));
-		goto out;
-	}
-	lfd = bpf_raw_tracepoint_open(NULL, fd);
-	if (lfd < 0) {
-		snprintf(a->why, sizeof(a->why), "test program failed to attach: %s", strerror(errno));
-		close(fd);
-		goto out;
-	}
-	close(lfd);
-	close(fd);
-	a->ok = true;
-out:
 	libbpf_set_print(old);
 }
 
@@ -252,4 +291,51 @@ void mft_probe_kernel_func(const char *func, const char *tracepoint, struct mft_
 	probe_fentry(func, &r->fentry);
 	probe_kprobe(func, &r->kprobe);
 	probe_tracepoint(tracepoint, &r->tracepoint);
+}
+
+void mft_probe_tracepoint(const char *tp, struct mft_tp_results *r)
+{
+	const char *name = strchr(tp, '/') ? strchr(tp, '/') + 1 : tp;
+
+	memset(r, 0, sizeof(*r));
+	probe_raw(name, true, &r->tp_btf);
+	probe_raw(name, false, &r->raw_tp);
+	probe_tracepoint(tp, &r->tracepoint);
+}
+
+/*
+ * Load a do-nothing uprobe_multi program and create a link on "/" (not a regular file):
+ * a kernel with uprobe_multi refuses the path (EBADF), one without refuses the attach
+ * type (EINVAL). This is how libbpf tells them apart too.
+ */
+void mft_probe_uprobe_multi(struct mft_avail *a)
+{
+	struct bpf_insn insns[] = {
+		{ .code = 0xb7, .dst_reg = 0, .imm = 0 }, /* r0 = 0 */
+		{ .code = 0x95 },                         /* exit */
+	};
+	unsigned long off = 0;
+	libbpf_print_fn_t old = libbpf_set_print(silent_print);
+	LIBBPF_OPTS(bpf_prog_load_opts, o, .expected_attach_type = MFT_BPF_TRACE_UPROBE_MULTI);
+	LIBBPF_OPTS(bpf_link_create_opts, lo, .uprobe_multi.path = "/", .uprobe_multi.offsets = &off,
+		    .uprobe_multi.cnt = 1);
+	int fd, lfd, err;
+
+	a->ok = false;
+	fd = bpf_prog_load(BPF_PROG_TYPE_KPROBE, "mft_upm_probe", "GPL", insns, 2, &o);
+	if (fd < 0) {
+		snprintf(a->why, sizeof(a->why), "test program failed to load: %s", strerror(errno));
+		goto out;
+	}
+	lfd = bpf_link_create(fd, -1, MFT_BPF_TRACE_UPROBE_MULTI, &lo);
+	err = errno;
+	if (lfd >= 0)
+		close(lfd);
+	close(fd);
+	a->ok = lfd < 0 && err == EBADF;
+	if (!a->ok)
+		snprintf(a->why, sizeof(a->why), "test link: %s (kernel older than 6.6?)",
+			 lfd >= 0 ? "accepted a directory" : strerror(err));
+out:
+	libbpf_set_print(old);
 }

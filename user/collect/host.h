@@ -34,5 +34,11 @@ int mft_check_btf(const char *file, char *why, size_t len);
 int mft_ensure_tracefs(bool *mounted_now, char *why, size_t len);
 /* Fill r for kernel function func (fentry, kprobe) and tracepoint "cat/name". */
 void mft_probe_kernel_func(const char *func, const char *tracepoint, struct mft_probe_results *r);
+/* Fill r for tracepoint "cat/name": tp_btf and raw_tp (a test program really attached), perf tracepoint. */
+void mft_probe_tracepoint(const char *tp, struct mft_tp_results *r);
+/* BPF_TRACE_UPROBE_MULTI (kernel 6.6+), which older UAPI headers lack */
+#define MFT_BPF_TRACE_UPROBE_MULTI 48
+/* Whether the kernel has uprobe_multi links (a test program loaded, a link tried). */
+void mft_probe_uprobe_multi(struct mft_avail *a);
 
 #endif

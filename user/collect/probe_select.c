@@ -1,5 +1,9 @@
 // SPDX-License-Identifier: GPL-2.0
-/* fentry -> kprobe -> tracepoint, the way libbpf-tools picks, as a pure function. */
+/*
+ * Two fallback chains, as pure functions: fentry -> kprobe -> tracepoint for a kernel
+ * function (the way libbpf-tools picks), and tp_btf -> raw_tp -> tracepoint for a
+ * tracepoint (cheapest per hit first).
+ */
 #include <stdio.h>
 #include <string.h>
 #include "collect/probe_select.h"
@@ -14,6 +18,10 @@ const char *mft_mech_name(int mech)
 	case MFT_MECH_URETPROBE: return "uretprobe";
 	case MFT_MECH_USDT: return "usdt";
 	case MFT_MECH_SYMBOL: return "symbol";
+	case MFT_MECH_TP_BTF: return "tp_btf";
+	case MFT_MECH_RAW_TP: return "raw_tp";
+	case MFT_MECH_UPROBE_MULTI: return "uprobe_multi";
+	case MFT_MECH_URETPROBE_MULTI: return "uretprobe_multi";
 	default: return "none";
 	}
 }
@@ -28,30 +36,65 @@ int mft_mech_parse(const char *s)
 	return -1;
 }
 
-void mft_choose_mech(const char *what, const struct mft_probe_results *r, int forced, struct mft_choice *out)
+/* The first usable of n mechanisms, in order; forced (if one of them) is the only one tried. */
+static void choose_from(const char *what, const int *mechs, const struct mft_avail *const *avail, int n, int forced,
+			struct mft_choice *out)
 {
-	const struct mft_avail *order[] = { &r->fentry, &r->kprobe, &r->tracepoint };
 	size_t off = 0;
 
 	out->mech = MFT_MECH_NONE;
 	out->why[0] = '\0';
-	for (int i = 0; i < 3; i++) {
-		int mech = MFT_MECH_FENTRY + i;
-		const struct mft_avail *a = order[i];
-		int n;
+	for (int i = 0; i < n; i++) {
+		int mech = mechs[i];
+		const struct mft_avail *a = avail[i];
+		int k;
 
 		if (forced && forced != mech)
 			continue;
 		if (a->ok) {
 			out->mech = mech;
-			n = snprintf(out->why + off, sizeof(out->why) - off, "%s%s: %s", off ? "; " : "",
-				     mft_mech_name(mech), forced ? "forced by --mechanism" : "available");
+			snprintf(out->why + off, sizeof(out->why) - off, "%s%s: %s", off ? "; " : "",
+				 mft_mech_name(mech), forced ? "forced by --mechanism" : "available");
 			return;
 		}
-		n = snprintf(out->why + off, sizeof(out->why) - off, "%s%s unusable (%s)", off ? "; " : "",
+		k = snprintf(out->why + off, sizeof(out->why) - off, "%s%s unusable (%s)", off ? "; " : "",
 			     mft_mech_name(mech), a->why[0] ? a->why : "unknown reason");
-		if (n > 0 && (size_t)n < sizeof(out->why) - off)
-			off += (size_t)n;
+		if (k > 0 && (size_t)k < sizeof(out->why) - off)
+			off += (size_t)k;
 	}
 	snprintf(out->why + off, sizeof(out->why) - off, "%snothing can probe %s", off ? "; " : "", what);
+}
+
+void mft_choose_mech(const char *what, const struct mft_probe_results *r, int forced, struct mft_choice *out)
+{
+	const int mechs[] = { MFT_MECH_FENTRY, MFT_MECH_KPROBE, MFT_MECH_TRACEPOINT };
+	const struct mft_avail *avail[] = { &r->fentry, &r->kprobe, &r->tracepoint };
+
+	choose_from(what, mechs, avail, 3, forced, out);
+}
+
+void mft_choose_tp_mech(const char *what, const struct mft_tp_results *r, int forced, struct mft_choice *out)
+{
+	const int mechs[] = { MFT_MECH_TP_BTF, MFT_MECH_RAW_TP, MFT_MECH_TRACEPOINT };
+	const struct mft_avail *avail[] = { &r->tp_btf, &r->raw_tp, &r->tracepoint };
+
+	/* --mechanism fentry or kprobe names the other chain: this one stays automatic */
+	if (forced != MFT_MECH_TRACEPOINT && forced != MFT_MECH_TP_BTF && forced != MFT_MECH_RAW_TP)
+		forced = MFT_MECH_NONE;
+	choose_from(what, mechs, avail, 3, forced, out);
+}
+
+void mft_choose_uprobe_mech(const struct mft_avail *multi, bool forced_single, struct mft_choice *out)
+{
+	if (forced_single) {
+		out->mech = MFT_MECH_UPROBE;
+		snprintf(out->why, sizeof(out->why), "uprobe: one link per probe, forced");
+	} else if (multi->ok) {
+		out->mech = MFT_MECH_UPROBE_MULTI;
+		snprintf(out->why, sizeof(out->why), "uprobe_multi: available (one link per program and binary)");
+	} else {
+		out->mech = MFT_MECH_UPROBE;
+		snprintf(out->why, sizeof(out->why), "uprobe_multi unusable (%s); uprobe: one link per probe",
+			 multi->why[0] ? multi->why : "unknown reason");
+	}
 }

@@ -1,8 +1,10 @@
 /* SPDX-License-Identifier: GPL-2.0 */
 /*
- * Which mechanism carries each kernel-function probe: fentry, else kprobe, else a
- * tracepoint. Pure logic over probe results, so that tests can inject them; the host
- * checks that produce the results live in host.c.
+ * Which mechanism carries each kernel probe: for a kernel function fentry, else kprobe,
+ * else a (syscall) tracepoint; for a tracepoint tp_btf, else raw_tp, else the classic
+ * perf tracepoint; for a target's own code uprobe_multi (one link per program and
+ * binary), else one uprobe link per probe. Pure logic over probe results, so that tests
+ * can inject them; the host checks that produce the results live in host.c.
  */
 #ifndef MFT_PROBE_SELECT_H
 #define MFT_PROBE_SELECT_H
@@ -21,6 +23,10 @@ enum mft_mech {
 	MFT_MECH_URETPROBE,
 	MFT_MECH_USDT,
 	MFT_MECH_SYMBOL, /* not a probe: a symbol looked up in the target (MigrationStatus_lookup) */
+	MFT_MECH_TP_BTF, /* BTF-typed raw tracepoint: the cheapest per hit */
+	MFT_MECH_RAW_TP,
+	MFT_MECH_UPROBE_MULTI,    /* an entry probe in a uprobe_multi link */
+	MFT_MECH_URETPROBE_MULTI, /* a return probe in a uprobe_multi link */
 	MFT_MECH__MAX,
 };
 
@@ -34,6 +40,10 @@ struct mft_probe_results {
 	struct mft_avail fentry, kprobe, tracepoint;
 };
 
+struct mft_tp_results {
+	struct mft_avail tp_btf, raw_tp, tracepoint;
+};
+
 struct mft_choice {
 	int mech;      /* enum mft_mech; NONE if nothing works */
 	char why[320]; /* what was tried and why it was passed over */
@@ -41,7 +51,15 @@ struct mft_choice {
 
 /* forced: MFT_MECH_NONE to choose automatically, else only that mechanism is tried */
 void mft_choose_mech(const char *what, const struct mft_probe_results *r, int forced, struct mft_choice *out);
-/* "fentry", "kprobe", "tracepoint", "uprobe", "uretprobe", "usdt", "symbol" or "none" */
+/*
+ * Same for a tracepoint: tp_btf, raw_tp, tracepoint. forced: MFT_MECH_TRACEPOINT forces
+ * classic tracepoints here too; fentry or kprobe (the other chain's) leaves this one automatic.
+ */
+void mft_choose_tp_mech(const char *what, const struct mft_tp_results *r, int forced, struct mft_choice *out);
+/* uprobe_multi if the kernel has it and forced_single is false, else per-probe uprobes. */
+void mft_choose_uprobe_mech(const struct mft_avail *multi, bool forced_single, struct mft_choice *out);
+/* "fentry", "kprobe", "tracepoint", "uprobe", "uretprobe", "usdt", "symbol", "tp_btf",
+ * "raw_tp", "uprobe_multi", "uretprobe_multi" or "none" */
 const char *mft_mech_name(int mech);
 /* "fentry", "kprobe", "tracepoint" or "auto" -> mechanism; -1 if unknown */
 int mft_mech_parse(const char *s);

@@ -31,8 +31,9 @@ static const char usage[] =
 	"Usage: mftrace doctor [-p PID ...] [--mechanism M] [--btf FILE] [-v]\n"
 	"\n"
 	"Say what this host lets mftrace observe, and prove it: privileges, kernel BTF, tracefs,\n"
-	"which mechanism carries each kernel probe (fentry, kprobe, tracepoint) and why, and\n"
-	"every tracepoint mftrace uses. Then load and attach the probes for real and make a\n"
+	"which mechanism carries each kernel probe (fentry, kprobe, tracepoint; tp_btf, raw_tp,\n"
+	"tracepoint) and why, whether uprobes go in uprobe_multi links, and every other\n"
+	"tracepoint mftrace uses. Then load and attach the probes for real and make a\n"
 	"loopback TCP exchange and a few GnuTLS calls in this process, and check that each\n"
 	"expected event arrived. With -p, also report on each QEMU process: its binary and\n"
 	"version, owner, which of QEMU's functions and USDT probes it offers, its libgnutls\n"
@@ -501,10 +502,12 @@ static int doctor(const uint32_t *pids, int n_pids, const struct mft_collector_o
 		{ "shutdown", "inet_shutdown", "syscalls/sys_enter_shutdown" },
 		{ "close", "tcp_close", "syscalls/sys_enter_close" },
 	};
-	static const char *const tps[] = { "sock/sock_recv_length",     "sock/sock_send_length",
-					   "sock/inet_sock_set_state",  "tcp/tcp_destroy_sock",
-					   "tcp/tcp_receive_reset",     "tcp/tcp_send_reset",
-					   "syscalls/sys_exit_accept4", "sched/sched_process_exit" };
+	/* tp_btf, else raw_tp, else the perf tracepoint (probe_select.h) */
+	static const char *const socktps[] = { "sock/sock_recv_length",    "sock/sock_send_length",
+					       "sock/inet_sock_set_state", "tcp/tcp_destroy_sock",
+					       "tcp/tcp_receive_reset",    "tcp/tcp_send_reset" };
+	static const char *const tps[] = { "syscalls/sys_exit_accept4", "sched/sched_process_exit" };
+	struct mft_tp_results tr;
 
 	failures = 0;
 	uname(&u);
@@ -530,6 +533,18 @@ static int doctor(const uint32_t *pids, int n_pids, const struct mft_collector_o
 		mft_probe_kernel_func(kp[i].func, kp[i].tp, &r);
 		mft_choose_mech(kp[i].what, &r, co->forced_mech, &ch);
 		line(ch.mech ? "[ok]" : "[FAIL]", kp[i].what, "%s <- %s", mft_mech_name(ch.mech), ch.why);
+	}
+	{
+		struct mft_avail multi;
+
+		mft_probe_uprobe_multi(&multi);
+		mft_choose_uprobe_mech(&multi, false, &ch);
+		line("[ok]", "uprobes", "%s <- %s", mft_mech_name(ch.mech), ch.why);
+	}
+	for (size_t i = 0; i < sizeof(socktps) / sizeof(socktps[0]); i++) {
+		mft_probe_tracepoint(socktps[i], &tr);
+		mft_choose_tp_mech(socktps[i], &tr, co->forced_mech, &ch);
+		line(ch.mech ? "[ok]" : "[FAIL]", socktps[i], "%s <- %s", mft_mech_name(ch.mech), ch.why);
 	}
 	for (size_t i = 0; i < sizeof(tps) / sizeof(tps[0]); i++) {
 		char p[256];
