@@ -4,6 +4,10 @@
 #    make format-check), test (qemu 7.2, bpftrace as the independent observer, python3,
 #    tmux), packaging (dpkg-dev, lintian, mmdebstrap for a clean root to install the
 #    package into, bash-completion).
+#  - libvirt for the operator-path tests (tests/integration/test_libvirt.py): Debian's
+#    libvirt-daemon, libvirt-daemon-driver-qemu, libvirt-clients (session daemons run by
+#    the test, no systemd needed); nftables for the faults on the wire and passwd for the
+#    local users the tests make (tests/integration/test_twohost.py, tests/lib/netns.py).
 #  - QEMU 10.0.2 from bookworm-backports, unpacked into a private prefix so that
 #    Debian's 7.2 stays the system QEMU.
 #  - tracefs mounted at /sys/kernel/tracing if absent.
@@ -22,7 +26,8 @@ export DEBIAN_FRONTEND=noninteractive
 PKGS=(make clang llvm libbpf-dev bpftool libelf-dev zlib1g-dev pkg-config
       libgnutls28-dev gnutls-bin qemu-system-x86 qemu-utils bpftrace python3 binutils
       iproute2 ca-certificates libmicrohttpd-dev prometheus chromium tmux clang-format
-      dpkg-dev lintian mmdebstrap bash-completion libyaml-dev libcrypt-dev curl)
+      dpkg-dev lintian mmdebstrap bash-completion libyaml-dev libcrypt-dev curl
+      libvirt-daemon libvirt-daemon-driver-qemu libvirt-clients nftables passwd)
 
 missing=()
 for p in "${PKGS[@]}"; do
