@@ -78,6 +78,28 @@ SRC
     say "QEMU $ver unpacked into $QEMU10_PREFIX"
 fi
 
+# --- QEMU 10.0.2's loadable modules, all of them, in the private prefix ----------
+# QEMU looks for a module in QEMU_MODULE_DIR and then in Debian 7.2's module directory;
+# one that only 7.2 has there (ui-opengl, qxl, spice: Debian 10.0 ships them in separate
+# packages) is from another build, and QEMU 10 aborts loading it. libvirt's capability
+# probe (qom-list-types) loads every module, so tests/lib/libvirt.py needs the complete set.
+QEMU10_MODDIR="$QEMU10_PREFIX/usr/lib/x86_64-linux-gnu/qemu"
+if [ -x "$QEMU10_PREFIX/usr/bin/qemu-system-x86_64" ] && [ ! -e "$QEMU10_MODDIR/ui-opengl.so" ]; then
+    [ -f "$BACKPORTS_LIST" ] && apt_update
+    ver=$(apt-cache madison qemu-system-modules-opengl | awk -F'|' '/bookworm-backports/ {gsub(/ /,"",$2); print $2; exit}')
+    if [ -n "$ver" ]; then
+        tmpm=$(mktemp -d); chmod 755 "$tmpm"
+        say "downloading QEMU $ver's module packages from bookworm-backports"
+        if ( cd "$tmpm" && apt-get download -qq "qemu-system-modules-opengl=$ver" \
+                "qemu-system-modules-spice=$ver" "qemu-system-gui=$ver" >/dev/null 2>&1 ); then
+            for deb in "$tmpm"/*.deb; do dpkg -x "$deb" "$QEMU10_PREFIX"; done
+        else
+            say "warning: QEMU $ver's module packages could not be downloaded (libvirt cannot probe 10.0.2)"
+        fi
+        rm -rf "$tmpm"
+    fi
+fi
+
 # --- tracefs ------------------------------------------------------------------
 if [ ! -e /sys/kernel/tracing/events ]; then
     say "mounting tracefs at /sys/kernel/tracing"

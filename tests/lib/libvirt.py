@@ -15,8 +15,8 @@ What it makes, all of it its own and removed at the end:
   - two local users (mftlv-a, mftlv-b) with homes in WORKDIR, each with its own
     XDG_RUNTIME_DIR (/run/user/UID) and a distinct host_uuid in
     ~/.config/libvirt/libvirtd.conf (libvirt refuses to migrate to the same host);
-  - a CA and one certificate (server and client use, for localhost, 127.0.0.1, ::1 and
-    the addresses given) made with certtool, in each user's migrate_tls_x509_cert_dir;
+  - a CA and one certificate (server and client use, for localhost, this host's name,
+    127.0.0.1, ::1 and the addresses given) made with certtool, in each user's migrate_tls_x509_cert_dir;
   - `libvirtd` in session mode under each user (no systemd), reached by root's virsh
     over qemu+unix:///session?socket=/run/user/UID/libvirt/libvirt-sock;
   - QEMU 10.0.2 (the private prefix of scripts/setup.sh) through a small wrapper that
@@ -37,6 +37,7 @@ import pwd
 import re
 import shutil
 import signal
+import socket
 import subprocess
 import time
 import uuid as uuidlib
@@ -93,7 +94,8 @@ def build_fill_guest(workdir: str) -> str:
 
 def make_certs(directory: str, addresses: tuple[str, ...] = ()) -> None:
     """A CA and one key/certificate pair usable as TLS server and client, with the
-    file names libvirt wants in migrate_tls_x509_cert_dir."""
+    file names libvirt wants in migrate_tls_x509_cert_dir. RSA: QEMU 10 insists on the
+    key encipherment usage, which an ECDSA certificate cannot have."""
     os.makedirs(directory, exist_ok=True)
 
     def tmpl(name: str, lines: list[str]) -> str:
@@ -106,15 +108,18 @@ def make_certs(directory: str, addresses: tuple[str, ...] = ()) -> None:
     ca_cert = os.path.join(directory, "ca-cert.pem")
     key = os.path.join(directory, "server-key.pem")
     cert = os.path.join(directory, "server-cert.pem")
-    _run([CERTTOOL, "--generate-privkey", "--key-type", "ecdsa", "--outfile", ca_key])
+    _run([CERTTOOL, "--generate-privkey", "--key-type", "rsa", "--bits", "2048", "--outfile", ca_key])
     _run([CERTTOOL, "--generate-self-signed", "--load-privkey", ca_key, "--outfile", ca_cert,
           "--template", tmpl("ca.info", ["cn = mftrace test CA", "ca", "cert_signing_key",
                                          "expiration_days = 2"])])
-    _run([CERTTOOL, "--generate-privkey", "--key-type", "ecdsa", "--outfile", key])
+    _run([CERTTOOL, "--generate-privkey", "--key-type", "rsa", "--bits", "2048", "--outfile", key])
     ips = ["127.0.0.1", "::1", *addresses]
     _run([CERTTOOL, "--generate-certificate", "--load-privkey", key, "--load-ca-certificate", ca_cert,
           "--load-ca-privkey", ca_key, "--outfile", cert,
           "--template", tmpl("host.info", ["cn = localhost", "dns_name = localhost",
+                                           # libvirt's NBD (--copy-storage-all) connects to
+                                           # the destination's host name
+                                           f"dns_name = {socket.gethostname()}",
                                            *[f"ip_address = {a}" for a in ips],
                                            "tls_www_server", "tls_www_client", "signing_key",
                                            "encryption_key", "expiration_days = 2"])])
@@ -156,7 +161,7 @@ def domain_xml(lv: "LibvirtPair", name: str, version: str, mem_mib: int = 256,
                     f"<source file='{disk}'/><target dev='vda' bus='virtio'/></disk>")
     return f"""<domain type='qemu' xmlns:qemu='http://libvirt.org/schemas/domain/qemu/1.0'>
   <name>{name}</name>
-  <uuid>{uuidlib.uuid4()}</uuid>
+  <uuid>{uuidlib.uuid5(uuidlib.NAMESPACE_DNS, name + '.mftrace.test')}</uuid>
   <memory unit='MiB'>{mem_mib}</memory>
   <vcpu>1</vcpu>
   <os><type arch='x86_64' machine='{machine}'>hvm</type><kernel>{lv.fill_guest}</kernel></os>
@@ -208,7 +213,10 @@ class Daemon:
         return {"PATH": "/usr/sbin:/usr/bin:/sbin:/bin", "HOME": self.home, "USER": self.user,
                 "LOGNAME": self.user, "XDG_RUNTIME_DIR": self.runtime,
                 "XDG_CONFIG_HOME": os.path.join(self.home, ".config"),
-                "XDG_CACHE_HOME": os.path.join(self.home, ".cache"), "LC_ALL": "C"}
+                "XDG_CACHE_HOME": os.path.join(self.home, ".cache"), "LC_ALL": "C",
+                # to debug libvirt itself: LIBVIRT_LOG_FILTERS="1:qemu" (into libvirtd.log)
+                **({"LIBVIRT_LOG_FILTERS": os.environ["LIBVIRT_LOG_FILTERS"],
+                    "LIBVIRT_LOG_OUTPUTS": f"1:file:{self.log}"} if os.environ.get("LIBVIRT_LOG_FILTERS") else {})}
 
 
 def _remove_user(user: str) -> None:

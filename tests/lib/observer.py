@@ -298,6 +298,8 @@ def build_run(text: str, dst_pid: int, src_pid: int, port: int, port2: int = 0) 
                 c.tls_final, c.tls_final_ts, c.tls_final_tid = ret, ts, ev["tid"]
         elif kind in ("TLSFIRST", "TLSFIRSTSEND"):
             c.tls = True
+            if c.role_by == "magic":    # the source's first record says; the destination's
+                continue                # first send on the main channel is the return path
             c.magic = ev["magic"]
             mv = int(ev["magic"], 16)
             c.role = "main" if mv == MAGIC_MAIN else "multifd" if mv == MAGIC_MULTIFD else "unknown"
