@@ -18,9 +18,9 @@
  * final read, so its verdict is the set that remains possible: after a successful
  * gnutls_bye, clean, premature or unread (premature: the destination's own shutdown can
  * wake its final read before the close_notify arrives, as libvirt's destination does);
- * without one, premature or unread. An RST that came after the source had finished
- * sending (its bye or shutdown) does not decide: it adds reset to that set (the
- * destination may have closed after its final read, or without one).
+ * without one, premature or unread. An RST that came after either end had finished
+ * (the source's bye or shutdown, the destination's FIN) does not decide: it adds reset
+ * to that set (the destination may have closed after its final read, or without one).
  */
 #include <stdio.h>
 #include <string.h>
@@ -160,8 +160,11 @@ static bool rst_first(const struct mft_evidence *e)
 		return false;
 	if (!read && !e->tls_records && mft_alert_sized(e->prev_rx_len, e->last_rx_len))
 		read = e->t_last_rx;
-	if (e->role == MFT_ROLE_SOURCE) { /* reset before it finished sending: its bye or shutdown */
-		uint64_t end = earliest(e->t_bye, e->t_shutdown);
+	/* a source: reset before either end had finished, that is before its bye or shutdown,
+	 * or before the destination's FIN (which shut down first: an RST after that answers
+	 * what the source sent to a closed socket, after the destination's final read) */
+	if (e->role == MFT_ROLE_SOURCE) {
+		uint64_t end = earliest(earliest(e->t_bye, e->t_shutdown), e->t_fin_rcvd);
 
 		return !end || rst < end;
 	}
