@@ -306,7 +306,8 @@ def main() -> int:
             port += 1
             s = migrate_step(lv, Step(f"{dom}", dom, "a", "b", port), wd,
                              xml=lvlib.domain_xml(lv, dom, "7.2", MEM_MIB, disk=disks["b"]),
-                             extra=("--copy-storage-all",))
+                             # libvirt 9.0 gives the NBD client an empty tls-hostname unless told
+                             extra=("--copy-storage-all", "--tls-destination", "localhost"))
             steps.append(s)
             nbd = [c for c in observer.parse_lines(open(os.path.join(s.wd, "observer.out")).read())[0]
                    if c["kind"] == "ACCEPT"]
