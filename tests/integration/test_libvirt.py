@@ -346,6 +346,11 @@ def main() -> int:
                 errs = [] if rec_rc in (0, 2) else [f"record exited {rec_rc}"]
                 errs += side_errs(recs, s, True) if not aborted else side_errs(recs, s, False)
                 errs += outcome_checks(lv, recs, s, "record")
+                if s.dom == "mft-lv-storage":   # NBD over TLS beside it: no phantom migration
+                    for pid, role in ((s.src_pid, "source"), (s.dst_pid, "destination")):
+                        n = len(gt.migs_of(recs, pid, role))
+                        if n != 1:
+                            errs.append(f"{role} pid {pid}: {n} migration records (any port), QEMU made 1")
                 check(f"libvirt {s.name}: host-wide record (started before any QEMU): every channel's "
                       f"verdict = observer, outcomes = QEMU's", errs, s.wd)
             errs = []
