@@ -4,6 +4,10 @@
 #    libelf, zlib; clang-format for make format-check), test (qemu 7.2, bpftrace as the independent observer, python3,
 #    tmux), packaging (dpkg-dev, lintian, mmdebstrap for a clean root to install the
 #    package into, bash-completion).
+#  - libvirt for the operator-path tests (tests/integration/test_libvirt.py): Debian's
+#    libvirt-daemon, libvirt-daemon-driver-qemu, libvirt-clients (session daemons run by
+#    the test, no systemd needed); nftables for the faults on the wire and passwd for the
+#    local users the tests make (tests/integration/test_twohost.py, tests/lib/netns.py).
 #  - QEMU 10.0.2 from bookworm-backports, unpacked into a private prefix so that
 #    Debian's 7.2 stays the system QEMU.
 #  - tracefs mounted at /sys/kernel/tracing if absent.
@@ -22,7 +26,8 @@ export DEBIAN_FRONTEND=noninteractive
 PKGS=(make clang llvm libbpf-dev bpftool libelf-dev zlib1g-dev pkg-config
       libgnutls28-dev gnutls-bin qemu-system-x86 qemu-utils bpftrace python3 binutils
       iproute2 ca-certificates libmicrohttpd-dev prometheus chromium tmux clang-format
-      dpkg-dev lintian mmdebstrap bash-completion libyaml-dev libcrypt-dev curl)
+      dpkg-dev lintian mmdebstrap bash-completion libyaml-dev libcrypt-dev curl
+      libvirt-daemon libvirt-daemon-driver-qemu libvirt-clients nftables passwd)
 
 missing=()
 for p in "${PKGS[@]}"; do
@@ -85,6 +90,28 @@ if [ ! -x "$QEMU10_PREFIX/usr/bin/qemu-system-x86_64" ]; then
     "$QEMU10_PREFIX/usr/bin/qemu-system-x86_64" -L "$QEMU10_PREFIX/usr/share/qemu" --version >/dev/null \
         || die "QEMU 10 in $QEMU10_PREFIX does not run (missing libraries?)"
     say "QEMU $ver unpacked into $QEMU10_PREFIX"
+fi
+
+# --- QEMU 10.0.2's loadable modules, all of them, in the private prefix ----------
+# QEMU looks for a module in QEMU_MODULE_DIR and then in Debian 7.2's module directory;
+# one that only 7.2 has there (ui-opengl, qxl, spice: Debian 10.0 ships them in separate
+# packages) is from another build, and QEMU 10 aborts loading it. libvirt's capability
+# probe (qom-list-types) loads every module, so tests/lib/libvirt.py needs the complete set.
+QEMU10_MODDIR="$QEMU10_PREFIX/usr/lib/x86_64-linux-gnu/qemu"
+if [ -x "$QEMU10_PREFIX/usr/bin/qemu-system-x86_64" ] && [ ! -e "$QEMU10_MODDIR/ui-opengl.so" ]; then
+    [ -f "$BACKPORTS_LIST" ] && apt_update
+    ver=$(apt-cache madison qemu-system-modules-opengl | awk -F'|' '/bookworm-backports/ {gsub(/ /,"",$2); print $2; exit}')
+    if [ -n "$ver" ]; then
+        tmpm=$(mktemp -d); chmod 755 "$tmpm"
+        say "downloading QEMU $ver's module packages from bookworm-backports"
+        if ( cd "$tmpm" && apt-get download -qq "qemu-system-modules-opengl=$ver" \
+                "qemu-system-modules-spice=$ver" "qemu-system-gui=$ver" >/dev/null 2>&1 ); then
+            for deb in "$tmpm"/*.deb; do dpkg -x "$deb" "$QEMU10_PREFIX"; done
+        else
+            say "warning: QEMU $ver's module packages could not be downloaded (libvirt cannot probe 10.0.2)"
+        fi
+        rm -rf "$tmpm"
+    fi
 fi
 
 # --- tracefs ------------------------------------------------------------------

@@ -18,6 +18,9 @@ loopback (IPv4 or IPv6): (local port, peer port).  On the destination every migr
 connection is (PORT, ephemeral); on the source it is (ephemeral, PORT).  A second pair
 of QEMUs and a second port (two migrations at once, a retry to another destination)
 are watched with Observer(..., dst2_pid=, src2_pid=, port2=); each Conn says its pid.
+A destination whose pid is not known in advance (libvirt starts it moments before the
+migration) is watched with adopt=True: whoever accepts on the port is traced from then
+on (dst_pid may be 0); each Conn says its pid.
 A QEMU that maps a private libgnutls is watched with gnutls=PATH (a path to the very
 file it maps: a hard link stays valid when the library is replaced or deleted).
 
@@ -228,7 +231,7 @@ def build_run(text: str, dst_pid: int, src_pid: int, port: int, port2: int = 0) 
     cur_bye: dict[int, dict] = {}
     for ev in events:
         kind, ts = ev["kind"], ev.get("ts")
-        if kind in ("READY", "END", "EXIT"):
+        if kind in ("READY", "END", "EXIT", "ADOPT"):
             continue
         if kind in ("BYE", "BYESEND", "BYERET"):
             tid = ev["tid"]
@@ -295,6 +298,8 @@ def build_run(text: str, dst_pid: int, src_pid: int, port: int, port2: int = 0) 
                 c.tls_final, c.tls_final_ts, c.tls_final_tid = ret, ts, ev["tid"]
         elif kind in ("TLSFIRST", "TLSFIRSTSEND"):
             c.tls = True
+            if c.role_by == "magic":    # the source's first record says; the destination's
+                continue                # first send on the main channel is the return path
             c.magic = ev["magic"]
             mv = int(ev["magic"], 16)
             c.role = "main" if mv == MAGIC_MAIN else "multifd" if mv == MAGIC_MULTIFD else "unknown"
@@ -414,8 +419,10 @@ class Observer:
 
     def __init__(self, dst_pid: int, src_pid: int, port: int, workdir: str,
                  verbose: bool = False, script: str = BT_SCRIPT, ready_timeout: float = 60.0,
-                 dst2_pid: int = 0, src2_pid: int = 0, port2: int = 0, gnutls: str | None = None):
+                 dst2_pid: int = 0, src2_pid: int = 0, port2: int = 0, gnutls: str | None = None,
+                 adopt: bool = False):
         self.dst_pid, self.src_pid, self.port = int(dst_pid), int(src_pid), int(port)
+        self.adopt = adopt
         self.dst2_pid, self.src2_pid, self.port2 = int(dst2_pid or 0), int(src2_pid or 0), int(port2 or 0)
         if gnutls:
             # the same script, its GnuTLS probes on the library file these QEMUs map
@@ -440,7 +447,7 @@ class Observer:
         os.makedirs(self.workdir, exist_ok=True)
         argv = [BPFTRACE, "-B", "none", self.script, str(self.dst_pid), str(self.src_pid),
                 str(self.port), "1" if self.verbose else "0", str(self.dst2_pid), str(self.src2_pid),
-                str(self.port2)]
+                str(self.port2), "1" if self.adopt else "0"]
         env = dict(os.environ)
         if self.verbose:
             env.setdefault("BPFTRACE_PERF_RB_PAGES", "1024")

@@ -56,6 +56,8 @@ Production-like set-ups (all on loopback, each QEMU started by this harness):
     Migration(..., extra_args={"dst": [...]})   more QEMU arguments for one side
     Migration(..., env={"src": {...}})          more environment for one side's QEMU
     Migration(..., binary={"src": PATH})        another QEMU binary (a private copy)
+    Migration(..., wrap={"dst": [...]})         a command each side's QEMU runs under, which
+                                                execs it (ip netns exec NS: tests/lib/netns.py)
     private_copy(version, dir, name)            such a copy; a name without "qemu" keeps
                                                 every-QEMU tracers of other tests away
     m.states(side)                              the migrate_set_state states in its -trace log
@@ -399,7 +401,7 @@ class Migration:
                  boot_timeout: float = 20.0, qmp_timeout: float = 10.0, uuid: str | None = None,
                  listen_host: str = "127.0.0.1", connect_host: str | None = None,
                  nbd_disk: bool = False, extra_args: dict | None = None, env: dict | None = None,
-                 binary: dict | None = None):
+                 binary: dict | None = None, wrap: dict | None = None):
         if scenario not in SCENARIOS:
             raise ValueError(f"unknown scenario {scenario!r}; one of {sorted(SCENARIOS)}")
         self.scenario = SCENARIOS[scenario]
@@ -417,6 +419,7 @@ class Migration:
         self.extra_args = dict(extra_args or {})
         self.env = dict(env or {})
         self.binary = dict(binary or {})
+        self.wrap = dict(wrap or {})
         self.psk_dir: str | None = None
         self.debug_threads = debug_threads
         self.uuid = uuid  # -uuid on both sides (every MultiFDInit_t carries it)
@@ -542,7 +545,7 @@ class Migration:
             env.update(self.env.get(side, {}))
         try:
             self.procs[side] = subprocess.Popen(
-                argv, stdin=subprocess.DEVNULL, stdout=err, stderr=err, env=env,
+                list(self.wrap.get(side, [])) + argv, stdin=subprocess.DEVNULL, stdout=err, stderr=err, env=env,
                 cwd=self.workdir, preexec_fn=_die_with_parent)
         finally:
             err.close()

@@ -254,11 +254,25 @@ static void source_views(void)
 	e.t_bye = 99 * MS;
 	e.bye_ret = 0;
 	judge(&e, &v);
-	CHECK_INT(v.possible, MFT_VBIT(MFT_V_CLEAN) | MFT_VBIT(MFT_V_UNREAD));
+	CHECK_INT(v.possible, MFT_VBIT(MFT_V_CLEAN) | MFT_VBIT(MFT_V_PREMATURE) | MFT_VBIT(MFT_V_UNREAD));
 	CHECK_INT(v.bye_to_shutdown, 1 * MS);
 	e.t_rst_rcvd = 98 * MS;
 	judge(&e, &v);
 	CHECK_INT(v.kind, MFT_V_RESET);
+	/* libvirt's order: the destination shut down and closed first; the close_notify the
+	 * source sent after it met an RST, before the source's shutdown. Not decided. */
+	e.t_rst_rcvd = 99 * MS + 10;
+	judge(&e, &v);
+	CHECK_INT(v.kind, -1);
+	CHECK_INT(v.possible,
+		  MFT_VBIT(MFT_V_CLEAN) | MFT_VBIT(MFT_V_PREMATURE) | MFT_VBIT(MFT_V_UNREAD) | MFT_VBIT(MFT_V_RESET));
+	/* the RST during the bye's send, after the destination's FIN: not decided either */
+	e.t_fin_rcvd = 98 * MS;
+	e.t_rst_rcvd = 98 * MS + 10;
+	judge(&e, &v);
+	CHECK_INT(v.kind, -1);
+	CHECK(v.possible & MFT_VBIT(MFT_V_PREMATURE));
+	e.t_fin_rcvd = 0;
 	e.t_rst_rcvd = 0;
 	e.tls = false;
 	judge(&e, &v);

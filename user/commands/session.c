@@ -17,7 +17,11 @@
 #include "collect/host.h"
 #include "commands/session.h"
 
-#define RESCAN_NS 1000000000ull /* look for new QEMUs every second */
+/* Look for new QEMUs every 100 ms: libvirt's destination QEMU opens its migration
+ * sockets about half a second after it starts, and a target found after that has those
+ * channels judged incomplete. A rescan reads /proc and one exe link per unknown pid. */
+#define RESCAN_NS 100000000ull
+#define SWEEP_NS 1000000000ull /* the collector's housekeeping: once a second */
 #define MAX_REFUSED MFT_MAX_TARGETS
 #define FORGET_AFTER_NS 3000000000ull /* keep an exited target's probes this long */
 #define RETRIES 3
@@ -327,7 +331,7 @@ int mft_session_run(const struct mft_session_opts *o, volatile sig_atomic_t *sto
 	char err[512];
 	bool mounted;
 	int rc = 1;
-	uint64_t t_end = 0, t_empty = 0, t_scan = 0;
+	uint64_t t_end = 0, t_empty = 0, t_scan = 0, t_sweep = 0;
 	bool stay = o->stay || o->all_qemus;
 
 	raise_nofile();
@@ -354,7 +358,7 @@ int mft_session_run(const struct mft_session_opts *o, volatile sig_atomic_t *sto
 	}
 	if (o->duration > 0)
 		t_end = mft_mono_now() + (uint64_t)(o->duration * 1e9);
-	t_scan = mft_mono_now();
+	t_scan = t_sweep = mft_mono_now();
 	while (!*stop) {
 		int n = mft_collector_poll(s.col, 100);
 		uint64_t now = mft_mono_now();
@@ -375,11 +379,13 @@ int mft_session_run(const struct mft_session_opts *o, volatile sig_atomic_t *sto
 			if (p && p->exited && now > p->t_exit + FORGET_AFTER_NS)
 				forget_target(&s, i--);
 		}
-		if (now >= t_scan + RESCAN_NS) {
-			if (o->all_qemus)
-				rescan(&s);
-			mft_collector_sweep(s.col);
+		if (o->all_qemus && now >= t_scan + RESCAN_NS) {
+			rescan(&s);
 			t_scan = now;
+		}
+		if (now >= t_sweep + SWEEP_NS) {
+			mft_collector_sweep(s.col);
+			t_sweep = now;
 		}
 		if (!stay && !s.n_pids) {
 			if (!t_empty)

@@ -13,6 +13,7 @@
 
 #define DEFAULT_GRACE_NS (2ull * 1000 * 1000 * 1000)
 #define MAX_PENDING 32                     /* event lines held back per channel until evidence */
+#define PEER_WAIT_GRACES 150               /* a source waits this long for its live traced destination */
 #define PROC_KEEP_GRACES 30                /* an exited process nothing refers to is kept this long */
 #define DUP_STATE_NS (10ull * 1000 * 1000) /* one state change seen by two probes: this close */
 
@@ -845,12 +846,24 @@ static bool ready(const struct mft_correlator *c, const struct mft_migration *m,
 			if (ch->kind != MFT_KIND_MAIN)
 				multifd_ended = false;
 		}
-		/* wait for a traced destination end to be judged first */
-		if (ch->role == MFT_ROLE_SOURCE && now < m->t_last_end + 4 * c->opts.grace_ns) {
-			const struct mft_chan *peer = chan_peer(c, ch); /* looked for only when it matters */
+		/* wait for a traced destination end to be judged first: while its process lives,
+		 * up to PEER_WAIT_GRACES after our end (a fault on the wire can leave the
+		 * destination waiting long after the source failed); once it exited, until its
+		 * migration is judged (a grace period after the exit) */
+		if (ch->role == MFT_ROLE_SOURCE) {
+			const struct mft_chan *peer = chan_peer(c, ch);
 
-			if (peer && peer->mig && !peer->mig->done)
-				return false;
+			if (peer && peer->mig && !peer->mig->done) {
+				const struct mft_process *pp = peer->mig->proc;
+				uint64_t until = m->t_last_end + 4 * c->opts.grace_ns;
+
+				if (pp && !pp->exited)
+					until = m->t_last_end + PEER_WAIT_GRACES * c->opts.grace_ns;
+				else if (pp && pp->t_exit + 2 * c->opts.grace_ns > until)
+					until = pp->t_exit + 2 * c->opts.grace_ns;
+				if (now < until)
+					return false;
+			}
 		}
 	}
 	if (p->exited && now >= p->t_exit + c->opts.grace_ns)

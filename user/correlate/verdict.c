@@ -16,7 +16,11 @@
  *   incomplete  tracing started after the channel opened, or stopped before it ended
  * Source (the side that writes; it never reads a multifd channel): it cannot see the
  * final read, so its verdict is the set that remains possible: after a successful
- * gnutls_bye, clean or unread; without one, premature or unread.
+ * gnutls_bye, clean, premature or unread (premature: the destination's own shutdown can
+ * wake its final read before the close_notify arrives, as libvirt's destination does);
+ * without one, premature or unread. An RST that came after either end had finished
+ * (the source's bye or shutdown, the destination's FIN) does not decide: it adds reset
+ * to that set (the destination may have closed after its final read, or without one).
  */
 #include <stdio.h>
 #include <string.h>
@@ -156,8 +160,14 @@ static bool rst_first(const struct mft_evidence *e)
 		return false;
 	if (!read && !e->tls_records && mft_alert_sized(e->prev_rx_len, e->last_rx_len))
 		read = e->t_last_rx;
-	if (e->role == MFT_ROLE_SOURCE)
-		return !e->t_shutdown || rst < e->t_shutdown; /* reset before it finished sending */
+	/* a source: reset before either end had finished, that is before its bye or shutdown,
+	 * or before the destination's FIN (which shut down first: an RST after that answers
+	 * what the source sent to a closed socket, after the destination's final read) */
+	if (e->role == MFT_ROLE_SOURCE) {
+		uint64_t end = earliest(earliest(e->t_bye, e->t_shutdown), e->t_fin_rcvd);
+
+		return !end || rst < end;
+	}
 	return !read || rst < read;
 }
 
@@ -167,14 +177,18 @@ static void judge_source(const struct mft_evidence *e, struct mft_verdict *v)
 		decide(v, MFT_V_PLAIN, "no TLS handshake on the channel");
 		return;
 	}
+	unsigned rst = e->t_rst_rcvd || e->t_rst_sent ? MFT_VBIT(MFT_V_RESET) : 0;
+
 	if (e->t_bye && e->bye_ret == 0)
-		undecided(v, MFT_VBIT(MFT_V_CLEAN) | MFT_VBIT(MFT_V_UNREAD),
-			  "gnutls_bye sent close_notify; the destination's final read is not visible here");
+		undecided(v, MFT_VBIT(MFT_V_CLEAN) | MFT_VBIT(MFT_V_PREMATURE) | MFT_VBIT(MFT_V_UNREAD) | rst,
+			  rst ? "gnutls_bye sent close_notify, then an RST came; the destination's final read is "
+				"not visible here"
+			      : "gnutls_bye sent close_notify; the destination's final read is not visible here");
 	else if (e->t_bye)
-		undecided(v, MFT_VBIT(MFT_V_PREMATURE) | MFT_VBIT(MFT_V_UNREAD),
+		undecided(v, MFT_VBIT(MFT_V_PREMATURE) | MFT_VBIT(MFT_V_UNREAD) | rst,
 			  "gnutls_bye failed; the destination's final read is not visible here");
 	else
-		undecided(v, MFT_VBIT(MFT_V_PREMATURE) | MFT_VBIT(MFT_V_UNREAD),
+		undecided(v, MFT_VBIT(MFT_V_PREMATURE) | MFT_VBIT(MFT_V_UNREAD) | rst,
 			  "shutdown without gnutls_bye; the destination's final read is not visible here");
 }
 

@@ -735,9 +735,10 @@ static void preinit_vm(struct mft_metrics *m, const char *vm)
 			series(m, F_MIGRATIONS, (const char *[]){ role, mft_vkind_name(k), "", vm });
 			series(m, F_CHANNELS, (const char *[]){ role, mft_vkind_name(k), "", vm });
 		}
-		/* what a source traced alone concludes (verdict.c): clean|unread, premature|unread */
+		/* what a source traced alone concludes (verdict.c): clean|premature|unread,
+		 * premature|unread */
 		for (int k = 0; r == MFT_ROLE_SOURCE && k < 2; k++) {
-			const char *pos = k ? "premature|unread" : "clean|unread";
+			const char *pos = k ? "premature|unread" : "clean|premature|unread";
 
 			series(m, F_MIGRATIONS, (const char *[]){ role, "undecided", pos, vm });
 			series(m, F_CHANNELS, (const char *[]){ role, "undecided", pos, vm });
