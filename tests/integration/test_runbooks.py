@@ -41,7 +41,7 @@ def served_metrics() -> set[str]:
     with open(os.path.join(REPO, "user", "present", "metrics.c")) as f:
         src = f.read()
     names = set()
-    for name, typ in re.findall(r'\{ "((?:mftrace|process)_\w+)", (T_\w+)', src):
+    for name, typ in re.findall(r"\{\s*\"((?:mftrace|process)_\w+)\",\s*(T_\w+)", src):
         names.add(name + {"T_COUNTER": "_total", "T_INFO": "_info"}.get(typ, ""))
         if typ == "T_HISTOGRAM":
             names |= {name + s for s in ("_bucket", "_sum", "_count")}
