@@ -118,18 +118,18 @@ static bool needs_gnutls(const struct mft_procinfo *pi)
 	return yes;
 }
 
-static void remember_refused(struct mft_session *s, uint32_t pid, uint64_t start, bool full)
+/* How many times this (pid, start time) has been refused for this reason, now included. */
+static unsigned remember_refused(struct mft_session *s, uint32_t pid, uint64_t start, bool full)
 {
 	for (unsigned i = 0; i < s->n_refused && i < MAX_REFUSED; i++)
-		if (s->refused[i].pid == pid && s->refused[i].start == start && s->refused[i].full == full) {
-			s->refused[i].tries++;
-			return;
-		}
+		if (s->refused[i].pid == pid && s->refused[i].start == start && s->refused[i].full == full)
+			return ++s->refused[i].tries;
 	s->refused[s->n_refused % MAX_REFUSED].tries = 1;
 	s->refused[s->n_refused % MAX_REFUSED].pid = pid;
 	s->refused[s->n_refused % MAX_REFUSED].start = start;
 	s->refused[s->n_refused % MAX_REFUSED].full = full;
 	s->n_refused++;
+	return 1;
 }
 
 /* Start tracing pid. -1 on failure (reason on stderr when chatter, or always if fatal). */
@@ -139,6 +139,7 @@ static int add_target(struct mft_session *s, uint32_t pid, bool fatal)
 	char err[512];
 	uint64_t t_traced = 0;
 	int k = known(s, pid);
+	bool say = fatal; /* a refusal is said once per process: when it is final */
 
 	if (mft_procinfo_read(pid, &pi, err, sizeof(err)))
 		goto fail;
@@ -150,7 +151,7 @@ static int add_target(struct mft_session *s, uint32_t pid, bool fatal)
 	}
 	if (s->n_pids == MFT_MAX_TARGETS) { /* counted and said once per process */
 		s->targets_over_limit++;
-		remember_refused(s, pid, pi.start_time, true);
+		say |= remember_refused(s, pid, pi.start_time, true) == 1;
 		snprintf(err, sizeof(err),
 			 "not traced: %d QEMU processes are traced already, the limit "
 			 "(mftrace_resource_refused_total{resource=\"targets\"})",
@@ -166,9 +167,9 @@ static int add_target(struct mft_session *s, uint32_t pid, bool fatal)
 		/* A QEMU still starting can remap its libgnutls between our reading its maps and
 		 * opening the mapping: that is worth another look at the next rescan. */
 		if (fatal || !pi.gnutls_open[0] || !access(pi.gnutls_open, F_OK))
-			remember_refused(s, pid, pi.start_time, false);
+			say |= remember_refused(s, pid, pi.start_time, false) == RETRIES;
 fail:
-		if (fatal || s->o->chatter) {
+		if (say && (fatal || s->o->chatter)) {
 			char safe[sizeof(err)];
 
 			fprintf(stderr, "mftrace: pid %u: %s\n", pid, mft_sanitize(safe, sizeof(safe), err));
@@ -310,14 +311,24 @@ static void print_limits(const struct mft_session *s)
 {
 	struct mft_limit l[8];
 	size_t n = mft_session_limits(s, l, 8);
-	char line[512];
-	size_t len = 0;
+	const char *head = "mftrace: limits (in use/capacity):";
+	size_t col = strlen(head);
 
-	for (size_t i = 0; i < n; i++)
-		len += (size_t)snprintf(line + len, len < sizeof(line) ? sizeof(line) - len : 0, "%s%s %llu/%llu",
-					i ? ", " : "", l[i].resource, (unsigned long long)l[i].used,
-					(unsigned long long)l[i].capacity);
-	fprintf(stderr, "mftrace: limits (in use/capacity): %s\n", line);
+	/* wrapped to fit an 80-column terminal */
+	fputs(head, stderr);
+	for (size_t i = 0; i < n; i++) {
+		char item[128];
+		int len = snprintf(item, sizeof(item), " %s %llu/%llu%s", l[i].resource, (unsigned long long)l[i].used,
+				   (unsigned long long)l[i].capacity, i + 1 < n ? "," : "");
+
+		if (col + (size_t)len > 79) {
+			fputs("\nmftrace:  ", stderr);
+			col = strlen("mftrace:  ");
+		}
+		fputs(item, stderr);
+		col += (size_t)len;
+	}
+	fputc('\n', stderr);
 	for (size_t i = 0; i < n; i++)
 		if (l[i].refused)
 			fprintf(stderr, "mftrace: warning: limit reached: %s: %llu refused (%s)\n", l[i].resource,
