@@ -352,7 +352,9 @@ def truth_verdict(dst_conn: Conn | None, src_conn: Conn | None = None,
       incomplete  no record, or the connection's start (accept/ESTABLISHED) was not
                   seen, or it had not ended (close/TCP_CLOSE) and showed no final
                   read when tracing stopped
-      reset       an RST on either end, before the final TLS read (or with none)
+      reset       an RST on either end, before the final TLS read (or with none); the
+                  source's RST only if it came before the destination's own
+                  shutdown(2) or close(2)
       plain       no TLS on the connection (no gnutls record seen on it, or the
                   outcome says tls=False)
       clean       the final gnutls_record_recv returned 0: close_notify read before EOF
@@ -374,7 +376,15 @@ def truth_verdict(dst_conn: Conn | None, src_conn: Conn | None = None,
         return "incomplete"
     if not d.ended and d.tls_final is None and d.eof_read is None:
         return "incomplete"
-    rsts = [r for r in (d.rst, src_conn.rst if src_conn else None) if r is not None]
+    # The source's RST counts unless the destination had already shut the socket down or
+    # closed it: then the RST is the destination's kernel answering late data (the
+    # source's close_notify) on a socket it had given up, not a reset before its final
+    # read (docs/verdicts.md, the reset rules).
+    src_rst = src_conn.rst if src_conn else None
+    own_end = [t for t in (d.first_shutdown(), d.closed_fd) if t is not None]
+    if src_rst is not None and own_end and src_rst >= min(own_end):
+        src_rst = None
+    rsts = [r for r in (d.rst, src_rst) if r is not None]
     if rsts and (d.tls_final_ts is None or min(rsts) <= d.tls_final_ts):
         return "reset"
     tls_off = migration_outcome is not None and migration_outcome.get("tls") is False
