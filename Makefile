@@ -15,7 +15,9 @@ PKG_CONFIG ?= pkg-config
 
 CFLAGS ?= -O2 -g
 override CFLAGS += -Wall -Wextra -Werror -std=gnu11 -D_GNU_SOURCE -Iinclude -Iuser -I$(BUILD) -MMD -MP $(NOWARN)
-LDLIBS += $(shell $(PKG_CONFIG) --libs libbpf 2>/dev/null || echo -lbpf) -lelf -lz -lm -lmicrohttpd -lpthread -lyaml -lcrypt -lgnutls
+# LIBBPF_LIBS: how libbpf is linked; packaging/mkdeb.sh links its archive (-l:libbpf.a)
+LIBBPF_LIBS ?= $(shell $(PKG_CONFIG) --libs libbpf 2>/dev/null || echo -lbpf)
+LDLIBS += $(LIBBPF_LIBS) -lelf -lz -lm -lmicrohttpd -lpthread -lyaml -lcrypt -lgnutls
 MULTIARCH := $(shell $(CC) -print-multiarch 2>/dev/null)
 BPF_CFLAGS := -g -O2 -target bpf -mcpu=v3 -D__TARGET_ARCH_$(ARCH) -Wall -Werror \
 	-Iinclude -Ivmlinux/$(ARCH) $(if $(MULTIARCH),-idirafter /usr/include/$(MULTIARCH))

@@ -47,7 +47,9 @@ export DEB_BUILD_MAINT_OPTIONS=hardening=+all
 CFLAGS="$(dpkg-buildflags --get CFLAGS) $(dpkg-buildflags --get CPPFLAGS)"
 LDFLAGS=$(dpkg-buildflags --get LDFLAGS)
 export CFLAGS LDFLAGS
-make -s BUILD="$obj" "$obj/mftrace"
+# libbpf from its archive: uprobe_multi needs libbpf >= 1.3, which Debian 12 has only in
+# bookworm-backports, so the package must not depend on the host's libbpf1
+make -s BUILD="$obj" LIBBPF_LIBS="-l:libbpf.a" "$obj/mftrace"
 
 # 2. what make install installs
 make -s BUILD="$obj" DESTDIR="$PWD/$root" PREFIX=/usr UNITDIR=/lib/systemd/system install
