@@ -75,11 +75,16 @@ def fds(pid: int) -> dict:
                 info = open(f"/proc/{pid}/fdinfo/{fd}").read()
             except OSError:
                 continue
-            m = re.search(r"^name:\s+/proc/(\d+)/", info, re.M)
+            # a uprobe link names its process: a perf-event link by its /proc/PID/ path, a
+            # uprobe_multi link by its pid filter; the rest are the host-wide tracepoints
+            m = (re.search(r"^name:\s+/proc/(\d+)/", info, re.M) or
+                 re.search(r"^link_type:\s+uret?probe_multi$.*?^pid:\s+(\d+)$", info, re.M | re.S))
             if m:
                 links_by_pid[int(m.group(1))] += 1
             else:
                 kinds["kernel link"] += 1
+            if re.search(r"^link_type:\s+perf$", info, re.M):
+                kinds["perf link"] += 1   # each holds one perf event descriptor
         elif target == "anon_inode:[perf_event]":
             kinds["perf event"] += 1    # one per link: checked against the links
         elif target.startswith("socket:"):
@@ -286,7 +291,7 @@ class Soak:
         for _ in range(5):              # /proc scans open files for a moment: keep the fewest
             f = fds(self.exp.pid)
             perf = f["kinds"].pop("perf event", 0)
-            unlinked = perf - sum(f["links_by_pid"].values()) - f["kinds"].get("kernel link", 0)
+            unlinked = perf - f["kinds"].pop("perf link", 0)
             kinds = dict(f["kinds"]) if kinds is None else \
                 {k: min(kinds.get(k, 0), f["kinds"].get(k, 0)) for k in set(kinds) | set(f["kinds"])}
             time.sleep(0.3)
