@@ -330,12 +330,20 @@ def build_run(text: str, dst_pid: int, src_pid: int, port: int, port2: int = 0) 
             if ret is not None:
                 c.last_recvs.append((seq, ret, maps["rt"].get((sk, seq % 8))))
 
-    # no plaintext (no TLS): classify by order, first opened = main (QEMU 7.2 rule)
-    for side in ("dst", "src"):
-        for c in conns[side].values():
-            if c.role is None and c.open_seq is not None:
+    # no plaintext (no TLS): classify by order, first opened = main (QEMU 7.2 rule). The
+    # source's connect() order is the one QEMU makes; the destination's accepts of
+    # channels opened within microseconds of each other can come in either order, so a
+    # destination connection takes the role of its source end when that was seen.
+    for side in ("src", "dst"):
+        for (lport, rport), c in conns[side].items():
+            if c.role is not None or c.open_seq is None:
+                continue
+            src = conns["src"].get((rport, lport)) if side == "dst" else None
+            if src is not None and src.role_by == "order":
+                c.role = src.role
+            else:
                 c.role = "main" if c.open_seq == 0 else "multifd"
-                c.role_by = "order"
+            c.role_by = "order"
     lost = sum(int(x) for x in LOST_RE.findall(text))
     return ObservedRun(dst_pid=dst_pid, src_pid=src_pid, port=port, events=events,
                        dst_conns=conns["dst"], src_conns=conns["src"], byes=byes,
