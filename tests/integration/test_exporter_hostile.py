@@ -121,7 +121,12 @@ def hostile_vs_prometheus(exp: tx.Exporter, prom: tx.Prometheus) -> None:
         # before its end (a connection cut sooner was refused, after waiting in the backlog)
         T = tx.HTTP_TIMEOUT
         held = [end for end, lived in st.pop("cut") if lived >= T - 0.25]
-        edges = sorted([(end - T, 1) for end in held] + [(end, -1) for end in held])
+        # The client sees each cut some milliseconds late, by a lag that varies under load
+        # (two cores, 350 clients): the exporter closing one connection and taking the next
+        # in the same instant reads as an overlap of that size. An interval is trimmed by
+        # JITTER at each end, so only a real excess (held together for longer) counts.
+        JITTER = 0.05
+        edges = sorted([(end - T + JITTER, 1) for end in held] + [(end - JITTER, -1) for end in held])
         cur = st["held_at_once"] = 0
         for _, d in edges:
             cur += d
