@@ -46,29 +46,13 @@ sys.path.insert(0, os.path.join(ROOT, "tests", "lib"))
 
 import groundtruth as gt  # noqa: E402
 import libvirt as lvlib  # noqa: E402
+from outcome import FAILED, check, report  # noqa: E402
 import observer  # noqa: E402
 from mftrace_run import MFTRACE, Tracer, TracerError  # noqa: E402
 
 MEM_MIB = int(os.environ.get("MFTRACE_LIBVIRT_MEM", "192"))
 NFT = "/usr/sbin/nft"
 KEEP = os.environ.get("MFTRACE_KEEP_WORKDIR")
-FAILED = []
-
-
-def report(ok: bool | None, name: str, why: str = "") -> None:
-    if ok is False:
-        FAILED.append(name)
-    if ok is None:
-        print(f"SKIP {name}: {why}", flush=True)
-    elif ok:
-        print(f"PASS {name}", flush=True)
-    else:
-        print(f"FAIL {name}: {why}", flush=True)
-
-
-def check(name: str, errs: list[str], wd: str = "") -> None:
-    more = f" (+{len(errs) - 6} more)" if len(errs) > 6 else ""
-    report(not errs, name, "; ".join(errs[:6]) + more + (f" [files in {wd}]" if wd else ""))
 
 
 class Gate:

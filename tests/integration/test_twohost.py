@@ -39,29 +39,13 @@ sys.path.insert(0, HERE)
 
 import groundtruth as gt  # noqa: E402
 import netns  # noqa: E402
+from outcome import FAILED, check, report  # noqa: E402
 import observer  # noqa: E402
 import qemumig  # noqa: E402
 from mftrace_run import MFTRACE  # noqa: E402
 from test_record import causal_order, rewrite_clock  # noqa: E402
 
 MEM = int(os.environ.get("MFTRACE_TWOHOST_MEM", "128"))
-FAILED = []
-
-
-def report(ok: bool | None, name: str, why: str = "") -> None:
-    if ok is False:
-        FAILED.append(name)
-    if ok is None:
-        print(f"SKIP {name}: {why}", flush=True)
-    elif ok:
-        print(f"PASS {name}", flush=True)
-    else:
-        print(f"FAIL {name}: {why}", flush=True)
-
-
-def check(name: str, errs: list[str], wd: str = "") -> None:
-    more = f" (+{len(errs) - 6} more)" if len(errs) > 6 else ""
-    report(not errs, name, "; ".join(errs[:6]) + more + (f" [files in {wd}]" if wd else ""))
 
 
 def wait_active(m: qemumig.Migration, timeout: float = 30.0, min_bytes: int = 8 << 20) -> dict | None:
