@@ -74,7 +74,17 @@ def retry(kind: str) -> None:
                 else:
                     m.procs["dst"].send_signal(signal.SIGKILL)
                 first = m.wait_source(60)
-                res = m.migrate(dst="dst2")
+                # QEMU refuses a new migrate while the failed attempt's yank instance is
+                # still registered (its channels are still being torn down): ask again
+                retry_by = time.monotonic() + 10
+                while True:
+                    try:
+                        res = m.migrate(dst="dst2")
+                        break
+                    except qemumig.QMPError as e:
+                        if "duplicate yank instance" not in str(e) or time.monotonic() > retry_by:
+                            raise
+                        time.sleep(0.1)
                 t.wait_migrations(4, timeout=30)
             finally:
                 t.stop(timeout=60)
