@@ -78,7 +78,7 @@ def fds(pid: int) -> dict:
             # a uprobe link names its process: a perf-event link by its /proc/PID/ path, a
             # uprobe_multi link by its pid filter; the rest are the host-wide tracepoints
             m = (re.search(r"^name:\s+/proc/(\d+)/", info, re.M) or
-                 re.search(r"^link_type:\s+uret?probe_multi$.*?^pid:\s+(\d+)$", info, re.M | re.S))
+                 re.search(r"^link_type:\s+u(?:ret)?probe_multi$.*?^pid:\s+(\d+)$", info, re.M | re.S))
             if m:
                 links_by_pid[int(m.group(1))] += 1
             else:
