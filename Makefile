@@ -69,11 +69,11 @@ $(BUILD)/mftrace: $(TOOL_OBJS) $(CORE_OBJS)
 
 $(BUILD)/tests/%: tests/unit/%.c $(CORE_OBJS)
 	@mkdir -p $(@D)
-	$(CC) $(CFLAGS) -Itests/unit $< $(CORE_OBJS) -o $@ -lm
+	$(CC) $(CFLAGS) -Itests/unit $< $(CORE_OBJS) -o $@ -lz -lm
 
 $(BUILD)/tools/%: tests/tools/%.c $(CORE_OBJS)
 	@mkdir -p $(@D)
-	$(CC) $(CFLAGS) $< $(CORE_OBJS) -o $@ -lm -lpthread
+	$(CC) $(CFLAGS) $< $(CORE_OBJS) -o $@ -lz -lm -lpthread
 
 -include $(shell find $(BUILD) -name '*.d' 2>/dev/null)
 

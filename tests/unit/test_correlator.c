@@ -190,6 +190,36 @@ static void destination_migration_judged_once(void)
 	mft_corr_free(c);
 }
 
+/* A group is judged when time passes its deadline, whatever event brings that time: also
+ * one that changes nothing (a SYNC), after ticks that had nothing to do were skipped. */
+static void deadline_met_by_any_event(void)
+{
+	struct capture cap;
+	struct mft_correlator *c = mk(&cap, false);
+	struct mft_event sync = { .type = MFT_EV_SYNC_MAIN, .pid = DST, .tid = DST + 1 };
+
+	for (int ch = 0; ch <= 1; ch++)
+		ev(c, DST, ch, MFT_EV_SOCK_ACCEPT, ch * MS, 0);
+	ev(c, DST, 1, MFT_EV_MULTIFD_CHANNEL, 2 * MS, 0);
+	ev(c, DST, 1, MFT_EV_FIN_RCVD, 10 * MS, 8);
+	ev(c, DST, 1, MFT_EV_READ_EOF, 11 * MS, 0);
+	ev(c, DST, 1, MFT_EV_DESTROY, 12 * MS, 0); /* due at 112 ms: the main channel stays open */
+	for (uint64_t t = 20; t < 112; t += 10) {
+		sync.ts_ns = t * MS;
+		mft_corr_feed(c, &sync);
+		mft_corr_tick(c, t * MS + 1);
+	}
+	CHECK_INT(cap.n, 0);
+	sync.ts_ns = 112 * MS - 1;
+	mft_corr_feed(c, &sync);
+	CHECK_INT(cap.n, 0);
+	sync.ts_ns = 112 * MS;
+	mft_corr_feed(c, &sync);
+	CHECK_INT(cap.n, 1);
+	CHECK_INT(cap.chans[0][1].verdict.kind, MFT_V_PLAIN);
+	mft_corr_free(c);
+}
+
 static void failed_destination_is_fatal(void)
 {
 	struct capture cap;
@@ -879,6 +909,7 @@ int main(void)
 	RUN(midlife_sockets_are_incomplete);
 	RUN(midlife_source_inferred);
 	RUN(source_borrows_destination_verdict);
+	RUN(deadline_met_by_any_event);
 	RUN(reused_socket_address_is_a_new_channel);
 	RUN(closed_but_lingering_socket);
 	RUN(reused_pid_is_a_new_process);

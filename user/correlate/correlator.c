@@ -40,6 +40,18 @@ struct mft_correlator {
 	 * skipped otherwise, so a feed costs the same whatever the number of processes */
 	bool procs_dirty;
 	uint64_t procs_recheck;
+	/* chan_peer() is asked for every channel of every open group at every tick: its answer
+	 * is kept in the channel until anything that the pairing rule reads changes (a channel
+	 * added or removed; a channel's addresses, number, group or its group's UUID: every
+	 * place that changes one bumps this generation) */
+	uint64_t pair_gen;
+	/* mft_corr_tick() has work only when something changed since it last ran (dirty) or
+	 * when time reaches the first deadline that it compared against (due) */
+	bool tick_dirty;
+	uint64_t tick_due;
+	/* chan_find()'s memo: the newest channel of a (pid, socket), by a hash of the two;
+	 * a slot is cleared when its channel is removed */
+	struct mft_chan *found[64];
 };
 
 struct mft_correlator *mft_corr_new(const struct mft_corr_opts *opts, const struct mft_sink *sink)
@@ -55,6 +67,7 @@ struct mft_correlator *mft_corr_new(const struct mft_corr_opts *opts, const stru
 	if (sink)
 		c->sink = *sink;
 	c->next_mig_id = 1;
+	c->pair_gen = 1;
 	return c;
 }
 
@@ -154,6 +167,7 @@ void mft_corr_set_process(struct mft_correlator *c, uint32_t pid, uint64_t start
 {
 	struct mft_process *p = proc_cur(c, pid);
 
+	c->tick_dirty = true;
 	if (!p || p->exited || (start_time && p->start_time && start_time != p->start_time))
 		p = proc_new(c, pid, start_time);
 	if (!p->start_time)
@@ -178,35 +192,65 @@ size_t mft_corr_open_migrations(const struct mft_correlator *c)
 	return c->n_migs;
 }
 
-/* Forget processes that nothing refers to any more: superseded, or exited long ago. */
+/*
+ * Forget processes that nothing refers to any more: superseded, or exited long ago. One
+ * pass each over processes, groups and channels: a process is current when no later one
+ * in the array has its pid (proc_cur()), which a walk from the end with a set of the pids
+ * seen tells.
+ */
 static void prune_procs(struct mft_correlator *c)
 {
+	size_t cap = 16, keep = 0;
+	uint32_t *seen;
+	bool seen_zero = false; /* 0 marks a free slot of the set */
+
 	if (!c->procs_dirty && c->now < c->procs_recheck)
 		return;
 	c->procs_dirty = false;
 	c->procs_recheck = UINT64_MAX;
-	for (size_t i = 0; i < c->n_procs;) {
+	while (cap < 2 * c->n_procs)
+		cap *= 2;
+	seen = xcalloc(cap * sizeof(*seen)); /* open addressing */
+	for (size_t i = c->n_procs; i-- > 0;) {
 		struct mft_process *p = c->procs[i];
-		bool used = proc_cur(c, p->pid) == p && !p->exited;
-		uint64_t keep_until = p->t_exit + PROC_KEEP_GRACES * c->opts.grace_ns;
+		size_t h = (size_t)(p->pid * 2654435761u) & (cap - 1);
+		bool current = true;
 
-		if (p->exited && c->now < keep_until) {
-			used = true;
-			if (keep_until < c->procs_recheck)
-				c->procs_recheck = keep_until;
+		if (!p->pid) {
+			current = !seen_zero;
+			seen_zero = true;
+		} else {
+			for (; seen[h]; h = (h + 1) & (cap - 1))
+				if (seen[h] == p->pid) {
+					current = false;
+					break;
+				}
+			if (current)
+				seen[h] = p->pid;
 		}
-		for (size_t k = 0; k < c->n_migs && !used; k++)
-			used = c->migs[k]->proc == p;
-		for (size_t k = 0; k < c->n_chans && !used; k++)
-			used = c->chans[k]->proc == p;
-		if (used) {
-			i++;
-			continue;
+		p->in_use = current && !p->exited;
+		if (p->exited) {
+			uint64_t keep_until = p->t_exit + PROC_KEEP_GRACES * c->opts.grace_ns;
+
+			if (c->now < keep_until) {
+				p->in_use = true;
+				if (keep_until < c->procs_recheck)
+					c->procs_recheck = keep_until;
+			}
 		}
-		free(p);
-		memmove(&c->procs[i], &c->procs[i + 1], (c->n_procs - i - 1) * sizeof(*c->procs));
-		c->n_procs--;
 	}
+	free(seen);
+	for (size_t k = 0; k < c->n_migs; k++)
+		((struct mft_process *)c->migs[k]->proc)->in_use = true;
+	for (size_t k = 0; k < c->n_chans; k++)
+		c->chans[k]->proc->in_use = true;
+	for (size_t i = 0; i < c->n_procs; i++) {
+		if (c->procs[i]->in_use)
+			c->procs[keep++] = c->procs[i];
+		else
+			free(c->procs[i]);
+	}
+	c->n_procs = keep;
 }
 
 /* ------------------------------------------------------------------ attempts */
@@ -280,11 +324,21 @@ static void state_event(struct mft_correlator *c, struct mft_process *p, const s
 
 /* ------------------------------------------------------------------ channels and groups */
 
+static struct mft_chan **found_slot(struct mft_correlator *c, uint32_t pid, uint64_t sk)
+{
+	return &c->found[mft_hash64(sk ^ pid) % (sizeof(c->found) / sizeof(c->found[0]))];
+}
+
+/* The newest channel of this process and socket (the kernel reuses socket addresses). */
 static struct mft_chan *chan_find(struct mft_correlator *c, uint32_t pid, uint64_t sk)
 {
+	struct mft_chan **memo = found_slot(c, pid, sk);
+
+	if (*memo && (*memo)->pid == pid && (*memo)->sk == sk)
+		return *memo;
 	for (size_t i = c->n_chans; i-- > 0;)
 		if (c->chans[i]->pid == pid && c->chans[i]->sk == sk)
-			return c->chans[i];
+			return *memo = c->chans[i];
 	return NULL;
 }
 
@@ -300,23 +354,71 @@ static void end_of(const struct mft_chan *ch, struct mft_end *e)
 }
 
 /* The same connection as seen by the other end, if that end is traced too. */
-static struct mft_chan *chan_peer(const struct mft_correlator *c, const struct mft_chan *ch)
+static struct mft_chan *chan_peer(const struct mft_correlator *c, struct mft_chan *ch)
 {
 	struct mft_end a, b;
+	struct mft_chan *found = NULL;
 
-	if (!ch->lport || !ch->rport)
-		return NULL;
-	end_of(ch, &a);
-	for (size_t i = 0; i < c->n_chans; i++) {
-		struct mft_chan *o = c->chans[i];
+	if (ch->peer_gen == c->pair_gen)
+		return ch->peer_memo;
+	if (ch->lport && ch->rport) {
+		end_of(ch, &a);
+		for (size_t i = 0; i < c->n_chans && !found; i++) {
+			struct mft_chan *o = c->chans[i];
 
-		if (o == ch || o->lport != ch->rport || o->rport != ch->lport)
-			continue; /* the rule's first test, without building its ends */
-		end_of(o, &b);
-		if (mft_same_connection(&a, &b))
-			return o;
+			if (o == ch || o->lport != ch->rport || o->rport != ch->lport)
+				continue; /* the rule's first test, without building its ends */
+			end_of(o, &b);
+			if (mft_same_connection(&a, &b))
+				found = o;
+		}
 	}
-	return NULL;
+	ch->peer_memo = found;
+	ch->peer_gen = c->pair_gen;
+	return found;
+}
+
+/*
+ * What mft_corr_tick() reads of a channel and its group: an event that changes none of it
+ * cannot make a group ready or a channel prunable, so no tick need follow it (the bulk of
+ * a migration's events, its SYNCs, change none of it).
+ */
+struct tick_key { /* all of one width: no wide load of narrow stores just made */
+	uint64_t ended, evidence, kind, role;
+	uint64_t t_close, t_destroy, t_last_end, attempt, pair_gen;
+	uintptr_t mig;
+	uint64_t n_chans;
+};
+
+static inline void tick_key_of(const struct mft_correlator *c, const struct mft_chan *ch, struct tick_key *k)
+{
+	k->ended = ch->ended;
+	k->kind = ch->kind;
+	k->role = ch->role;
+	k->t_close = ch->evidence.t_close;
+	k->t_destroy = ch->evidence.t_destroy;
+	k->pair_gen = c->pair_gen;
+	k->mig = (uintptr_t)ch->mig;
+	k->evidence = ch->mig && ch->mig->evidence;
+	k->t_last_end = ch->mig ? ch->mig->t_last_end : 0;
+	k->attempt = ch->mig ? ch->mig->attempt : 0;
+	k->n_chans = ch->mig ? ch->mig->n_chans : 0;
+}
+
+static bool tick_key_same(const struct tick_key *a, const struct tick_key *b)
+{
+	return a->ended == b->ended && a->evidence == b->evidence && a->kind == b->kind && a->role == b->role &&
+	       a->t_close == b->t_close && a->t_destroy == b->t_destroy && a->t_last_end == b->t_last_end &&
+	       a->attempt == b->attempt && a->pair_gen == b->pair_gen && a->mig == b->mig && a->n_chans == b->n_chans;
+}
+
+/* A channel's number is read by the pairing rule: a new one is a change of pairing. */
+static void set_chan_id(struct mft_correlator *c, struct mft_chan *ch, int id)
+{
+	if (ch->chan_id != id) {
+		ch->chan_id = id;
+		c->pair_gen++;
+	}
 }
 
 static int pending_order(const void *a, const void *b)
@@ -477,6 +579,7 @@ add:
 	ch->index = (int)m->n_chans;
 	m->chans[m->n_chans++] = ch;
 	ch->mig = m;
+	c->pair_gen++;
 	if (ch->kind == MFT_KIND_UNKNOWN && !ch->evidence.midlife)
 		ch->kind = ch->index == 0 ? MFT_KIND_MAIN : MFT_KIND_MULTIFD;
 	if (ch->named_multifd) {
@@ -490,7 +593,7 @@ static bool addr_known(const struct mft_chan *ch)
 	return ch->role == MFT_ROLE_DEST ? ch->lport != 0 : ch->rport != 0;
 }
 
-static void take_addrs(struct mft_chan *ch, const struct mft_event *ev)
+static void take_addrs(struct mft_correlator *c, struct mft_chan *ch, const struct mft_event *ev)
 {
 	int family = ev->family;
 	uint8_t la[16], ra[16];
@@ -501,14 +604,19 @@ static void take_addrs(struct mft_chan *ch, const struct mft_event *ev)
 	memcpy(ra, ev->raddr, 16);
 	/* a dual-stack listener's ::ffff:127.0.0.1 is 127.0.0.1 (pairing.h) */
 	mft_addr_normalize(&family, la, ra);
-	ch->family = family;
-	if (ev->lport) {
+	if (ch->family != family) {
+		ch->family = family;
+		c->pair_gen++;
+	}
+	if (ev->lport && (ch->lport != ev->lport || memcmp(ch->laddr, la, 16))) {
 		ch->lport = ev->lport;
 		memcpy(ch->laddr, la, 16);
+		c->pair_gen++;
 	}
-	if (ev->rport) {
+	if (ev->rport && (ch->rport != ev->rport || memcmp(ch->raddr, ra, 16))) {
 		ch->rport = ev->rport;
 		memcpy(ch->raddr, ra, 16);
+		c->pair_gen++;
 	}
 }
 static void take_snap(struct mft_chan *ch, const struct mft_event *ev)
@@ -562,7 +670,7 @@ static void apply(struct mft_correlator *c, struct mft_chan *ch, const struct mf
 	uint64_t t = ev->ts_ns;
 	bool evidence = false;
 
-	take_addrs(ch, ev);
+	take_addrs(c, ch, ev);
 	take_snap(ch, ev);
 	switch (ev->type) {
 	case MFT_EV_SOCK_CONNECT:
@@ -626,16 +734,17 @@ static void apply(struct mft_correlator *c, struct mft_chan *ch, const struct mf
 		}
 		evidence = true;
 		ch->kind = MFT_KIND_MULTIFD;
-		ch->chan_id = id;
+		set_chan_id(c, ch, id);
 		if (has_uuid && ch->mig) {
 			memcpy(ch->mig->uuid, uuid, 16);
 			ch->mig->has_uuid = true;
+			c->pair_gen++;
 		}
 		break;
 	}
 	case MFT_EV_THREAD_END:
 		set_once(&e->t_thread_end, t);
-		ch->chan_id = (int)ev->ret;
+		set_chan_id(c, ch, (int)ev->ret);
 		break;
 	case MFT_EV_CHAN_SYNC:
 		if (!e->sync_per_channel) {
@@ -645,7 +754,7 @@ static void apply(struct mft_correlator *c, struct mft_chan *ch, const struct mf
 		e->n_sync++;
 		e->t_last_sync = t;
 		if (ev->ret >= 0)
-			ch->chan_id = (int)ev->ret;
+			set_chan_id(c, ch, (int)ev->ret);
 		break;
 	default: break;
 	}
@@ -778,7 +887,12 @@ static bool has_multifd(const struct mft_migration *m)
 
 static void remove_chan(struct mft_correlator *c, struct mft_chan *ch)
 {
+	struct mft_chan **memo = found_slot(c, ch->pid, ch->sk);
+
+	if (*memo == ch)
+		*memo = NULL;
 	c->procs_dirty = true;
+	c->pair_gen++;
 	for (size_t i = 0; i < c->n_chans; i++)
 		if (c->chans[i] == ch) {
 			c->chans[i] = c->chans[--c->n_chans];
@@ -811,6 +925,7 @@ static void finish_migration(struct mft_correlator *c, size_t idx)
 
 		if (m->evidence && peer && peer->mig && !peer->mig->done) {
 			ch->mig = NULL; /* orphan: freed when the peer's migration is done */
+			c->pair_gen++;
 			m->chans[i] = NULL;
 			continue;
 		}
@@ -828,20 +943,34 @@ static void finish_migration(struct mft_correlator *c, size_t idx)
  * period ago. A closed socket can linger in the kernel (an orphan in FIN_WAIT1 whose FIN
  * waits for a full receive window to open) long after QEMU is done with it.
  */
-static bool chan_over(const struct mft_chan *ch, uint64_t now, uint64_t grace)
+/* now >= t; if not yet, t is a deadline at which the answer changes */
+static bool reached(uint64_t now, uint64_t t, uint64_t *due)
 {
-	return ch->ended || (ch->evidence.t_close && now >= ch->evidence.t_close + grace);
+	if (now >= t)
+		return true;
+	if (t < *due)
+		*due = t;
+	return false;
 }
 
-static bool ready(const struct mft_correlator *c, const struct mft_migration *m, uint64_t now)
+static bool chan_over(const struct mft_chan *ch, uint64_t now, uint64_t grace, uint64_t *due)
+{
+	return ch->ended || (ch->evidence.t_close && reached(now, ch->evidence.t_close + grace, due));
+}
+
+/*
+ * Is the group ready to be judged? Every comparison with the time goes through reached():
+ * until the earliest deadline it noted, the same state gives the same answer.
+ */
+static bool ready(const struct mft_correlator *c, const struct mft_migration *m, uint64_t now, uint64_t *due)
 {
 	const struct mft_process *p = m->proc;
 	bool all_ended = true, multifd_ended = true;
 
 	for (size_t i = 0; i < m->n_chans; i++) {
-		const struct mft_chan *ch = m->chans[i];
+		struct mft_chan *ch = m->chans[i];
 
-		if (!chan_over(ch, now, c->opts.grace_ns)) {
+		if (!chan_over(ch, now, c->opts.grace_ns, due)) {
 			all_ended = false;
 			if (ch->kind != MFT_KIND_MAIN)
 				multifd_ended = false;
@@ -861,26 +990,29 @@ static bool ready(const struct mft_correlator *c, const struct mft_migration *m,
 					until = m->t_last_end + PEER_WAIT_GRACES * c->opts.grace_ns;
 				else if (pp && pp->t_exit + 2 * c->opts.grace_ns > until)
 					until = pp->t_exit + 2 * c->opts.grace_ns;
-				if (now < until)
+				if (!reached(now, until, due))
 					return false;
 			}
 		}
 	}
-	if (p->exited && now >= p->t_exit + c->opts.grace_ns)
+	if (p->exited && reached(now, p->t_exit + c->opts.grace_ns, due))
 		return true;
 	if (!multifd_ended || !m->t_last_end)
 		return false;
 	if (all_ended && outcome_known(m))
 		return true;
-	return now >= m->t_last_end + c->opts.grace_ns;
+	return reached(now, m->t_last_end + c->opts.grace_ns, due);
 }
 
 /*
  * A group that is no migration (yet) keeps no channel that ended a grace period ago: a
- * VNC or NBD server with connections coming and going for months stays small.
+ * VNC or NBD server with connections coming and going for months stays small. True when
+ * it let one go.
  */
-static void prune_others(struct mft_correlator *c, uint64_t now)
+static bool prune_others(struct mft_correlator *c, uint64_t now, uint64_t *due)
 {
+	bool pruned = false;
+
 	for (size_t i = 0; i < c->n_migs; i++) {
 		struct mft_migration *m = c->migs[i];
 		size_t keep = 0;
@@ -892,31 +1024,40 @@ static void prune_others(struct mft_correlator *c, uint64_t now)
 			uint64_t t_end = ch->evidence.t_destroy > ch->evidence.t_close ? ch->evidence.t_destroy
 										       : ch->evidence.t_close;
 
-			if (k + 1 < m->n_chans && chan_over(ch, now, c->opts.grace_ns) && t_end &&
-			    now >= t_end + c->opts.grace_ns && !chan_peer(c, ch)) {
+			if (k + 1 < m->n_chans && chan_over(ch, now, c->opts.grace_ns, due) && t_end &&
+			    reached(now, t_end + c->opts.grace_ns, due) && !chan_peer(c, ch)) {
 				m->n_pruned++;
 				m->n_pruned_tls += ch->evidence.tls;
 				remove_chan(c, ch);
 				free_chan(ch);
+				pruned = true;
 				continue;
 			}
 			m->chans[keep++] = ch;
 		}
 		m->n_chans = keep;
 	}
+	return pruned;
 }
 
 void mft_corr_tick(struct mft_correlator *c, uint64_t now_ns)
 {
 	if (now_ns > c->now)
 		c->now = now_ns;
-	for (size_t i = 0; i < c->n_migs;) {
-		if (ready(c, c->migs[i], c->now))
-			finish_migration(c, i); /* swaps the last one into i */
-		else
-			i++;
+	if (c->tick_dirty || c->now >= c->tick_due) {
+		c->tick_dirty = false;
+		c->tick_due = UINT64_MAX;
+		for (size_t i = 0; i < c->n_migs;) {
+			if (ready(c, c->migs[i], c->now, &c->tick_due)) {
+				finish_migration(c, i); /* swaps the last one into i */
+				c->tick_dirty = true;   /* the others may wait for it */
+			} else {
+				i++;
+			}
+		}
+		if (prune_others(c, c->now, &c->tick_due))
+			c->tick_dirty = true;
 	}
-	prune_others(c, c->now);
 	prune_procs(c);
 }
 
@@ -966,11 +1107,15 @@ static bool in_attempt(const struct mft_migration *m, const struct mft_process *
 
 void mft_corr_feed(struct mft_correlator *c, const struct mft_event *ev)
 {
+	struct tick_key t_before, t_after;
 	struct mft_chan *ch = NULL;
 	struct mft_process *p;
+	bool changed = true; /* may it have made a group ready (tick_key) */
 
+	/* time moved on: what that alone ends is judged before this event counts (as a
+	 * replay does, which ticks at each event's time) */
 	if (ev->ts_ns > c->now)
-		c->now = ev->ts_ns;
+		mft_corr_tick(c, ev->ts_ns);
 	switch (ev->type) {
 	case MFT_EV_PROC_EXIT:
 		p = proc_of_event(c, ev);
@@ -997,8 +1142,10 @@ void mft_corr_feed(struct mft_correlator *c, const struct mft_event *ev)
 			set_once(&m->t_first_sync, ev->ts_ns);
 			m->t_last_sync = ev->ts_ns;
 		}
+		changed = false; /* counts only */
 		break;
 	default:
+		changed = false;
 		if (!ev->sk)
 			break;
 		ch = chan_find(c, ev->pid, ev->sk);
@@ -1027,7 +1174,11 @@ void mft_corr_feed(struct mft_correlator *c, const struct mft_event *ev)
 			ch->attempt = attempt_at(p, ev->ts_ns);
 			c->chans = mft_grow(c->chans, &c->cap_chans, c->n_chans + 1, sizeof(*c->chans));
 			c->chans[c->n_chans++] = ch;
+			*found_slot(c, ch->pid, ch->sk) = ch;
+			c->pair_gen++;
+			changed = true;
 		}
+		tick_key_of(c, ch, &t_before);
 		apply(c, ch, ev);
 		ch->evidence.role = ch->role;
 		if (!ch->mig && addr_known(ch))
@@ -1037,8 +1188,13 @@ void mft_corr_feed(struct mft_correlator *c, const struct mft_event *ev)
 		if (ev->type == MFT_EV_SOCK_CONNECT || ev->type == MFT_EV_SOCK_ACCEPT ||
 		    ev->type == MFT_EV_SOCK_FOUND || ev->type == MFT_EV_ESTABLISHED)
 			peer_evidence(c, ch);
+		tick_key_of(c, ch, &t_after);
+		changed |= !tick_key_same(&t_before, &t_after);
 		break;
 	}
 	event_out(c, ch, ev);
-	mft_corr_tick(c, c->now);
+	if (changed) {
+		c->tick_dirty = true;
+		mft_corr_tick(c, c->now);
+	}
 }

@@ -55,6 +55,9 @@ struct mft_chan {
 	struct mft_pending *pending; /* event lines held back until its group shows evidence */
 	size_t n_pending, cap_pending;
 	uint64_t pending_dropped;
+	/* correlator.c's memo of chan_peer(): valid while peer_gen equals its pairing generation */
+	struct mft_chan *peer_memo;
+	uint64_t peer_gen;
 };
 
 /*
@@ -83,6 +86,7 @@ struct mft_process {
 	uint64_t t_exit;
 	struct mft_attempt att[MFT_MAX_ATTEMPTS]; /* its latest attempts, oldest first */
 	int n_att;
+	bool in_use; /* correlator.c's mark while it forgets processes */
 };
 
 struct mft_migration {

@@ -19,6 +19,7 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
+#include <zlib.h>
 #include "base/util.h"
 #include "store/recfile.h"
 
@@ -35,43 +36,9 @@ _Static_assert(MFT_EV_PROC_EXIT == 23, "event types renumbered: the recording fo
 
 /* ------------------------------------------------------------------ CRC-32 (zlib's) */
 
-static uint32_t crc_table[8][256];
-static bool crc_ready;
-
-static void crc_init(void)
-{
-	for (uint32_t i = 0; i < 256; i++) {
-		uint32_t c = i;
-
-		for (int k = 0; k < 8; k++)
-			c = c & 1 ? 0xedb88320u ^ (c >> 1) : c >> 1;
-		crc_table[0][i] = c;
-	}
-	for (uint32_t i = 0; i < 256; i++)
-		for (int t = 1; t < 8; t++)
-			crc_table[t][i] = (crc_table[t - 1][i] >> 8) ^ crc_table[0][crc_table[t - 1][i] & 0xff];
-	crc_ready = true;
-}
-
 uint32_t mft_crc32(uint32_t crc, const void *buf, size_t len)
 {
-	const uint8_t *p = buf;
-
-	if (!crc_ready)
-		crc_init();
-	crc = ~crc;
-	while (len >= 8) { /* slice-by-8 */
-		uint32_t a = crc ^ ((uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24);
-
-		crc = crc_table[7][a & 0xff] ^ crc_table[6][(a >> 8) & 0xff] ^ crc_table[5][(a >> 16) & 0xff] ^
-		      crc_table[4][a >> 24] ^ crc_table[3][p[4]] ^ crc_table[2][p[5]] ^ crc_table[1][p[6]] ^
-		      crc_table[0][p[7]];
-		p += 8;
-		len -= 8;
-	}
-	while (len--)
-		crc = crc_table[0][(crc ^ *p++) & 0xff] ^ (crc >> 8);
-	return ~crc;
+	return (uint32_t)crc32_z(crc, buf, len);
 }
 
 /* ------------------------------------------------------------------ little-endian codec */
@@ -218,10 +185,14 @@ static uint8_t *put_zz(uint8_t *p, uint64_t delta)
 	return put_var(p, ((uint64_t)d << 1) ^ (uint64_t)(d >> 63));
 }
 
-static bool get_var(const uint8_t **p, const uint8_t *end, uint64_t *v)
+static inline __attribute__((always_inline)) bool get_var(const uint8_t **p, const uint8_t *end, uint64_t *v)
 {
 	uint64_t x = 0;
 
+	if (*p < end && !(**p & 0x80)) { /* most are one byte */
+		*v = *(*p)++;
+		return true;
+	}
 	for (int shift = 0; shift < 64 && *p < end; shift += 7) {
 		uint8_t b = *(*p)++;
 
@@ -234,7 +205,7 @@ static bool get_var(const uint8_t **p, const uint8_t *end, uint64_t *v)
 	return false;
 }
 
-static bool get_zz(const uint8_t **p, const uint8_t *end, uint64_t *delta)
+static inline __attribute__((always_inline)) bool get_zz(const uint8_t **p, const uint8_t *end, uint64_t *delta)
 {
 	uint64_t z;
 
@@ -334,28 +305,37 @@ static uint8_t *encode_event2(uint8_t *out, uint64_t ctx, uint64_t prev_ts, cons
 	return p;
 }
 
-/* The inverse, defensively: false when the bytes are not an event. e holds base on entry. */
-static bool decode_event2(const uint8_t **pp, const uint8_t *end, uint64_t prev_ts, struct mft_event *e)
+/*
+ * The inverse, defensively: false when the bytes are not an event. e holds base on entry.
+ * With full false (a skim) it checks the same bytes the same way but keeps only the
+ * time, pid and type.
+ */
+static inline __attribute__((always_inline)) bool decode_ev(const uint8_t **pp, const uint8_t *end, uint64_t prev_ts,
+							    struct mft_event *e, bool full)
 {
 	struct mft_sock_snap *s = &e->snap;
 	const uint8_t *p = *pp;
 	uint64_t m, v;
 
-#define VAR(dst)                           \
+#define VAR(dst, keep)                     \
 	do {                               \
 		if (!get_var(&p, end, &v)) \
 			return false;      \
-		dst = v;                   \
+		if (keep)                  \
+			dst = v;           \
 	} while (0)
 #define ZZ(dst, base)                     \
 	do {                              \
 		if (!get_zz(&p, end, &v)) \
 			return false;     \
-		dst = (base) + v;         \
+		if (full)                 \
+			dst = (base) + v; \
 	} while (0)
 	if (!get_var(&p, end, &m) || m & ~(uint64_t)B__ALL)
 		return false;
-	ZZ(e->ts_ns, prev_ts);
+	if (!get_zz(&p, end, &v))
+		return false;
+	e->ts_ns = prev_ts + v;
 	if (m & B_ARG)
 		ZZ(e->arg, e->arg);
 	if (m & B_RX_BYTES)
@@ -365,7 +345,8 @@ static bool decode_event2(const uint8_t **pp, const uint8_t *end, uint64_t prev_
 	if (m & B_LAST_RX_NS) { /* coded as its distance to the event's own time */
 		if (!get_zz(&p, end, &v))
 			return false;
-		s->last_rx_ns = e->ts_ns - v;
+		if (full)
+			s->last_rx_ns = e->ts_ns - v;
 	}
 	if (m & B_LAST_RX_LEN)
 		ZZ(s->last_rx_len, (int32_t)0);
@@ -376,54 +357,70 @@ static bool decode_event2(const uint8_t **pp, const uint8_t *end, uint64_t prev_
 	if (m & B_RET)
 		ZZ(e->ret, (uint64_t)e->ret);
 	if (m & B_TYPE)
-		VAR(e->type);
+		VAR(e->type, true);
 	if (m & B_TID)
-		VAR(e->tid);
+		VAR(e->tid, full);
 	if (m & B_TLS_RECORDS)
-		VAR(s->tls_records);
+		VAR(s->tls_records, full);
 	if (m & B_LATE_READS)
-		VAR(s->late_reads);
+		VAR(s->late_reads, full);
 	if (m & B_FLAGS)
-		VAR(s->flags);
+		VAR(s->flags, full);
 	if (m & B_LAST_RX_TID)
-		VAR(s->last_rx_tid);
+		VAR(s->last_rx_tid, full);
 	if (m & B_STR) {
 		if (p == end || *p > MFT_STR_LEN || (size_t)(end - p - 1) < *p)
 			return false;
-		memset(e->str, 0, MFT_STR_LEN);
-		memcpy(e->str, p + 1, *p);
+		if (full) {
+			memset(e->str, 0, MFT_STR_LEN);
+			memcpy(e->str, p + 1, *p);
+		}
 		p += 1 + *p;
 	}
 	if (m & B_ROLE) {
 		if (p == end)
 			return false;
-		e->role = *p++;
+		if (full)
+			e->role = *p;
+		p++;
 	}
 	if (m & B_PORTS) {
-		VAR(e->family);
-		VAR(e->lport);
-		VAR(e->rport);
+		VAR(e->family, full);
+		VAR(e->lport, full);
+		VAR(e->rport, full);
 	}
 	if (m & B_LADDR) {
 		if (end - p < 16)
 			return false;
-		memcpy(e->laddr, p, 16);
+		if (full)
+			memcpy(e->laddr, p, 16);
 		p += 16;
 	}
 	if (m & B_RADDR) {
 		if (end - p < 16)
 			return false;
-		memcpy(e->raddr, p, 16);
+		if (full)
+			memcpy(e->raddr, p, 16);
 		p += 16;
 	}
 	if (m & B_PID)
-		VAR(e->pid);
+		VAR(e->pid, true);
 	if (m & B_SK)
-		VAR(e->sk);
+		VAR(e->sk, full);
 #undef VAR
 #undef ZZ
 	*pp = p;
 	return true;
+}
+
+static bool decode_event2(const uint8_t **pp, const uint8_t *end, uint64_t prev_ts, struct mft_event *e)
+{
+	return decode_ev(pp, end, prev_ts, e, true);
+}
+
+static bool skim_event2(const uint8_t **pp, const uint8_t *end, uint64_t prev_ts, struct mft_event *e)
+{
+	return decode_ev(pp, end, prev_ts, e, false);
 }
 
 /* Tag-length-value payloads (HOST, TARGET, PROBE): u16 tag, u16 length, bytes. */
@@ -1379,6 +1376,8 @@ struct rd {
 	bool gave_up;
 	/* the event the last record held, for mft_rec_next */
 	bool have_ev;
+	const struct mft_event *evp; /* it: ev, or where an event block decoded it in place */
+	bool skim;                   /* mft_rec_skim(): only time, pid and type */
 	struct mft_event ev;
 	/* a format-2 block being decoded: its bytes (valid until the next record is read) */
 	const uint8_t *blk, *blk_end;
@@ -1395,16 +1394,17 @@ static void got_event(struct rd *d, bool carried)
 
 	d->have_ev = true;
 	if (!r->n_events++)
-		r->t_first_event = d->ev.ts_ns;
-	r->t_last_event = d->ev.ts_ns;
+		r->t_first_event = d->evp->ts_ns;
+	r->t_last_event = d->evp->ts_ns;
 	if (carried)
 		r->n_carried++;
 }
 
-/* The block's next event into d->ev; false at its end, or where it stops making sense. */
+/* The block's next event at d->evp; false at its end, or where it stops making sense. */
 static bool block_next(struct rd *d)
 {
 	struct mft_recording *r = d->r;
+	struct mft_event *e = NULL;
 	uint64_t k;
 
 	if (!d->blk)
@@ -1416,11 +1416,13 @@ static bool block_next(struct rd *d)
 	if (!get_var(&d->blk, d->blk_end, &k) || k > d->blk_n_ctx || k == MFT_REC_BLOCK_CTX) {
 		k = UINT64_MAX;
 	} else {
-		if (k < d->blk_n_ctx)
-			d->ev = d->blk_ctx[k];
-		else
-			memset(&d->ev, 0, sizeof(d->ev));
-		if (!decode_event2(&d->blk, d->blk_end, d->blk_prev_ts, &d->ev))
+		/* decoded in place, over the context it is coded against (a copy of a struct
+		 * just written field by field stalls on store forwarding) */
+		e = &d->blk_ctx[k];
+		if (k == d->blk_n_ctx)
+			memset(e, 0, sizeof(*e));
+		if (d->skim ? !skim_event2(&d->blk, d->blk_end, d->blk_prev_ts, e)
+			    : !decode_event2(&d->blk, d->blk_end, d->blk_prev_ts, e))
 			k = UINT64_MAX;
 	}
 	if (k == UINT64_MAX) { /* a valid checksum over bytes that are no event block */
@@ -1429,11 +1431,12 @@ static bool block_next(struct rd *d)
 				d->blk_off);
 		r->bad_records++;
 		d->blk = NULL;
+		d->blk_n_ctx = 0; /* what it decoded halfway is no context */
 		return false;
 	}
-	d->blk_ctx[k] = d->ev;
 	d->blk_n_ctx += k == d->blk_n_ctx;
-	d->blk_prev_ts = d->ev.ts_ns;
+	d->blk_prev_ts = e->ts_ns;
+	d->evp = e;
 	got_event(d, d->blk_carried);
 	return true;
 }
@@ -1583,6 +1586,7 @@ static void rd_record(struct rd *d, unsigned type, unsigned flags, const uint8_t
 		if ((flags & MFT_RECF_CARRIED) && !d->use_carried)
 			return;
 		mft_rec_decode_event(p, &d->ev);
+		d->evp = &d->ev;
 		got_event(d, flags & MFT_RECF_CARRIED);
 		break;
 	}
@@ -1825,12 +1829,27 @@ static void iter_finish(struct mft_rec_iter *it)
 
 int mft_rec_next(struct mft_rec_iter *it, struct mft_event *ev)
 {
+	const struct mft_event *e;
+
+	if (!mft_rec_next_ref(it, &e))
+		return 0;
+	*ev = *e;
+	return 1;
+}
+
+void mft_rec_skim(struct mft_rec_iter *it)
+{
+	it->d.skim = true;
+}
+
+int mft_rec_next_ref(struct mft_rec_iter *it, const struct mft_event **ev)
+{
 	struct mft_recording *r = it->d.r;
 
 	while (!it->finished) {
 		if (block_next(&it->d)) {
 			it->d.have_ev = false;
-			*ev = it->d.ev;
+			*ev = it->d.evp;
 			return 1;
 		}
 		if (!it->in_seg) {
@@ -1863,7 +1882,7 @@ int mft_rec_next(struct mft_rec_iter *it, struct mft_event *ev)
 		}
 		if (it->d.have_ev) {
 			it->d.have_ev = false;
-			*ev = it->d.ev;
+			*ev = it->d.evp;
 			return 1;
 		}
 	}

@@ -205,6 +205,14 @@ struct mft_rec_iter;
 struct mft_rec_iter *mft_rec_open(const char *path, struct mft_recording *r);
 struct mft_rec_iter *mft_rec_open_mem(const uint8_t *buf, size_t len, struct mft_recording *r);
 int mft_rec_next(struct mft_rec_iter *it, struct mft_event *ev);
+/* The same without a copy: *ev points into the stream, valid until its next call. */
+int mft_rec_next_ref(struct mft_rec_iter *it, const struct mft_event **ev);
+/*
+ * From now on the stream's events (format 2.0 blocks) are checked as thoroughly but only
+ * their time, pid and type are decoded: the other fields of what mft_rec_next gives are
+ * not the event's. The metadata, counts and problems are the same as a full read's.
+ */
+void mft_rec_skim(struct mft_rec_iter *it);
 void mft_rec_close(struct mft_rec_iter *it);
 /* Read the file and parse it. -1 also when the file cannot be read (problems[0]). */
 int mft_rec_load(const char *path, struct mft_recording *r);

@@ -59,14 +59,16 @@ static void src_host(struct tl_src *s, const struct mft_tl_host *h)
 		s->it = mft_rec_open(h->path, &s->scratch);
 }
 
-static bool src_next(struct tl_src *s, struct mft_event *ev)
+/* The source's next event, in place (valid until the next call); NULL at its end. */
+static const struct mft_event *src_next(struct tl_src *s)
 {
+	const struct mft_event *ev;
+
 	if (s->it)
-		return mft_rec_next(s->it, ev) == 1;
+		return mft_rec_next_ref(s->it, &ev) == 1 ? ev : NULL;
 	if (s->k == s->n)
-		return false;
-	*ev = s->evs[s->k++];
-	return true;
+		return NULL;
+	return &s->evs[s->k++];
 }
 
 static void src_close(struct tl_src *s)
@@ -127,21 +129,26 @@ int mft_tl_add_file(struct mft_timeline *tl, const char *path, struct mft_record
 {
 	struct mft_rec_iter *it = mft_rec_open(path, rec);
 	struct mft_tl_host *h;
-	struct mft_event ev;
-	uint32_t *pids = NULL;
+	const struct mft_event *ev;
+	uint32_t *pids = NULL, last_pid = 0;
 	size_t n = 0, cap = 0;
 	bool dst = false;
 	struct mft_index seen = { 0 };
 
 	if (!it)
 		return -1;
-	/* the first read: metadata, counts, and the pids in order; no event is kept */
-	while (mft_rec_next(it, &ev)) {
-		dst |= ev.type == MFT_EV_SOCK_ACCEPT;
-		if (mft_index_find(&seen, ev.pid, NULL, NULL) == SIZE_MAX &&
-		    !mft_index_set(&seen, ev.pid, n, NULL, NULL)) {
+	/* the first read: metadata, counts, and the pids in order; no event is kept, and
+	 * nothing of one but its time, pid and type is decoded */
+	mft_rec_skim(it);
+	while (mft_rec_next_ref(it, &ev)) {
+		dst |= ev->type == MFT_EV_SOCK_ACCEPT;
+		if (ev->pid == last_pid && n)
+			continue; /* most events are of the process before */
+		last_pid = ev->pid;
+		if (mft_index_find(&seen, ev->pid, NULL, NULL) == SIZE_MAX &&
+		    !mft_index_set(&seen, ev->pid, n, NULL, NULL)) {
 			pids = mft_grow(pids, &cap, n + 1, sizeof(*pids));
-			pids[n++] = ev.pid;
+			pids[n++] = ev->pid;
 		}
 	}
 	mft_rec_close(it);
@@ -206,10 +213,9 @@ static struct sockview *sockviews(struct tl_src *src, size_t *n_out)
 	struct sockview *v = NULL;
 	struct mft_index ix = { 0 }; /* (pid, sk) -> its latest view */
 	size_t n = 0, cap = 0;
-	struct mft_event ev;
+	const struct mft_event *e;
 
-	while (src_next(src, &ev)) {
-		const struct mft_event *e = &ev;
+	while ((e = src_next(src))) {
 		struct sockview *s = NULL;
 		struct sv_key k = { v, e };
 		uint64_t h = mft_hash64(e->sk ^ mft_hash64(e->pid));
@@ -729,6 +735,19 @@ static void place(const struct mft_tl_host *h, const struct mft_event *in, struc
 	out->pid = in->pid + h->pid_add;
 }
 
+/* The host's next event that is not left out, placed in *out; false at its end. */
+static bool refill(struct tl_src *src, const struct mft_tl_host *h, struct mft_event *out)
+{
+	const struct mft_event *raw;
+
+	while ((raw = src_next(src)))
+		if (!skipped(h, raw->pid)) {
+			place(h, raw, out);
+			return true;
+		}
+	return false;
+}
+
 static uint64_t host_end(const struct mft_tl_host *h)
 {
 	const struct mft_recording *r = &h->rec;
@@ -789,35 +808,24 @@ void mft_tl_run(struct mft_timeline *tl, const struct mft_sink *out)
 	}
 	/* each host's next event (placed on the reference clock), read as the replay goes */
 	for (int i = 0; i < tl->n_hosts; i++) {
-		const struct mft_tl_host *h = &tl->hosts[i];
-		struct mft_event raw;
-
-		src_host(&srcs[i], h);
-		while ((more[i] = src_next(&srcs[i], &raw)) && skipped(h, raw.pid))
-			;
-		if (more[i])
-			place(h, &raw, &next[i]);
+		src_host(&srcs[i], &tl->hosts[i]);
+		more[i] = refill(&srcs[i], &tl->hosts[i], &next[i]);
 	}
 	for (;;) { /* merge the hosts by time; each host's own order is kept */
 		int best = -1;
-		struct mft_event ev, raw;
 
 		for (int i = 0; i < tl->n_hosts; i++)
 			if (more[i] && (best < 0 || (int64_t)next[i].ts_ns < (int64_t)next[best].ts_ns))
 				best = i;
 		if (best < 0)
 			break;
-		ev = next[best];
-		while ((more[best] = src_next(&srcs[best], &raw)) && skipped(&tl->hosts[best], raw.pid))
-			;
-		if (more[best])
-			place(&tl->hosts[best], &raw, &next[best]);
-		if (!tl->t_first || ev.ts_ns < tl->t_first)
-			tl->t_first = ev.ts_ns;
-		/* live mode ticks about every 100 ms between batches: tick at each event's time */
-		mft_corr_tick(c, ev.ts_ns);
-		mft_corr_feed(c, &ev);
+		if (!tl->t_first || next[best].ts_ns < tl->t_first)
+			tl->t_first = next[best].ts_ns;
+		/* the correlator ticks at each event's time (live mode also about every 100 ms
+		 * between batches) */
+		mft_corr_feed(c, &next[best]);
 		tl->n_fed++;
+		more[best] = refill(&srcs[best], &tl->hosts[best], &next[best]);
 	}
 	for (int i = 0; i < tl->n_hosts; i++)
 		src_close(&srcs[i]);
