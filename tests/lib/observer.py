@@ -360,7 +360,8 @@ def truth_verdict(dst_conn: Conn | None, src_conn: Conn | None = None,
       incomplete  no record, or the connection's start (accept/ESTABLISHED) was not
                   seen, or it had not ended (close/TCP_CLOSE) and showed no final
                   read when tracing stopped
-      reset       an RST on either end, before the final TLS read (or with none); the
+      reset       an RST on either end, before the final read (the recv that returned
+                  EOF, or else the final TLS read's return; or with none); the
                   source's RST only if it came before the destination's own
                   shutdown(2) or close(2)
       plain       no TLS on the connection (no gnutls record seen on it, or the
@@ -393,7 +394,10 @@ def truth_verdict(dst_conn: Conn | None, src_conn: Conn | None = None,
     if src_rst is not None and own_end and src_rst >= min(own_end):
         src_rst = None
     rsts = [r for r in (d.rst, src_rst) if r is not None]
-    if rsts and (d.tls_final_ts is None or min(rsts) <= d.tls_final_ts):
+    # the final read is the kernel recv that returned EOF, if one did, or else the final
+    # TLS read's return (which comes later: GnuTLS returns -110 after that recv of 0)
+    finals = [t for t in (d.eof_read, d.tls_final_ts) if t is not None]
+    if rsts and (not finals or min(rsts) <= min(finals)):
         return "reset"
     tls_off = migration_outcome is not None and migration_outcome.get("tls") is False
     if tls_off or not d.tls:
