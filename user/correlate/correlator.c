@@ -195,39 +195,25 @@ size_t mft_corr_open_migrations(const struct mft_correlator *c)
 /*
  * Forget processes that nothing refers to any more: superseded, or exited long ago. One
  * pass each over processes, groups and channels: a process is current when no later one
- * in the array has its pid (proc_cur()), which a walk from the end with a set of the pids
- * seen tells.
+ * in the array has its pid (proc_cur()), which a walk from the end with an index of the
+ * pids seen tells.
  */
 static void prune_procs(struct mft_correlator *c)
 {
-	size_t cap = 16, keep = 0;
-	uint32_t *seen;
-	bool seen_zero = false; /* 0 marks a free slot of the set */
+	struct mft_index seen = { 0 };
+	size_t keep = 0;
 
 	if (!c->procs_dirty && c->now < c->procs_recheck)
 		return;
 	c->procs_dirty = false;
 	c->procs_recheck = UINT64_MAX;
-	while (cap < 2 * c->n_procs)
-		cap *= 2;
-	seen = xcalloc(cap * sizeof(*seen)); /* open addressing */
 	for (size_t i = c->n_procs; i-- > 0;) {
 		struct mft_process *p = c->procs[i];
-		size_t h = (size_t)(p->pid * 2654435761u) & (cap - 1);
-		bool current = true;
+		/* out of memory: taken as current, so kept (a later prune tries again) */
+		bool current = mft_index_find(&seen, p->pid, NULL, NULL) == SIZE_MAX;
 
-		if (!p->pid) {
-			current = !seen_zero;
-			seen_zero = true;
-		} else {
-			for (; seen[h]; h = (h + 1) & (cap - 1))
-				if (seen[h] == p->pid) {
-					current = false;
-					break;
-				}
-			if (current)
-				seen[h] = p->pid;
-		}
+		if (current && mft_index_set(&seen, p->pid, i, NULL, NULL))
+			c->procs_dirty = true;
 		p->in_use = current && !p->exited;
 		if (p->exited) {
 			uint64_t keep_until = p->t_exit + PROC_KEEP_GRACES * c->opts.grace_ns;
@@ -239,7 +225,7 @@ static void prune_procs(struct mft_correlator *c)
 			}
 		}
 	}
-	free(seen);
+	mft_index_free(&seen);
 	for (size_t k = 0; k < c->n_migs; k++)
 		((struct mft_process *)c->migs[k]->proc)->in_use = true;
 	for (size_t k = 0; k < c->n_chans; k++)
