@@ -4,8 +4,8 @@
     python3 tests/integration/test_runbooks.py      (no root, no kernel: a few seconds)
 
 Checks, per alert: a runbook_url annotation whose default is
-file:///usr/share/doc/mftrace/runbooks/ALERT.md and whose base Prometheus' external label
-mftrace_runbooks can replace; docs/runbooks/ALERT.md exists, is named in
+file:///usr/share/doc/mftrace/runbooks/<alertname>.md and whose base Prometheus' external label
+mftrace_runbooks can replace; docs/runbooks/<alertname>.md exists, is named in
 docs/runbooks/README.md, and has its three parts (what it means, how to confirm it, what
 to change); each metric a runbook names is one the exporter serves (its --help and the
 registry's families in user/present/metrics.c), or Prometheus' own. And no runbook is left
