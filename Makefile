@@ -27,7 +27,7 @@ BPF_CFLAGS := -g -O2 -target bpf -mcpu=v3 -D__TARGET_ARCH_$(ARCH) -Wall -Werror 
 STAGES := base collect correlate store present commands
 # Pure C modules (no libbpf, no kernel): what the unit tests and fuzzers link.
 CORE_SRCS := $(wildcard user/base/*.c user/correlate/*.c user/store/*.c user/present/*.c) \
-	user/collect/probe_select.c user/collect/qemu_args.c
+	user/collect/probe_select.c user/collect/qemu_args.c user/collect/probe_site.c
 CORE_OBJS := $(CORE_SRCS:user/%.c=$(BUILD)/%.o)
 TOOL_SRCS := $(filter-out $(CORE_SRCS),$(foreach s,$(STAGES),$(wildcard user/$(s)/*.c)))
 TOOL_OBJS := $(TOOL_SRCS:user/%.c=$(BUILD)/%.o)

@@ -26,7 +26,7 @@ export DEBIAN_FRONTEND=noninteractive
 PKGS=(make clang llvm libbpf-dev bpftool libelf-dev zlib1g-dev pkg-config
       libgnutls28-dev gnutls-bin qemu-system-x86 qemu-utils bpftrace python3 binutils
       iproute2 ca-certificates libmicrohttpd-dev prometheus chromium tmux clang-format
-      dpkg-dev lintian mmdebstrap bash-completion libyaml-dev libcrypt-dev curl
+      dpkg-dev lintian mmdebstrap bash-completion libyaml-dev libcrypt-dev libcapstone-dev curl
       libvirt-daemon libvirt-daemon-driver-qemu libvirt-clients nftables passwd)
 
 missing=()

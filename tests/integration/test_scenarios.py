@@ -77,6 +77,21 @@ def check_side(tracer: Tracer, side: str, obs: observer.ObservedRun, truth: dict
             errs.append(f"{side} {key}: verdict {rec['verdict']} ({rec['why']}), truth {want}")
         elif want not in rec["possible"]:
             errs.append(f"{side} {key}: possible {rec['possible']} excludes truth {want}")
+        if joined and side == "dst" and want != "plain":
+            # --tls-records: the final read's result is GnuTLS's own answer, as the observer's
+            # probe on gnutls_record_recv's entry and return saw it (mftrace probes elsewhere:
+            # the function's tail jump, where it has one)
+            fr = rec.get("final_read")
+            got = fr["ret"] if fr else None
+            if got != conn.tls_final:
+                errs.append(f"{side} {key}: final read returned {got}, the observer's gnutls_record_recv "
+                            f"returned {conn.tls_final}")
+            # and no call was missed: the observer counted every call that read the socket
+            if conn.record_calls is None:
+                errs.append(f"{side} {key}: the observer did not see the socket destroyed (no call count)")
+            elif rec.get("tls_record_calls") != conn.record_calls:
+                errs.append(f"{side} {key}: mftrace saw {rec.get('tls_record_calls')} gnutls_record_recv "
+                            f"calls, the observer {conn.record_calls}")
         if rec["verdict"] == "premature":
             fatal = qemu["dst_failed"]
             if rec["severity"] != ("fatal" if fatal else "tolerated"):

@@ -85,6 +85,7 @@ class Conn:
     established: int | None = None    # -> ESTABLISHED
     tls: bool = False                 # a TLS record was read/sent on it
     tls_final: int | None = None      # last gnutls_record_recv <= 0 (not AGAIN/INTERRUPTED)
+    record_calls: int | None = None   # gnutls_record_recv calls that read it (at its destroy)
     tls_final_ts: int | None = None
     tls_final_tid: int | None = None
     tls_le0: list = field(default_factory=list)   # every (ts, ret, tid) <= 0
@@ -255,6 +256,11 @@ def build_run(text: str, dst_pid: int, src_pid: int, port: int, port2: int = 0) 
                         c = by_sk.get(s["sk"])
                         if c is not None:
                             c.bye_ret = ev["ret"]
+            continue
+        if kind == "RECS":
+            c = by_sk.get(ev["sk"])
+            if c is not None:
+                c.record_calls = ev["n"]
             continue
         if kind == "RING":
             c = by_sk.get(ev["sk"])

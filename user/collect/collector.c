@@ -21,6 +21,7 @@
 #include "base/util.h"
 #include "collect/collector.h"
 #include "collect/elfsym.h"
+#include "collect/probe_site.h"
 #include "collect/host.h"
 #include "mftrace.skel.h"
 
@@ -427,20 +428,14 @@ struct up_batch {
 		unsigned long off;
 		__u64 cookie;
 		bool ret, required, must;
+		char where[128]; /* where in func, when not plainly its entry */
 	} p[MAX_BATCH];
 };
 
-/* Queue func's entry (and return, if ret) probe; false (errno ENOENT) if it is not there. */
-static bool uprobe_add(struct mft_collector *c, struct target *t, struct up_batch *b, const char *func, int id,
-		       int side, bool ret, bool required)
+/* Queue func's entry (and return, if ret) probe at off; where (or NULL) says why there. */
+static bool uprobe_queue(struct mft_collector *c, struct target *t, struct up_batch *b, const char *func, int id,
+			 int side, bool ret, bool required, uint64_t off, const char *where)
 {
-	uint64_t off;
-
-	if (mft_elf_symbol_offset(b->e, func, &off)) {
-		add_status(c, t->pid, func, MFT_MECH_UPROBE, false, required, "%s: symbol not found", b->path);
-		errno = ENOENT;
-		return false;
-	}
 	for (int r = 0; r <= (int)ret; r++) {
 		if (b->n == MAX_BATCH) {
 			add_status(c, t->pid, func, MFT_MECH_UPROBE, false, required,
@@ -453,9 +448,62 @@ static bool uprobe_add(struct mft_collector *c, struct target *t, struct up_batc
 		b->p[b->n].ret = r;
 		b->p[b->n].required = required;
 		b->p[b->n].must = false;
+		snprintf(b->p[b->n].where, sizeof(b->p[b->n].where), "%s", where ? where : "");
 		b->n++;
 	}
 	return true;
+}
+
+/* Queue func's entry (and return, if ret) probe; false (errno ENOENT) if it is not there. */
+static bool uprobe_add(struct mft_collector *c, struct target *t, struct up_batch *b, const char *func, int id,
+		       int side, bool ret, bool required)
+{
+	uint64_t off;
+
+	if (mft_elf_symbol_offset(b->e, func, &off)) {
+		add_status(c, t->pid, func, MFT_MECH_UPROBE, false, required, "%s: symbol not found", b->path);
+		errno = ENOENT;
+		return false;
+	}
+	return uprobe_queue(c, t, b, func, id, side, ret, required, off, NULL);
+}
+
+int mft_cheapest_site(struct mft_elf *e, const char *func, bool entry, uint64_t *off, char *where, size_t len)
+{
+	uint8_t code[MFT_PROBE_SITE_MAX_CODE];
+	struct mft_probe_site site;
+	size_t n;
+
+	if (mft_elf_symbol_offset(e, func, off))
+		return -1;
+	if (entry) {
+		snprintf(where, len, "entry (--tls-records=entry)");
+		return 0;
+	}
+	if (mft_elf_symbol_code(e, func, off, code, sizeof(code), &n)) {
+		snprintf(where, len, "entry (its code is not readable as one function)");
+		return 0;
+	}
+	if (mft_tail_jump_site(code, n, &site)) {
+		snprintf(where, len, "entry (no cheaper site: %s)", site.why);
+		return 0;
+	}
+	*off += site.off;
+	snprintf(where, len, "+0x%llx, its tail jump (%u early return%s not seen)", (unsigned long long)site.off,
+		 site.returns, site.returns == 1 ? "" : "s");
+	return 0;
+}
+
+/* A per-call probe pair where it costs least (mft_cheapest_site); the status says where. */
+static bool uprobe_add_cheap(struct mft_collector *c, struct target *t, struct up_batch *b, const char *func, int id,
+			     bool required)
+{
+	char where[sizeof(b->p[0].where)];
+	uint64_t off;
+
+	if (mft_cheapest_site(b->e, func, c->opts.probe_entry, &off, where, sizeof(where)))
+		return uprobe_add(c, t, b, func, id, 0, true, required); /* says it is not there */
+	return uprobe_queue(c, t, b, func, id, 0, true, required, off, where);
 }
 
 static struct bpf_link *link_one(struct mft_collector *c, struct target *t, struct up_batch *b, size_t i)
@@ -512,7 +560,8 @@ static int uprobe_flush(struct mft_collector *c, struct target *t, struct up_bat
 			if (c->up_multi ? b->p[i].ret != ret : i != (size_t)pass)
 				continue;
 			if (l)
-				add_status(c, t->pid, b->p[i].func, mech, true, b->p[i].required, "%s%s", b->path,
+				add_status(c, t->pid, b->p[i].func, mech, true, b->p[i].required, "%s%s%s%s", b->path,
+					   b->p[i].where[0] ? " at " : "", b->p[i].where,
 					   c->up_multi ? " (one link with the binary's other probes of its kind)" : "");
 			else
 				add_status(c, t->pid, b->p[i].func, mech, false, b->p[i].required, "%s: %s", b->path,
@@ -676,7 +725,7 @@ static int attach_gnutls(struct mft_collector *c, struct target *t, const struct
 	uprobe_add(c, t, &b, "gnutls_bye", MFT_UP_GNUTLS_BYE, 0, true, false);
 	uprobe_add(c, t, &b, "gnutls_deinit", MFT_UP_GNUTLS_DEINIT, 0, false, false);
 	if (c->opts.tls_records)
-		uprobe_add(c, t, &b, "gnutls_record_recv", MFT_UP_GNUTLS_RECORD_RECV, 0, true, true);
+		uprobe_add_cheap(c, t, &b, "gnutls_record_recv", MFT_UP_GNUTLS_RECORD_RECV, true);
 	rc = uprobe_flush(c, t, &b);
 	mft_elf_close(e);
 	if (rc)

@@ -14,7 +14,8 @@
 #include "collect/procinfo.h"
 
 struct mft_collector_opts {
-	bool tls_records; /* per-record gnutls_record_recv probes (full fidelity, costly) */
+	bool tls_records; /* per-record gnutls_record_recv probes (full fidelity) */
+	bool probe_entry; /* --tls-records=entry: on the function's entry, not its tail jump */
 	int forced_mech;  /* MFT_MECH_NONE for automatic */
 	bool verbose;     /* libbpf's log on stderr */
 	const char *btf;  /* --btf FILE: kernel types for CO-RE when the kernel has no BTF */
@@ -63,6 +64,13 @@ struct mft_collector *mft_collector_open(const struct mft_collector_opts *o, mft
 int mft_collector_add_target(struct mft_collector *c, const struct mft_procinfo *pi, uint64_t *t_traced, char *err,
 			     size_t errlen);
 void mft_collector_remove_target(struct mft_collector *c, uint32_t pid);
+struct mft_elf;
+/*
+ * Where a per-call probe pair on func (gnutls_record_recv) goes in e: its tail jump where
+ * it has one (collect/probe_site.h), else its entry, or the entry anyway if entry. *off
+ * is the file offset; where says it in words. -1 if func is not in e.
+ */
+int mft_cheapest_site(struct mft_elf *e, const char *func, bool entry, uint64_t *off, char *where, size_t len);
 bool mft_collector_has_target(const struct mft_collector *c, uint32_t pid);
 size_t mft_collector_n_targets(const struct mft_collector *c);
 /* Poll the ring buffer; returns events handled, or -errno (-EINTR on a signal). */

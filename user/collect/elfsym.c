@@ -113,7 +113,7 @@ static int each_entry(struct mft_elf *e, Elf64_Word sh_type,
 
 struct sym_query {
 	const char *name;
-	uint64_t vaddr;
+	uint64_t vaddr, size;
 };
 
 static int sym_match(struct mft_elf *e, Elf_Data *d, GElf_Shdr *sh, int i, void *ctx)
@@ -128,14 +128,20 @@ static int sym_match(struct mft_elf *e, Elf_Data *d, GElf_Shdr *sh, int i, void 
 	if (!s || strcmp(s, q->name))
 		return 0;
 	q->vaddr = sym.st_value;
+	q->size = sym.st_size;
 	return 1;
+}
+
+static bool find_sym(struct mft_elf *e, struct sym_query *q)
+{
+	return each_entry(e, SHT_DYNSYM, sym_match, q) || each_entry(e, SHT_SYMTAB, sym_match, q);
 }
 
 int mft_elf_symbol(struct mft_elf *e, const char *name, uint64_t *vaddr)
 {
 	struct sym_query q = { .name = name };
 
-	if (!each_entry(e, SHT_DYNSYM, sym_match, &q) && !each_entry(e, SHT_SYMTAB, sym_match, &q))
+	if (!find_sym(e, &q))
 		return -1;
 	*vaddr = q.vaddr;
 	return 0;
@@ -165,6 +171,25 @@ int mft_elf_symbol_offset(struct mft_elf *e, const char *name, uint64_t *offset)
 	uint64_t vaddr;
 
 	return mft_elf_symbol(e, name, &vaddr) ? -1 : mft_elf_vaddr_to_offset(e, vaddr, offset);
+}
+
+static ssize_t read_at(struct mft_elf *e, char *buf, size_t n, uint64_t off);
+
+int mft_elf_symbol_code(struct mft_elf *e, const char *name, uint64_t *offset, uint8_t *buf, size_t cap, size_t *len)
+{
+	struct sym_query q = { .name = name };
+	uint64_t last;
+
+	if (!find_sym(e, &q))
+		return -1;
+	/* the whole function must lie in one PT_LOAD segment's file bytes, and fit in buf */
+	if (!q.size || q.size > cap || mft_elf_vaddr_to_offset(e, q.vaddr, offset) ||
+	    mft_elf_vaddr_to_offset(e, q.vaddr + q.size - 1, &last) || last - *offset != q.size - 1)
+		return -1;
+	if (read_at(e, (char *)buf, (size_t)q.size, *offset) != (ssize_t)q.size)
+		return -1;
+	*len = (size_t)q.size;
+	return 0;
 }
 
 static int needed_match(struct mft_elf *e, Elf_Data *d, GElf_Shdr *sh, int i, void *ctx)

@@ -31,6 +31,8 @@ int mft_elf_symbol(struct mft_elf *e, const char *name, uint64_t *vaddr);
 int mft_elf_vaddr_to_offset(struct mft_elf *e, uint64_t vaddr, uint64_t *offset);
 /* Both: the file offset of a defined function symbol, as a uprobe takes it. 0 on success. */
 int mft_elf_symbol_offset(struct mft_elf *e, const char *name, uint64_t *offset);
+/* A function's bytes (its symbol's st_size, at most cap) and their file offset. 0 on success. */
+int mft_elf_symbol_code(struct mft_elf *e, const char *name, uint64_t *offset, uint8_t *buf, size_t cap, size_t *len);
 /* Does the file list a DT_NEEDED library whose name starts with prefix? */
 bool mft_elf_needs(struct mft_elf *e, const char *prefix);
 /* Number of SystemTap SDT (USDT) notes, optionally only of one provider; -1 on error. */

@@ -143,7 +143,16 @@ static int trace_opt(int opt, const char *arg, struct mft_cli_trace *t)
 	switch (opt) {
 	case 'p': return mft_cli_add_pid(arg, t->pids, &t->n_pids, MFT_MAX_PIDS) ? -1 : 1;
 	case 'd': return mft_cli_duration(arg, &t->duration) ? -1 : 1;
-	case 'T': t->co.tls_records = true; return 1;
+	case 'T':
+		t->co.tls_records = true;
+		if (!arg || !strcmp(arg, "cheapest"))
+			return 1;
+		if (!strcmp(arg, "entry")) {
+			t->co.probe_entry = true;
+			return 1;
+		}
+		fprintf(stderr, "mftrace: invalid --tls-records site '%s' (cheapest, entry)\n", arg);
+		return -1;
 	case 'M': return mft_cli_mechanism(arg, &t->co.forced_mech) ? -1 : 1;
 	case 'v': t->co.verbose = true; return 1;
 	case 'B': return mft_cli_btf(arg, &t->co.btf) ? -1 : 1;

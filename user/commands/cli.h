@@ -26,11 +26,11 @@ enum mft_format { MFT_FMT_TEXT, MFT_FMT_JSON, MFT_FMT_CHROME, MFT_FMT_HTML };
 int mft_cli_format(const char *s, bool timelines, int *fmt);
 
 /* The long options behind struct mft_cli_trace, to put in a command's option table. */
-#define MFT_CLI_PROBE_LONGOPTS                                                                    \
-	{ "tls-records", no_argument, NULL, 'T' }, { "mechanism", required_argument, NULL, 'M' }, \
-		{ "verbose", no_argument, NULL, 'v' },                                            \
-	{                                                                                         \
-		"btf", required_argument, NULL, 'B'                                               \
+#define MFT_CLI_PROBE_LONGOPTS                                                                          \
+	{ "tls-records", optional_argument, NULL, 'T' }, { "mechanism", required_argument, NULL, 'M' }, \
+		{ "verbose", no_argument, NULL, 'v' },                                                  \
+	{                                                                                               \
+		"btf", required_argument, NULL, 'B'                                                     \
 	}
 #define MFT_CLI_TARGET_LONGOPTS                          \
 	{ "pid", required_argument, NULL, 'p' },         \

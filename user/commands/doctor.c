@@ -471,7 +471,15 @@ static void report_target(uint32_t pid)
 			     pi.gnutls_open);
 		line("[info]", "fidelity",
 		     "default: kernel events + gnutls_handshake/bye/deinit; "
-		     "--tls-records adds every gnutls_record_recv result (~10 us each)");
+		     "--tls-records adds every gnutls_record_recv result");
+		char where[160];
+		uint64_t off;
+
+		if (!mft_cheapest_site(g, "gnutls_record_recv", false, &off, where, sizeof(where)))
+			line(strncmp(where, "entry", 5) ? "[ok]" : "[info]", "--tls-records probe",
+			     "gnutls_record_recv %s%s", where,
+			     strncmp(where, "entry", 5) ? ": the kernel emulates the jump, no single step"
+							: ": two traps a call (README, Cost)");
 		mft_elf_close(g);
 	} else {
 		line("[--]", "libgnutls", "not mapped: TLS probes absent, channels will be judged as plain TCP");

@@ -620,6 +620,7 @@ static void take_snap(struct mft_chan *ch, const struct mft_event *ev)
 	e->prev_rx_len = s->prev_rx_len;
 	e->last_rx_tid = s->last_rx_tid;
 	e->late_reads = s->late_reads;
+	e->tls_record_calls = s->tls_records;
 	if (s->flags & MFT_SF_TLS)
 		e->tls = true;
 }

@@ -50,7 +50,8 @@ struct mft_evidence {
 	int last_rx_len, prev_rx_len;
 	uint32_t last_rx_tid;
 	uint32_t late_reads;
-	uint64_t t_last_sync; /* the last SYNC: on this channel, or the migration's last sync point */
+	uint32_t tls_record_calls; /* --tls-records: gnutls_record_recv calls seen on the socket */
+	uint64_t t_last_sync;      /* the last SYNC: on this channel, or the migration's last sync point */
 	uint32_t n_sync;
 	bool sync_per_channel;    /* t_last_sync/n_sync are this channel's own SYNC packets */
 	uint64_t t_peer_shutdown; /* the peer's shutdown(), when both ends are traced */

@@ -475,8 +475,10 @@ static void channel_json(struct mft_output *o, const struct mft_migration *m, co
 			real_ns(o, v->t_final_read), v->final_read_ret, v->final_read_tid);
 	else
 		fputs(",\"final_read\":null", f);
-	fprintf(f, ",\"rx_bytes\":%" PRIu64 ",\"tx_bytes\":%" PRIu64 ",\"reads\":%" PRIu64 ",\"late_reads\":%u",
-		e->rx_bytes, e->tx_bytes, e->rx_calls, e->late_reads);
+	fprintf(f,
+		",\"rx_bytes\":%" PRIu64 ",\"tx_bytes\":%" PRIu64 ",\"reads\":%" PRIu64
+		",\"late_reads\":%u,\"tls_record_calls\":%u",
+		e->rx_bytes, e->tx_bytes, e->rx_calls, e->late_reads, e->tls_record_calls);
 	if (ch->chan_id >= 0)
 		fprintf(f, ",\"channel_id\":%d", ch->chan_id);
 	else
