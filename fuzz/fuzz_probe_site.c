@@ -23,7 +23,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	if (!mft_tail_jump_site(copy, size, &s)) {
 		const uint8_t *j = copy + s.off;
 		size_t n = *j == 0xe9 ? 5 : 2;
-		int64_t rel = *j == 0xe9 ? (int32_t)(j[1] | j[2] << 8 | j[3] << 16 | (uint32_t)j[4] << 24) : (int8_t)j[1];
+		int64_t rel = *j == 0xe9 ? (int32_t)(j[1] | j[2] << 8 | j[3] << 16 | (uint32_t)j[4] << 24)
+					 : (int8_t)j[1];
 		int64_t target = (int64_t)s.off + (int64_t)n + rel;
 
 		/* the site is a jmp rel8/rel32 inside the code whose target is outside it */

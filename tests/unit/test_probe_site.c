@@ -39,7 +39,9 @@ static void found(void)
 	/* push %rbx; pop %rbx; jmp rel8 out */
 	static const uint8_t pushpop[] = { 0x53, 0x5b, 0xeb, 0x40 };
 	/* test %esi,%esi; je +1 (over a nop); mov %rsi,%rdx (not %rdi); jmp out */
-	static const uint8_t branchy[] = { 0x85, 0xf6, 0x74, 0x01, 0x90, 0x48, 0x89, 0xf2, 0xe9, 0x00, 0x10, 0x00, 0x00 };
+	static const uint8_t branchy[] = {
+		0x85, 0xf6, 0x74, 0x01, 0x90, 0x48, 0x89, 0xf2, 0xe9, 0x00, 0x10, 0x00, 0x00
+	};
 	struct mft_probe_site s;
 
 	CHECK_INT(SITE(endbr, &s), 0);
@@ -60,23 +62,36 @@ static void refused(void)
 		size_t len;
 		const char *why;
 	} cases[] = {
-		{ "rdi written", { 0x48, 0x89, 0xf7, 0xe9, 0, 1, 0, 0 }, 8, "a tail jump after %rdi was written at +0x3" },
-		{ "rdi clobbered by a call", { 0xe8, 0, 0, 0, 0, 0xe9, 0, 1, 0, 0 }, 10,
+		{ "rdi written",
+		  { 0x48, 0x89, 0xf7, 0xe9, 0, 1, 0, 0 },
+		  8,
+		  "a tail jump after %rdi was written at +0x3" },
+		{ "rdi clobbered by a call",
+		  { 0xe8, 0, 0, 0, 0, 0xe9, 0, 1, 0, 0 },
+		  10,
 		  "a tail jump after %rdi was written at +0x5" },
-		{ "stack not at entry depth", { 0x48, 0x83, 0xec, 0x08, 0xe9, 0, 1, 0, 0 }, 9,
+		{ "stack not at entry depth",
+		  { 0x48, 0x83, 0xec, 0x08, 0xe9, 0, 1, 0, 0 },
+		  9,
 		  "a tail jump with the stack not at its entry depth at +0x4" },
 		{ "indirect jump", { 0xff, 0xe0 }, 2, "an indirect jump at +0x0" },
-		{ "two tail jumps", { 0x74, 0x05, 0xe9, 0, 1, 0, 0, 0xe9, 0, 2, 0, 0 }, 12,
+		{ "two tail jumps",
+		  { 0x74, 0x05, 0xe9, 0, 1, 0, 0, 0xe9, 0, 2, 0, 0 },
+		  12,
 		  "more than one tail jump, another at +0x7" },
 		{ "no tail jump", { 0xc3 }, 1, "no tail jump" },
 		{ "lea to rsp", { 0x48, 0x8d, 0x64, 0x24, 0x08, 0xe9, 0, 1, 0, 0 }, 10, "%rsp written at +0x0" },
-		{ "paths meet with different stacks", { 0x74, 0x01, 0x50, 0x58, 0xe9, 0, 1, 0, 0 }, 9,
+		{ "paths meet with different stacks",
+		  { 0x74, 0x01, 0x50, 0x58, 0xe9, 0, 1, 0, 0 },
+		  9,
 		  "paths meet with different stacks at +0x3" },
 		{ "truncated", { 0x48, 0x83 }, 2, "cannot decode the instruction at +0x0" },
 		{ "falls off the end", { 0x90, 0x90 }, 2, "a path runs past the function's end at +0x2" },
 		{ "prefixed jump", { 0x66, 0xe9, 0, 1 }, 4, "a tail jump that is not a plain relative jump at +0x0" },
 		/* found by fuzz_probe_site: capstone does not list this rep as a prefix */
-		{ "rep-prefixed jump", { 0xf3, 0xe9, 0, 1, 0, 0 }, 6,
+		{ "rep-prefixed jump",
+		  { 0xf3, 0xe9, 0, 1, 0, 0 },
+		  6,
 		  "a tail jump that is not a plain relative jump at +0x0" },
 		{ "conditional tail call", { 0x74, 0x40, 0xc3 }, 3, "a conditional jump out of the function at +0x0" },
 		{ "syscall", { 0x0f, 0x05, 0xe9, 0, 1, 0, 0 }, 7, "a system call or interrupt at +0x0" },

@@ -57,8 +57,8 @@ static void cs_load(void)
 	*(void **)&cs.regs_access = dlsym(h, "cs_regs_access");
 	*(void **)&cs.free = dlsym(h, "cs_free");
 	*(void **)&cs.close = dlsym(h, "cs_close");
-	if (!cs.open || !cs.option || !cs.malloc || !cs.disasm_iter || !cs.insn_group || !cs.regs_access ||
-	    !cs.free || !cs.close) {
+	if (!cs.open || !cs.option || !cs.malloc || !cs.disasm_iter || !cs.insn_group || !cs.regs_access || !cs.free ||
+	    !cs.close) {
 		snprintf(cs.error, sizeof(cs.error), "no disassembler: %s lacks a function", CS_SONAME);
 		cs.open = NULL;
 	}
@@ -144,17 +144,14 @@ static int step(struct walk *w, uint64_t off, int32_t st)
 	uint64_t next = off + in->size;
 	uint8_t p0 = w->code[off];
 	bool imm = x->op_count == 1 && x->operands[0].type == X86_OP_IMM;
-	bool rsp_imm = x->op_count == 2 && x->operands[0].type == X86_OP_REG &&
-		       x->operands[0].reg == X86_REG_RSP && x->operands[1].type == X86_OP_IMM;
+	bool rsp_imm = x->op_count == 2 && x->operands[0].type == X86_OP_REG && x->operands[0].reg == X86_REG_RSP &&
+		       x->operands[1].type == X86_OP_IMM;
 
 	switch (in->id) {
-	case X86_INS_RET:
-		w->returns++;
-		return 0;
+	case X86_INS_RET: w->returns++; return 0;
 	case X86_INS_INT3:
 	case X86_INS_UD2:
-	case X86_INS_HLT:
-		return 0;
+	case X86_INS_HLT: return 0;
 	case X86_INS_JMP:
 		if (!imm)
 			return fail(w, "an indirect jump", (long long)off);
@@ -162,8 +159,9 @@ static int step(struct walk *w, uint64_t off, int32_t st)
 			return reach(w, (uint64_t)x->operands[0].imm, st);
 		/* it leaves the function: a tail call */
 		if (depth != 0 || !rdi)
-			return fail(w, depth ? "a tail jump with the stack not at its entry depth"
-					     : "a tail jump after %rdi was written",
+			return fail(w,
+				    depth ? "a tail jump with the stack not at its entry depth"
+					  : "a tail jump after %rdi was written",
 				    (long long)off);
 		/* the kernel emulates jmp rel8/rel32 (no single step); with a prefix it may not,
 		 * so the bytes themselves must be the bare opcode and its displacement */

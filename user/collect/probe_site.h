@@ -30,9 +30,9 @@
 #define MFT_PROBE_SITE_MAX_CODE 4096
 
 struct mft_probe_site {
-	uint64_t off;        /* the jump's offset from the function's start */
-	unsigned returns;    /* paths that return without passing the jump (not seen there) */
-	char why[96];        /* why there is no site, when there is none */
+	uint64_t off;     /* the jump's offset from the function's start */
+	unsigned returns; /* paths that return without passing the jump (not seen there) */
+	char why[96];     /* why there is no site, when there is none */
 };
 
 /* 0 and *out filled when code (the function's bytes, x86-64) has exactly one such jump;
