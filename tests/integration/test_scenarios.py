@@ -51,7 +51,7 @@ def by_key(records: list[dict]) -> dict:
 
 
 def check_side(tracer: Tracer, side: str, obs: observer.ObservedRun, truth: dict, qemu: dict,
-               must_decide: bool, joined: bool = False) -> list[str]:
+               must_decide: bool, joined: bool = False, tls_records: bool = False) -> list[str]:
     """Compare one mftrace's channel and migration records with the ground truth."""
     errs = []
     chans = by_key(tracer.records("channel"))
@@ -77,7 +77,7 @@ def check_side(tracer: Tracer, side: str, obs: observer.ObservedRun, truth: dict
             errs.append(f"{side} {key}: verdict {rec['verdict']} ({rec['why']}), truth {want}")
         elif want not in rec["possible"]:
             errs.append(f"{side} {key}: possible {rec['possible']} excludes truth {want}")
-        if joined and side == "dst" and want != "plain":
+        if tls_records and side == "dst" and want != "plain":
             # --tls-records: the final read's result is GnuTLS's own answer, as the observer's
             # probe on gnutls_record_recv's entry and return saw it (mftrace probes elsewhere:
             # the function's tail jump, where it has one)
@@ -177,7 +177,8 @@ def run_one(scenario: str, run: int, joined: bool, tls: bool = True) -> None:
                 # one mftrace, two processes: split its records by pid
                 for s, pid in (("dst", m.dst_pid), ("src", m.src_pid)):
                     sub = SplitTracer(t, pid)
-                    errs += check_side(sub, s, run_obs, truth, qemu, must_decide=True, joined=True)
+                    errs += check_side(sub, s, run_obs, truth, qemu, must_decide=True, joined=True,
+                                       tls_records=True)
             else:
                 errs += check_side(t, side, run_obs, truth, qemu, must_decide=(side == "dst"))
             if side in ("dst", "both") and recv_errors:
