@@ -474,23 +474,19 @@ int mft_cheapest_site(struct mft_elf *e, const char *func, bool entry, uint64_t 
 	struct mft_probe_site site;
 	size_t n;
 
-	if (mft_elf_symbol_offset(e, func, off))
-		return -1;
-	if (entry) {
-		snprintf(where, len, "entry (--tls-records=entry)");
-		return 0;
-	}
-	if (mft_elf_symbol_code(e, func, off, code, sizeof(code), &n)) {
-		snprintf(where, len, "entry (its code is not readable as one function)");
-		return 0;
-	}
-	if (mft_tail_jump_site(code, n, &site)) {
+	if (!entry && !mft_elf_symbol_code(e, func, off, code, sizeof(code), &n)) {
+		if (!mft_tail_jump_site(code, n, &site)) {
+			*off += site.off;
+			snprintf(where, len, "+0x%llx, its tail jump (%u early return%s not seen)",
+				 (unsigned long long)site.off, site.returns, site.returns == 1 ? "" : "s");
+			return 1;
+		}
 		snprintf(where, len, "entry (no cheaper site: %s)", site.why);
 		return 0;
 	}
-	*off += site.off;
-	snprintf(where, len, "+0x%llx, its tail jump (%u early return%s not seen)", (unsigned long long)site.off,
-		 site.returns, site.returns == 1 ? "" : "s");
+	if (mft_elf_symbol_offset(e, func, off))
+		return -1;
+	snprintf(where, len, "entry (%s)", entry ? "--tls-records=entry" : "its code is not readable as one function");
 	return 0;
 }
 
@@ -501,7 +497,7 @@ static bool uprobe_add_cheap(struct mft_collector *c, struct target *t, struct u
 	char where[sizeof(b->p[0].where)];
 	uint64_t off;
 
-	if (mft_cheapest_site(b->e, func, c->opts.probe_entry, &off, where, sizeof(where)))
+	if (mft_cheapest_site(b->e, func, c->opts.probe_entry, &off, where, sizeof(where)) < 0)
 		return uprobe_add(c, t, b, func, id, 0, true, required); /* says it is not there */
 	return uprobe_queue(c, t, b, func, id, 0, true, required, off, where);
 }

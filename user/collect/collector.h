@@ -68,7 +68,8 @@ struct mft_elf;
 /*
  * Where a per-call probe pair on func (gnutls_record_recv) goes in e: its tail jump where
  * it has one (collect/probe_site.h), else its entry, or the entry anyway if entry. *off
- * is the file offset; where says it in words. -1 if func is not in e.
+ * is the file offset; where says it in words. 1 for the tail jump, 0 for the entry, -1
+ * if func is not in e.
  */
 int mft_cheapest_site(struct mft_elf *e, const char *func, bool entry, uint64_t *off, char *where, size_t len);
 bool mft_collector_has_target(const struct mft_collector *c, uint32_t pid);

@@ -475,11 +475,12 @@ static void report_target(uint32_t pid)
 		char where[160];
 		uint64_t off;
 
-		if (!mft_cheapest_site(g, "gnutls_record_recv", false, &off, where, sizeof(where)))
-			line(strncmp(where, "entry", 5) ? "[ok]" : "[info]", "--tls-records probe",
-			     "gnutls_record_recv %s%s", where,
-			     strncmp(where, "entry", 5) ? ": the kernel emulates the jump, no single step"
-							: ": two traps a call (README, Cost)");
+		int site = mft_cheapest_site(g, "gnutls_record_recv", false, &off, where, sizeof(where));
+
+		if (site >= 0)
+			line(site ? "[ok]" : "[info]", "--tls-records probe", "gnutls_record_recv %s%s", where,
+			     site ? ": the kernel emulates the jump, no single step"
+				  : ": two traps a call (README, Cost)");
 		mft_elf_close(g);
 	} else {
 		line("[--]", "libgnutls", "not mapped: TLS probes absent, channels will be judged as plain TCP");
