@@ -39,8 +39,6 @@ struct mft_call {
 	__u32 kind;
 };
 
-/* Set by user space once a target with USDT probes is traced: remember each thread's socket. */
-volatile __u32 track_threads = 0;
 
 /*
  * The first filter of every hook that fires host-wide: slot tgid % MFT_TARGET_SLOTS holds
@@ -50,6 +48,14 @@ volatile __u32 track_threads = 0;
  * that names the tgid answers alone; a shared one asks the targets map.
  */
 volatile __u32 target_slot[MFT_TARGET_SLOTS];
+
+/*
+ * Beside each slot: whose sockets its target's threads must be remembered by, on recv
+ * (MFT_TRACK_RECV: a destination's per-packet SYNC probes) and on send (MFT_TRACK_SEND: a
+ * source's USDT packet probes); the union where targets share a slot. 0 for a source
+ * without USDT: its sends then look nothing up.
+ */
+volatile __u8 slot_track[MFT_TARGET_SLOTS];
 
 /*
  * Entries in the per-thread call maps (tls_calls, record_calls, newchan_calls). While
@@ -363,11 +369,12 @@ static __always_inline void note_calls(__u32 tid, __u64 sk, struct mft_sock *st,
 	}
 }
 
-static __always_inline void note_thread(__u32 tid, __u64 sk)
+static __always_inline void note_thread(__u64 id, __u64 sk, __u8 dir)
 {
+	__u32 tid = (__u32)id;
 	__u64 *cur;
 
-	if (!track_threads)
+	if (!(slot_track[(id >> 32) & (MFT_TARGET_SLOTS - 1)] & dir))
 		return;
 	cur = bpf_map_lookup_elem(&thread_sock, &tid);
 	if (!cur || *cur != sk)
@@ -403,7 +410,7 @@ static __always_inline int on_recv(__u64 sk, int ret, int flags)
 	if (!st)
 		return 0;
 	note_calls(tid, sk, st, true);
-	note_thread(tid, sk);
+	note_thread(id, sk, MFT_TRACK_RECV);
 
 	if (ret > 0) {
 		st->snap.rx_calls++;
@@ -468,7 +475,7 @@ static __always_inline int on_send(__u64 sk, int ret)
 	if (!st)
 		return 0;
 	note_calls((__u32)id, sk, st, false);
-	note_thread((__u32)id, sk);
+	note_thread(id, sk, MFT_TRACK_SEND);
 	note_init_write((__u32)id, sk, st);
 	if (ret > 0)
 		st->snap.tx_bytes += ret;

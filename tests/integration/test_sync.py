@@ -16,9 +16,11 @@ the sync points from uprobes on the exported sync_main functions.
 from __future__ import annotations
 
 import collections
+import json
 import os
 import re
 import shutil
+import subprocess
 import sys
 import tempfile
 import traceback
@@ -120,6 +122,54 @@ def run(scenario: str, full: bool, tls: bool = True) -> None:
                             + traceback.format_exc(limit=2).replace("\n", " | "))
 
 
+def progs() -> list[dict]:
+    out = subprocess.run(["bpftool", "prog", "show", "-j"], capture_output=True, text=True, check=True).stdout
+    return json.loads(out or "[]")
+
+
+def prog_runs(before: set[int]) -> dict[str, int]:
+    """Run counts of the BPF programs loaded since the ids in before were listed, as the
+    kernel counts them (kernel.bpf_stats_enabled): {name: run_cnt}."""
+    return {p.get("name", "?"): p.get("run_cnt", 0) for p in progs() if p["id"] not in before}
+
+
+def source_only() -> None:
+    """A QEMU started without -incoming cannot be a destination (QEMU refuses
+    migrate-incoming without it): a destination's per-packet probes must not trap in it.
+    Ground truth: the kernel's run count of mftrace's uprobe program, against the packets
+    the source's QEMU logged (multifd_send). Before, its qemu_sem_post() calls alone ran it
+    about 2.5 times per packet."""
+    name = "7.2-7.2 source only: no per-packet uprobe hits"
+    wd = tempfile.mkdtemp(prefix="mft-sync-src-")
+    old = open("/proc/sys/kernel/bpf_stats_enabled").read().strip()
+    try:
+        with open("/proc/sys/kernel/bpf_stats_enabled", "w") as f:
+            f.write("1")
+        with qemumig.Migration("7.2-7.2", wd, mem=128, volume=True) as m:
+            m.start()
+            before = {p["id"] for p in progs()}
+            t = Tracer([m.src_pid], wd, "mft", ["-q"]).start()
+            res = m.migrate()
+            t.wait_migrations(1)
+            runs = prog_runs(before)
+            t.stop()
+        packets = sum(1 for e in res["src_trace"] if e.get("event") == "multifd_send")
+        sm = [r for r in t.records("migration") if r["pid"] == m.src_pid]
+        up = runs.get("up_dispatch", 0)
+        if not sm or sm[0]["sync_points"] != qemu_view(res["src_trace"])["points"]["multifd_send_sync_main"]:
+            report(False, name, f"source migration record {sm} [logs in {wd}]")
+        elif packets < 64 or up * 2 > packets:
+            report(False, name, f"{up} uprobe program runs for {packets} packets sent [logs in {wd}]")
+        else:
+            report(True, f"{name} ({up} uprobe program runs, {packets} packets sent)")
+            shutil.rmtree(wd, ignore_errors=True)
+    except Exception as e:
+        report(False, name, f"{type(e).__name__}: {e} [logs in {wd}]")
+    finally:
+        with open("/proc/sys/kernel/bpf_stats_enabled", "w") as f:
+            f.write(old)
+
+
 def main() -> int:
     if os.geteuid() != 0:
         print("SKIP sync: needs root (eBPF)")
@@ -129,6 +179,7 @@ def main() -> int:
     run("7.2-7.2", full=False)
     run("10.0-10.0", full=False)
     run("7.2-7.2", full=False, tls=False)
+    source_only()
     return 1 if failed else 0
 
 

@@ -43,6 +43,7 @@ struct reaper {
 
 struct target {
 	uint32_t pid;
+	uint8_t track; /* MFT_TRACK_*: the sockets its threads are remembered by (slot_track) */
 	struct bpf_link *links[MAX_LINKS_PER_TARGET];
 	int n_links;
 };
@@ -379,17 +380,22 @@ fail:
 
 /*
  * Recompute target_slot[slot]: the one target that maps there, MFT_SLOT_SHARED if more
- * do, 0 if none. A target is in the targets map before its slot names it, and leaves the
- * slot before the map (the kernel side trusts only the map).
+ * do, 0 if none; and slot_track[slot], the union of their MFT_TRACK_* bits. A target is in
+ * the targets map before its slot names it, and leaves the slot before the map (the
+ * kernel side trusts only the map).
  */
 static void slot_update(struct mft_collector *c, uint32_t slot)
 {
 	uint32_t v = 0;
+	uint8_t track = 0;
 
 	slot &= MFT_TARGET_SLOTS - 1;
 	for (size_t i = 0; i < c->n_targets; i++)
-		if ((c->targets[i].pid & (MFT_TARGET_SLOTS - 1)) == slot)
+		if ((c->targets[i].pid & (MFT_TARGET_SLOTS - 1)) == slot) {
 			v = v ? MFT_SLOT_SHARED : c->targets[i].pid;
+			track |= c->targets[i].track;
+		}
+	__atomic_store_n(&c->skel->bss->slot_track[slot], track, __ATOMIC_RELEASE);
 	__atomic_store_n(&c->skel->bss->target_slot[slot], v, __ATOMIC_RELEASE);
 }
 
@@ -614,7 +620,7 @@ static bool usdt(struct mft_collector *c, struct target *t, struct bpf_program *
  * mftrace events) and the channel id. The flags argument moved between versions; its
  * index, found from the probe's argument count, travels as the attach cookie.
  */
-static bool attach_usdt(struct mft_collector *c, struct target *t, struct mft_elf *e, const char *path)
+static bool attach_usdt(struct mft_collector *c, struct target *t, struct mft_elf *e, const char *path, bool incoming)
 {
 	static const struct {
 		const char *name;
@@ -633,6 +639,9 @@ static bool attach_usdt(struct mft_collector *c, struct target *t, struct mft_el
 
 	if (mft_elf_usdt_count(e, "qemu") <= 0)
 		return false;
+	/* before the probes can fire: the packet probes name the thread's socket */
+	t->track = MFT_TRACK_SEND | (incoming ? MFT_TRACK_RECV : 0);
+	slot_update(c, t->pid);
 	for (size_t i = 0; i < sizeof(packet) / sizeof(packet[0]); i++) {
 		if (mft_elf_usdt_args(e, "qemu", packet[i].name, spec, sizeof(spec)) ||
 		    mft_usdt_nargs(spec) != packet[i].nargs)
@@ -663,16 +672,17 @@ static bool attach_usdt(struct mft_collector *c, struct target *t, struct mft_el
 			usdt(c, t, s->progs.usdt_multifd_terminate, path, life[i].name,
 			     (__u64)life[i].side | (mft_usdt_nargs(spec) >= 1 ? MFT_USDT_HAS_ERROR_ARG : 0));
 	}
-	if (any)
-		s->bss->track_threads = 1;
+	if (!any) {
+		t->track = 0;
+		slot_update(c, t->pid);
+	}
 	return any;
 }
 
 /* QEMU's own functions and USDT probes, in its binary. */
 static void attach_qemu(struct mft_collector *c, struct target *t, struct mft_elf *e, const char *path,
-			bool have_status_lookup)
+			bool have_status_lookup, bool incoming)
 {
-	struct mftrace_bpf *s = c->skel;
 	static const char *const send_cleanup[] = { "multifd_send_shutdown", "multifd_save_cleanup" };
 	static const char *const recv_cleanup[] = { "multifd_recv_shutdown", "multifd_load_cleanup" };
 	struct up_batch b = { .path = path, .e = e };
@@ -690,11 +700,19 @@ static void attach_qemu(struct mft_collector *c, struct target *t, struct mft_el
 	if (!have_status_lookup)
 		add_status(c, t->pid, "MigrationStatus_lookup", MFT_MECH_SYMBOL, false, false,
 			   "not exported: migration states are shown as numbers");
-	/* per-channel SYNC packets on a destination, where USDT does not give them */
-	if (!attach_usdt(c, t, e, path) && uprobe_add(c, t, &b, "qio_channel_readv_full_all_eof",
-						      MFT_UP_QIO_CHANNEL_READV_FULL_ALL_EOF, 0, false, false)) {
+	/*
+	 * Per-channel SYNC packets on a destination, where USDT does not give them: a hit per
+	 * packet, and every qemu_sem_post(). Only where the QEMU was started with -incoming,
+	 * without which QEMU refuses migrate-incoming: on a source they would only cost, a trap
+	 * for each of the migration thread's qemu_sem_post() calls. Its threads' sockets are
+	 * remembered on recv, before the probes can fire.
+	 */
+	if (!attach_usdt(c, t, e, path, incoming) && incoming &&
+	    uprobe_add(c, t, &b, "qio_channel_readv_full_all_eof", MFT_UP_QIO_CHANNEL_READV_FULL_ALL_EOF, 0, false,
+		       false)) {
 		uprobe_add(c, t, &b, "qemu_sem_post", MFT_UP_QEMU_SEM_POST, 0, false, false);
-		s->bss->track_threads = 1;
+		t->track = MFT_TRACK_RECV;
+		slot_update(c, t->pid);
 	}
 	uprobe_flush(c, t, &b);
 }
@@ -779,7 +797,7 @@ static int add_target(struct mft_collector *c, const struct mft_procinfo *pi, ui
 		return -1;
 	}
 	slot_update(c, t->pid);
-	attach_qemu(c, t, e, pi->exe_open, tv.status_lookup != 0);
+	attach_qemu(c, t, e, pi->exe_open, tv.status_lookup != 0, pi->incoming);
 	mft_elf_close(e);
 	if (!pi->gnutls[0]) {
 		add_status(c, t->pid, "gnutls", MFT_MECH_UPROBE, false, false,

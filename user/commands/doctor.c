@@ -390,8 +390,9 @@ static void transport(const struct mft_procinfo *pi)
 		     "tunnel) would not be seen, one to a tcp: URI is");
 	} else {
 		line("[info]", "migration transport",
-		     "not a destination (no -incoming); its outgoing migration's "
-		     "URI is given over QMP: a tcp: one is traced, a unix: one is not");
+		     "not a destination (no -incoming): a destination's per-packet SYNC probes are "
+		     "not attached to it; its outgoing migration's URI is given over QMP: a tcp: one is "
+		     "traced, a unix: one is not");
 	}
 	if (a->tls_creds)
 		line("[ok]", "TLS",
