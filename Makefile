@@ -33,17 +33,22 @@ TOOL_SRCS := $(filter-out $(CORE_SRCS),$(foreach s,$(STAGES),$(wildcard user/$(s
 TOOL_OBJS := $(TOOL_SRCS:user/%.c=$(BUILD)/%.o)
 UNIT_TESTS := $(patsubst tests/unit/%.c,$(BUILD)/tests/%,$(wildcard tests/unit/test_*.c))
 # Helpers of the tests and benchmarks (tests/tools/): an unrelated workload, generators.
-TOOLS := $(patsubst tests/tools/%.c,$(BUILD)/tools/%,$(wildcard tests/tools/*.c))
+TOOLS := $(patsubst tests/tools/%.c,$(BUILD)/tools/%,$(filter-out %.bpf.c,$(wildcard tests/tools/*.c)))
 
 .PHONY: all test check unit demo bench clean install setup layers format format-check fuzz asan FORCE
 .PHONY: static btf deb
 all: $(BUILD)/mftrace $(UNIT_TESTS) $(TOOLS) layers
 
-$(BUILD)/mftrace.bpf.o: bpf/mftrace.bpf.c include/mftrace.h $(VMLINUX)
+# a BPF object: compiled, then linked by bpftool (which also checks it)
+define bpf_object
 	@mkdir -p $(@D)
 	$(CLANG) $(BPF_CFLAGS) -c $< -o $@.tmp
 	$(BPFTOOL) gen object $@ $@.tmp
 	@rm -f $@.tmp
+endef
+
+$(BUILD)/mftrace.bpf.o: bpf/mftrace.bpf.c include/mftrace.h $(VMLINUX)
+	$(bpf_object)
 
 $(BUILD)/mftrace.skel.h: $(BUILD)/mftrace.bpf.o
 	$(BPFTOOL) gen skeleton $< name mftrace_bpf > $@
@@ -74,6 +79,14 @@ $(BUILD)/tests/%: tests/unit/%.c $(CORE_OBJS)
 $(BUILD)/tools/%: tests/tools/%.c $(CORE_OBJS)
 	@mkdir -p $(@D)
 	$(CC) $(CFLAGS) $< $(CORE_OBJS) -o $@ -lz -lm -lpthread
+
+# make bench's reference programs (an empty one, a clock read, a hash lookup) and their loader
+$(BUILD)/tools/bpffloor.bpf.o: tests/tools/bpffloor.bpf.c $(VMLINUX)
+	$(bpf_object)
+$(BUILD)/tools/bpffloor.skel.h: $(BUILD)/tools/bpffloor.bpf.o
+	$(BPFTOOL) gen skeleton $< name bpffloor_bpf > $@
+$(BUILD)/tools/bpffloor: tests/tools/bpffloor.c $(BUILD)/tools/bpffloor.skel.h
+	$(CC) $(CFLAGS) -I$(BUILD)/tools $< -o $@ $(LIBBPF_LIBS) -lelf -lz
 
 -include $(shell find $(BUILD) -name '*.d' 2>/dev/null)
 

@@ -525,6 +525,13 @@ static __always_inline int on_set_state(__u64 sk, int os, int ns)
 			emit(MFT_EV_SOCK_CONNECT, sk, st, tgid, true, 0, 0);
 		return 0;
 	}
+	/* Every TCP socket on the host passes here, in softirq too: a transition that makes
+	 * no event below (a server's SYN_RECV -> ESTABLISHED, FIN_WAIT1 -> FIN_WAIT2,
+	 * LAST_ACK -> CLOSE, LISTEN, ...) returns before the lookup. */
+	if (!(os == TCP_SYN_SENT && ns == TCP_ESTABLISHED) && ns != TCP_CLOSE_WAIT && ns != TCP_CLOSING &&
+	    ns != TCP_TIME_WAIT && ns != TCP_FIN_WAIT1 && ns != TCP_LAST_ACK &&
+	    !(os == TCP_FIN_WAIT2 && ns == TCP_CLOSE))
+		return 0;
 	st = bpf_map_lookup_elem(&socks, &sk);
 	if (!st)
 		return 0;

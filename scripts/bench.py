@@ -26,7 +26,10 @@
 2. Ping-pong: build/tools/pingpong (64-byte round trips over loopback TCP, an unrelated
    process) with and without mftrace tracing one idle QEMU, interleaved rounds. Its BPF
    programs then run only for non-targets: ns per run per program there is the tax every
-   other process on the host pays.
+   other process on the host pays. Then one ping-pong each with a reference pair of
+   programs alone on the socket tracepoints (build/tools/bpffloor: an empty program, one
+   clock read, one hash lookup that misses): what bpf_stats reports for nothing on this
+   machine, against which mftrace's figures read.
 
 3. If scripts/bench-report.py exists (report speed and recording size), its markdown
    table rows are included verbatim: it is run as `bench-report.py --mftrace PATH`.
@@ -199,6 +202,33 @@ def bench_pingpong(args, stats, exits, log):
     return rates
 
 
+FLOOR_KINDS = {"empty": "an empty program", "clock": "one clock read (bpf_ktime_get_ns)",
+               "lookup": "one hash-map lookup that misses"}
+
+
+def bench_floor(args, log):
+    """What bpf_stats reports here for reference programs (tests/tools/bpffloor.bpf.c),
+    each pair alone on sock_recv_length and sock_send_length during one ping-pong:
+    {kind: (recv ns, send ns)}."""
+    tool = os.path.join(ROOT, "build", "tools", "bpffloor")
+    out = {}
+    for kind in FLOOR_KINDS:
+        before = set(prog_table())
+        p = subprocess.Popen([tool, kind], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+        try:
+            if "READY" not in p.stdout.readline():
+                raise RuntimeError(f"bpffloor {kind} did not attach (exit {p.wait(10)})")
+            pingpong(args.pingpong_secs)
+            stats = ProgStats()
+            stats.add(before, prog_table(p.pid))
+            out[kind] = (stats.per_run(f"{kind}_recv"), stats.per_run(f"{kind}_send"))
+            log(f"reference {kind:7s} recv {fmt_ns(out[kind][0])}, send {fmt_ns(out[kind][1])}")
+        finally:
+            p.stdin.close()
+            p.wait(30)
+    return out
+
+
 def fmt_ns(v):
     return f"{v:.0f} ns" if v is not None else "-"
 
@@ -279,6 +309,17 @@ def main():
             if n:
                 rows.append(("BPF run time on non-targets (during the ping-pong), all programs",
                              f"{fmt_ns(avg)} per run ({n} runs)"))
+            floor = bench_floor(args, log)
+            for kind, what in FLOOR_KINDS.items():
+                rows.append((f"reference: {what}, alone on `sock_recv_length` / `sock_send_length` "
+                             f"(`tests/tools/bpffloor.bpf.c`)",
+                             f"{fmt_ns(floor[kind][0])} / {fmt_ns(floor[kind][1])} per run"))
+            mine = (pp_stats.per_run("btf_sock_recv_length"), pp_stats.per_run("btf_sock_send_length"))
+            if None not in mine and None not in floor["empty"]:
+                rows.append(("mftrace on non-targets above the empty program: `sock_recv_length` / "
+                             "`sock_send_length`",
+                             f"{fmt_ns(mine[0] - floor['empty'][0])} / {fmt_ns(mine[1] - floor['empty'][1])} "
+                             f"per run"))
         if exits:
             rows.append(("mftrace exit time (SIGINT to exit, detaching)",
                          f"median {statistics.median(exits):.2f} s, max {max(exits):.2f} s "
