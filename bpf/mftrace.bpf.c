@@ -30,6 +30,7 @@ struct mft_sock {
 	struct mft_sock_snap snap;
 	__u64 session;
 	__u32 tgid;
+	__u32 noted_tid; /* thread_sock[noted_tid] names this socket (note_thread), or 0 */
 	__u8 role;
 };
 
@@ -110,9 +111,11 @@ TID_MAP(record_calls, struct mft_call, MFT_MAX_THREADS);
 /* multifd_recv_new_channel() in progress on a thread: the socket it read (0 before). */
 TID_MAP(newchan_calls, __u64, 1024);
 
-/* With USDT: the socket each multifd thread last sent or received on. */
+/* The socket each thread of a target last sent or received on (as slot_track says): what a
+ * SYNC packet seen by a probe on the thread belongs to. Not LRU: a full map is counted, and
+ * an entry goes when its thread exits. */
 struct {
-	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(type, BPF_MAP_TYPE_HASH);
 	__uint(max_entries, MFT_MAX_THREADS);
 	__type(key, __u32);
 	__type(value, __u64);
@@ -369,16 +372,36 @@ static __always_inline void note_calls(__u32 tid, __u64 sk, struct mft_sock *st,
 	}
 }
 
-static __always_inline void note_thread(__u64 id, __u64 sk, __u8 dir)
+/* The socket no longer knows that thread tid's thread_sock entry names it. */
+static __always_inline void unnote(__u64 sk, __u32 tid)
+{
+	struct mft_sock *st = bpf_map_lookup_elem(&socks, &sk);
+
+	if (st && st->noted_tid == tid)
+		st->noted_tid = 0;
+}
+
+/*
+ * thread_sock[tid] = sk. A channel's thread reads (or writes) only its own socket, so after
+ * the first time this is one load: st->noted_tid == tid holds only while the entry names
+ * sk (a thread that moves to another socket takes the old one's mark away here, and its
+ * exit takes it away in tp_sched_process_exit). Only this thread writes its entry.
+ */
+static __always_inline void note_thread(__u64 id, __u64 sk, struct mft_sock *st, __u8 dir)
 {
 	__u32 tid = (__u32)id;
 	__u64 *cur;
 
-	if (!(slot_track[(id >> 32) & (MFT_TARGET_SLOTS - 1)] & dir))
+	if (!(slot_track[(id >> 32) & (MFT_TARGET_SLOTS - 1)] & dir) || st->noted_tid == tid)
 		return;
 	cur = bpf_map_lookup_elem(&thread_sock, &tid);
-	if (!cur || *cur != sk)
-		bpf_map_update_elem(&thread_sock, &tid, &sk, BPF_ANY);
+	if (cur && *cur != sk)
+		unnote(*cur, tid);
+	if ((!cur || *cur != sk) && bpf_map_update_elem(&thread_sock, &tid, &sk, BPF_ANY)) {
+		count(MFT_CNT_THREAD_MAP_FULL);
+		return;
+	}
+	st->noted_tid = tid;
 }
 
 /* ---- socket data path: counters only, events at boundaries ---------------------- */
@@ -410,7 +433,7 @@ static __always_inline int on_recv(__u64 sk, int ret, int flags)
 	if (!st)
 		return 0;
 	note_calls(tid, sk, st, true);
-	note_thread(id, sk, MFT_TRACK_RECV);
+	note_thread(id, sk, st, MFT_TRACK_RECV);
 
 	if (ret > 0) {
 		st->snap.rx_calls++;
@@ -475,7 +498,7 @@ static __always_inline int on_send(__u64 sk, int ret)
 	if (!st)
 		return 0;
 	note_calls((__u32)id, sk, st, false);
-	note_thread(id, sk, MFT_TRACK_SEND);
+	note_thread(id, sk, st, MFT_TRACK_SEND);
 	note_init_write((__u32)id, sk, st);
 	if (ret > 0)
 		st->snap.tx_bytes += ret;
@@ -738,7 +761,12 @@ int tp_sched_process_exit(void *ctx)
 	call_del(&tls_calls, tid);
 	call_del(&record_calls, tid);
 	call_del(&newchan_calls, tid);
-	bpf_map_delete_elem(&thread_sock, &tid);
+	__u64 *sk = bpf_map_lookup_elem(&thread_sock, &tid);
+
+	if (sk) {
+		unnote(*sk, tid);
+		bpf_map_delete_elem(&thread_sock, &tid);
+	}
 	bpf_map_delete_elem(&state_calls, &tid);
 	bpf_map_delete_elem(&init_reads, &tid);
 	bpf_map_delete_elem(&init_writes, &tid);

@@ -175,6 +175,7 @@ enum mft_counter {
 	MFT_CNT_UPROBE_HITS,      /* GnuTLS/QEMU uprobe entries in a target (doctor proves they fire) */
 	MFT_CNT_SESSION_MAP_FULL, /* a TLS session could not be tied to its socket: sessions map full */
 	MFT_CNT_CALL_MAP_FULL,    /* a GnuTLS call could not be followed: tls_calls/record_calls full */
+	MFT_CNT_THREAD_MAP_FULL,  /* a thread's socket could not be remembered: thread_sock full */
 	MFT_CNT__MAX,
 };
 

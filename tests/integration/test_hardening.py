@@ -210,7 +210,8 @@ def secrets_and_probes(wd: str) -> str:
         # wrapped to 80 columns: continuation lines start "mftrace:  "
         text = re.sub(r"\nmftrace:  ", "", record_err)
         m = re.search(r"mftrace: limits \(in use/capacity\): targets \d+/1024, attach_statuses \d+/\d+, "
-                      r"socket_map \d+/32768, tls_session_map \d+/32768, call_maps \d+/32768", text)
+                      r"socket_map \d+/32768, tls_session_map \d+/32768, call_maps \d+/32768, "
+                      r"thread_map \d+/16384", text)
         return None if m else f"no limits line in: {record_err[-600:]!r}"
     check("limits: the end-of-run summary names every bounded table, in use and capacity", limits_line)
     return rec

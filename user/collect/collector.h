@@ -49,7 +49,7 @@ enum mft_map_fill {
 	MFT_FILL_SOCKS,    /* socks */
 	MFT_FILL_SESSIONS, /* sessions */
 	MFT_FILL_CALLS,    /* tls_calls + record_calls: threads inside a GnuTLS call */
-	MFT_FILL_THREADS,  /* thread_sock (LRU): threads bound to a channel (USDT) */
+	MFT_FILL_THREADS,  /* thread_sock: target threads bound to the socket they last used */
 };
 
 struct mft_collector;

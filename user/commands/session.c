@@ -279,7 +279,7 @@ size_t mft_session_limits(const struct mft_session *s, struct mft_limit *out, si
 	const struct mft_collector *c = s->col;
 	size_t n = 0, n_status;
 	struct rlimit nofile = { 0 };
-	struct mft_limit l[6] = {
+	struct mft_limit l[7] = {
 		{ "targets", (uint64_t)s->n_pids, MFT_MAX_TARGETS, s->targets_over_limit,
 		  "QEMU processes traced at once; one over it is not traced (said once, retried when one exits)" },
 		{ "attach_statuses", 0, MFT_MAX_STATUS, mft_collector_statuses_dropped(c),
@@ -290,6 +290,9 @@ size_t mft_session_limits(const struct mft_session *s, struct mft_limit *out, si
 		  "TLS sessions tied to their socket; past it a bye or deinit cannot be placed" },
 		{ "call_maps", 0, 0, mft_collector_counter(c, MFT_CNT_CALL_MAP_FULL),
 		  "target threads inside a probed GnuTLS call; past it the call is not followed" },
+		{ "thread_map", 0, 0, mft_collector_counter(c, MFT_CNT_THREAD_MAP_FULL),
+		  "target threads bound to the socket they read or write; past it a channel's SYNC packets "
+		  "on that thread are not seen" },
 		{ "file_descriptors", open_fds(), 0, mft_collector_attach_no_fd(c),
 		  "two per probe link (about 20 links per target); past RLIMIT_NOFILE a probe cannot attach" },
 	};
@@ -299,8 +302,9 @@ size_t mft_session_limits(const struct mft_session *s, struct mft_limit *out, si
 	mft_collector_map_fill(c, MFT_FILL_SOCKS, &l[2].used, &l[2].capacity);
 	mft_collector_map_fill(c, MFT_FILL_SESSIONS, &l[3].used, &l[3].capacity);
 	mft_collector_map_fill(c, MFT_FILL_CALLS, &l[4].used, &l[4].capacity);
+	mft_collector_map_fill(c, MFT_FILL_THREADS, &l[5].used, &l[5].capacity);
 	if (!getrlimit(RLIMIT_NOFILE, &nofile))
-		l[5].capacity = nofile.rlim_cur == RLIM_INFINITY ? UINT64_MAX : nofile.rlim_cur;
+		l[6].capacity = nofile.rlim_cur == RLIM_INFINITY ? UINT64_MAX : nofile.rlim_cur;
 	for (size_t i = 0; i < sizeof(l) / sizeof(l[0]) && n < max; i++)
 		out[n++] = l[i];
 	return n;

@@ -196,7 +196,7 @@ static const struct family families[F__MAX] = {
 			     T_GAUGE,
 			     NULL,
 			     "Capacity of each bounded table: targets, attach_statuses, socket_map, tls_session_map, "
-			     "call_maps (kernel), domain_labels, series (per metric family), http_connections, "
+			     "call_maps, thread_map (kernel), domain_labels, series (per metric family), http_connections, "
 			     "http_connections_per_client.",
 			     { "resource" } },
 	[F_RES_USED] = { "mftrace_resource_used",
