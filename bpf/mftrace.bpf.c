@@ -59,7 +59,7 @@ volatile __u32 target_slot[MFT_TARGET_SLOTS];
 volatile __u8 slot_track[MFT_TARGET_SLOTS];
 
 /*
- * Entries in the per-thread call maps (tls_calls, record_calls, newchan_calls). While
+ * Entries in the per-thread call maps (tls_calls, record_calls, newchan_calls, init_writes). While
  * there are none, which is nearly always, a recv or send has nothing to look up there.
  * Only ever too high (user space subtracts what its sweep deletes): that costs lookups,
  * never an event.
@@ -474,16 +474,19 @@ int tp_sock_recv_length(struct trace_event_raw_sock_msg_length *ctx)
 /* A MultiFDInit_t written on this thread (up_qio_channel_write_all) goes to this socket. */
 static __always_inline void note_init_write(__u32 tid, __u64 sk, struct mft_sock *st)
 {
-	__u64 *buf = bpf_map_lookup_elem(&init_writes, &tid);
+	__u64 *buf;
 	__u8 h[32] = {};
 
+	if (!calls_open)
+		return;
+	buf = bpf_map_lookup_elem(&init_writes, &tid);
 	if (!buf)
 		return;
 	if (!bpf_probe_read_user(h, sizeof(h), (void *)*buf)) {
 		flag_test_set(st, MFT_SF_MULTIFD);
 		emit_init(sk, st, h);
 	}
-	bpf_map_delete_elem(&init_writes, &tid);
+	call_del(&init_writes, tid);
 }
 
 static __always_inline int on_send(__u64 sk, int ret)
@@ -769,7 +772,7 @@ int tp_sched_process_exit(void *ctx)
 	}
 	bpf_map_delete_elem(&state_calls, &tid);
 	bpf_map_delete_elem(&init_reads, &tid);
-	bpf_map_delete_elem(&init_writes, &tid);
+	call_del(&init_writes, tid);
 	bpf_map_delete_elem(&hdr_reads, &tid);
 	bpf_map_delete_elem(&cleanup_calls, &tid);
 	task = (struct task_struct *)bpf_get_current_task();
@@ -957,7 +960,8 @@ static __always_inline int BPF_KPROBE(up_qio_channel_write_all, void *ioc, void 
 		return 0;
 	if (bpf_ntohl(h[0]) != MFT_MULTIFD_MAGIC || bpf_ntohl(h[1]) != MFT_MULTIFD_VERSION)
 		return 0;
-	bpf_map_update_elem(&init_writes, &tid, &b, BPF_ANY);
+	if (call_put(&init_writes, tid, &b))
+		count(MFT_CNT_CALL_MAP_FULL);
 	return 0;
 }
 

@@ -101,6 +101,12 @@ def run(scenario: str, full: bool, tls: bool = True) -> None:
         ids = [r["channel_id"] for r in chans]
         if ids != dst["new_channels"]:
             errs.append(f"channel ids in accept order {ids}, QEMU's multifd_recv_new_channel {dst['new_channels']}")
+        # the source's: from the MultiFDInit_t each send thread writes (qio_channel_write_all)
+        src_ids = sorted(r["channel_id"] for r in t.records("channel")
+                         if r["pid"] == m.src_pid and r["kind"] == "multifd" and r["channel_id"] is not None)
+        if src_ids != sorted(dst["new_channels"]) or sm["uuid"] != uuid:
+            errs.append(f"source channel ids {src_ids} and uuid {sm['uuid']}, QEMU: {sorted(dst['new_channels'])}, "
+                        f"{uuid}")
         # each channel's own SYNC packets: from the packet headers it read, in every mode
         for r in chans:
             want = dst["syncs"].get(r["channel_id"], 0)

@@ -943,15 +943,15 @@ static size_t sweep_map(const struct bpf_map *m)
 size_t mft_collector_sweep(struct mft_collector *c)
 {
 	const struct mftrace_bpf *s = c->skel;
-	const struct bpf_map *per_thread[] = { s->maps.tls_calls,  s->maps.record_calls, s->maps.newchan_calls,
-					       s->maps.init_reads, s->maps.hdr_reads,    s->maps.state_calls,
-					       s->maps.thread_sock };
+	const struct bpf_map *per_thread[] = { s->maps.tls_calls,   s->maps.record_calls, s->maps.newchan_calls,
+					       s->maps.init_writes, s->maps.init_reads,   s->maps.hdr_reads,
+					       s->maps.state_calls, s->maps.thread_sock };
 	size_t n = 0;
 
 	for (size_t i = 0; i < sizeof(per_thread) / sizeof(per_thread[0]); i++) {
 		size_t k = sweep_map(per_thread[i]);
 
-		if (i < 3) /* the call maps: calls_open counts their entries */
+		if (i < 4) /* the call maps: calls_open counts their entries */
 			__atomic_fetch_sub(&c->skel->bss->calls_open, (__s64)k, __ATOMIC_RELAXED);
 		n += k;
 	}
