@@ -26,10 +26,10 @@
 2. Ping-pong: build/tools/pingpong (64-byte round trips over loopback TCP, an unrelated
    process) with and without mftrace tracing one idle QEMU, interleaved rounds. Its BPF
    programs then run only for non-targets: ns per run per program there is the tax every
-   other process on the host pays. Then one ping-pong each with a reference pair of
-   programs alone on the socket tracepoints (build/tools/bpffloor: an empty program, one
-   clock read, one hash lookup that misses): what bpf_stats reports for nothing on this
-   machine, against which mftrace's figures read.
+   other process on the host pays. Each round also runs the ping-pong with a reference
+   pair of programs alone on the socket tracepoints (build/tools/bpffloor: an empty
+   program, one clock read, one hash lookup that misses): what bpf_stats reports for
+   nothing on this machine, against which mftrace's figures read.
 
 3. If scripts/bench-report.py exists (report speed and recording size), its markdown
    table rows are included verbatim: it is run as `bench-report.py --mftrace PATH`.
@@ -182,51 +182,56 @@ def pingpong(secs):
     return float(out.stdout.strip())
 
 
-def bench_pingpong(args, stats, exits, log):
-    """Round trips/s untraced and with mftrace tracing one idle QEMU, interleaved."""
+FLOOR_KINDS = {"empty": "an empty program", "clock": "one clock read (bpf_ktime_get_ns)",
+               "lookup": "one hash-map lookup that misses"}
+
+
+class Reference:
+    """A pair of reference programs (build/tools/bpffloor KIND) attached for one round."""
+
+    def __init__(self, kind, stats: ProgStats):
+        self.stats = stats
+        self.before = set(prog_table())
+        self.p = subprocess.Popen([os.path.join(ROOT, "build", "tools", "bpffloor"), kind],
+                                  stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+        if "READY" not in self.p.stdout.readline():
+            self.p.stdin.close()
+            raise RuntimeError(f"bpffloor {kind} did not attach (exit {self.p.wait(10)})")
+
+    def stop(self):
+        self.stats.add(self.before, prog_table(self.p.pid))
+        self.p.stdin.close()
+        self.p.wait(30)
+
+
+def bench_pingpong(args, stats, floor, exits, log):
+    """Round trips/s untraced and with mftrace tracing one idle QEMU; and in the same
+    rounds, the ping-pong with each pair of reference programs alone on the socket
+    hooks (their run times go to floor). Interleaved, the order rotating."""
     wd = tempfile.mkdtemp(prefix="mftrace-bench-pp-")
-    rates = {"none": [], "traced": []}
+    variants = ["none", "traced"] + list(FLOOR_KINDS)
+    rates = {v: [] for v in variants}
     try:
         with qemumig.Migration(args.scenario, wd, mem=64) as m:
             m.start()
             for r in range(args.pingpong_rounds):
-                for v in (("none", "traced") if r % 2 == 0 else ("traced", "none")):
-                    tracer = Traced(args.mftrace, [m.dst_pid], wd, ["-q"], stats) if v == "traced" else None
+                for v in variants[r % len(variants):] + variants[:r % len(variants)]:
+                    if v == "traced":
+                        tracer = Traced(args.mftrace, [m.dst_pid], wd, ["-q"], stats)
+                    elif v != "none":
+                        tracer = Reference(v, floor)
+                    else:
+                        tracer = None
                     rate = pingpong(args.pingpong_secs)
-                    if tracer:
+                    if v == "traced":
                         exits.append(tracer.stop())
+                    elif tracer:
+                        tracer.stop()
                     rates[v].append(rate)
                     log(f"pingpong round {r + 1} {v:8s} {rate:10.0f} round trips/s")
     finally:
         shutil.rmtree(wd, ignore_errors=True)
     return rates
-
-
-FLOOR_KINDS = {"empty": "an empty program", "clock": "one clock read (bpf_ktime_get_ns)",
-               "lookup": "one hash-map lookup that misses"}
-
-
-def bench_floor(args, log):
-    """What bpf_stats reports here for reference programs (tests/tools/bpffloor.bpf.c),
-    each pair alone on sock_recv_length and sock_send_length during one ping-pong:
-    {kind: (recv ns, send ns)}."""
-    tool = os.path.join(ROOT, "build", "tools", "bpffloor")
-    out = {}
-    for kind in FLOOR_KINDS:
-        before = set(prog_table())
-        p = subprocess.Popen([tool, kind], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
-        try:
-            if "READY" not in p.stdout.readline():
-                raise RuntimeError(f"bpffloor {kind} did not attach (exit {p.wait(10)})")
-            pingpong(args.pingpong_secs)
-            stats = ProgStats()
-            stats.add(before, prog_table(p.pid))
-            out[kind] = (stats.per_run(f"{kind}_recv"), stats.per_run(f"{kind}_send"))
-            log(f"reference {kind:7s} recv {fmt_ns(out[kind][0])}, send {fmt_ns(out[kind][1])}")
-        finally:
-            p.stdin.close()
-            p.wait(30)
-    return out
 
 
 def fmt_ns(v):
@@ -298,7 +303,8 @@ def main():
                 rows.append(("BPF run time over the `mftrace` (both ends) migrations, all programs",
                              f"{fmt_ns(avg)} per run ({n} runs)"))
         if "pingpong" in parts:
-            rates = bench_pingpong(args, pp_stats, exits, log)
+            floor = ProgStats()
+            rates = bench_pingpong(args, pp_stats, floor, exits, log)
             base = statistics.median(rates["none"])
             ratios = sorted(t / n for t, n in zip(rates["traced"], rates["none"]))
             rows.append(("unrelated loopback TCP ping-pong while mftrace traces one idle QEMU",
@@ -309,17 +315,17 @@ def main():
             if n:
                 rows.append(("BPF run time on non-targets (during the ping-pong), all programs",
                              f"{fmt_ns(avg)} per run ({n} runs)"))
-            floor = bench_floor(args, log)
             for kind, what in FLOOR_KINDS.items():
-                rows.append((f"reference: {what}, alone on `sock_recv_length` / `sock_send_length` "
-                             f"(`tests/tools/bpffloor.bpf.c`)",
-                             f"{fmt_ns(floor[kind][0])} / {fmt_ns(floor[kind][1])} per run"))
-            mine = (pp_stats.per_run("btf_sock_recv_length"), pp_stats.per_run("btf_sock_send_length"))
-            if None not in mine and None not in floor["empty"]:
+                rows.append((f"reference, in the same ping-pong rounds: {what}, alone on `sock_recv_length` / "
+                             f"`sock_send_length` (`tests/tools/bpffloor.bpf.c`)",
+                             f"{fmt_ns(floor.per_run(f'{kind}_recv'))} / {fmt_ns(floor.per_run(f'{kind}_send'))} "
+                             f"per run; ping-pong ×{statistics.median(rates[kind]) / base:.3f} of untraced"))
+            mine = [pp_stats.per_run(f"btf_sock_{d}_length") for d in ("recv", "send")]
+            empty = [floor.per_run(f"empty_{d}") for d in ("recv", "send")]
+            if None not in mine + empty:
                 rows.append(("mftrace on non-targets above the empty program: `sock_recv_length` / "
                              "`sock_send_length`",
-                             f"{fmt_ns(mine[0] - floor['empty'][0])} / {fmt_ns(mine[1] - floor['empty'][1])} "
-                             f"per run"))
+                             f"{fmt_ns(mine[0] - empty[0])} / {fmt_ns(mine[1] - empty[1])} per run"))
         if exits:
             rows.append(("mftrace exit time (SIGINT to exit, detaching)",
                          f"median {statistics.median(exits):.2f} s, max {max(exits):.2f} s "
