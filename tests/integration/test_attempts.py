@@ -50,7 +50,39 @@ def check(name: str, errs: list[str], wd: str) -> bool:
     return not errs
 
 
+class QemuHung(RuntimeError):
+    """QEMU itself hung: the scenario could not be played this time."""
+
+
+def sync_hang(trace_path: str) -> str | None:
+    """QEMU 7.2's migration thread can hang for good in multifd_send_sync_main() when a
+    channel fails while it waits there: its -trace log then ends that thread's lines with
+    multifd_send_sync_main_wait. What the log says, or None."""
+    last = {}
+    try:
+        with open(trace_path) as f:
+            for line in f:
+                tid, _, rest = line.partition("@")
+                last[tid] = rest.split(":", 1)[-1].split(" ", 1)[0]
+    except OSError:
+        return None
+    hung = [tid for tid, ev in last.items() if ev == "multifd_send_sync_main_wait"]
+    return f"thread {hung[0]}'s last event is multifd_send_sync_main_wait" if hung else None
+
+
 def retry(kind: str) -> None:
+    """Plays retry_once(kind) again (up to 3 times) when QEMU hangs, which it does now and
+    then on its own; each time is said."""
+    for attempt in range(1, 4):
+        try:
+            retry_once(kind)
+            return
+        except QemuHung as e:
+            print(f"NOTE {kind} then retry at once: {e}; playing it again ({attempt}/3)", flush=True)
+    report(False, f"{kind} then retry at once", "QEMU hung in every one of 3 tries")
+
+
+def retry_once(kind: str) -> None:
     """The source's first attempt to dst is cancelled (kind "cancel") or fails because
     dst is killed (kind "failure"); it is retried at once to dst2."""
     name = f"{kind} then retry at once"
@@ -75,16 +107,19 @@ def retry(kind: str) -> None:
                     m.procs["dst"].send_signal(signal.SIGKILL)
                 first = m.wait_source(60)
                 # QEMU refuses a new migrate while the failed attempt's yank instance is
-                # still registered (its channels are still being torn down): ask again
+                # still registered (its channels are still being torn down), and 7.2 then
+                # leaves its state in "setup", refusing every later one: wait until
+                # query-yank no longer lists the migration's instance
                 retry_by = time.monotonic() + 10
-                while True:
-                    try:
-                        res = m.migrate(dst="dst2")
-                        break
-                    except qemumig.QMPError as e:
-                        if "duplicate yank instance" not in str(e) or time.monotonic() > retry_by:
-                            raise
-                        time.sleep(0.1)
+                while any(y.get("type") == "migration" for y in m.qmp["src"].execute("query-yank")):
+                    if time.monotonic() > retry_by:
+                        why = sync_hang(os.path.join(wd, "src.trace"))
+                        if why:
+                            raise QemuHung(f"the source QEMU never tore its failed attempt down ({why}, "
+                                           f"a QEMU 7.2 hang; logs in {wd})")
+                        raise RuntimeError("the failed attempt's yank instance stayed registered for 10 s")
+                    time.sleep(0.02)
+                res = m.migrate(dst="dst2")
                 t.wait_migrations(4, timeout=30)
             finally:
                 t.stop(timeout=60)
@@ -110,6 +145,8 @@ def retry(kind: str) -> None:
         errs += gt.check_side(recs, b2, "dst", run, True, must_decide=True)
         errs += gt.outcome_errs(recs, b2, "destination", ["completed"], "second destination")
         ok &= check(f"{name}: the first destination failed, the second completed, as QEMU says", errs, wd)
+    except QemuHung:
+        raise
     except Exception as e:
         ok = False
         report(False, name, f"{type(e).__name__}: {e} [logs in {wd}] " + traceback.format_exc(limit=3).replace("\n", " | "))
