@@ -40,7 +40,6 @@ struct mft_call {
 	__u32 kind;
 };
 
-
 /*
  * The first filter of every hook that fires host-wide: slot tgid % MFT_TARGET_SLOTS holds
  * the one target that maps there, MFT_SLOT_SHARED if several do, 0 if none (user space

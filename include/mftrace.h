@@ -22,12 +22,13 @@
 #define MFT_MAX_TARGETS 1024        /* QEMU processes traced at once (targets map) */
 #define MFT_TARGET_SLOTS 4096       /* the first, cheapest target filter (target_slot, a power of 2) */
 #define MFT_SLOT_SHARED 0xffffffffu /* a target_slot that more than one target maps to */
+#define MFT_MAX_SOCKS 32768         /* TCP sockets of targets tracked at once (socks map) */
+#define MFT_MAX_SESSIONS 32768      /* TLS sessions of targets (sessions map) */
+#define MFT_MAX_THREADS 16384       /* target threads inside a probed call, or bound to a channel */
+
 /* slot_track bits: remember the socket a target's thread last received on / sent on */
 #define MFT_TRACK_RECV 1
 #define MFT_TRACK_SEND 2
-#define MFT_MAX_SOCKS 32768    /* TCP sockets of targets tracked at once (socks map) */
-#define MFT_MAX_SESSIONS 32768 /* TLS sessions of targets (sessions map) */
-#define MFT_MAX_THREADS 16384  /* target threads inside a probed call, or bound to a channel */
 
 /* One event per boundary in a channel's life. Never one per packet. */
 enum mft_ev_type {
