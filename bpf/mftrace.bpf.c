@@ -525,18 +525,19 @@ int tp_sock_send_length(struct trace_event_raw_sock_msg_length *ctx)
  * times out) makes the same move with no FIN. tcp_fin() sets SOCK_DONE before that move;
  * nothing else on the way to it does.
  */
-static __always_inline bool fin_in_fin_wait2(__u64 sk, int os, int ns)
+static __always_inline bool fin_done(__u64 sk)
 {
-	unsigned long flags;
+	unsigned long flags = BPF_CORE_READ((struct sock *)sk, __sk_common.skc_flags);
 
-	if (os != TCP_FIN_WAIT2 || ns != TCP_CLOSE)
-		return false;
-	flags = BPF_CORE_READ((struct sock *)sk, __sk_common.skc_flags);
 	return flags & (1ul << SOCK_DONE);
 }
 
 static __always_inline int on_set_state(__u64 sk, int os, int ns)
 {
+	bool established = os == TCP_SYN_SENT && ns == TCP_ESTABLISHED;
+	bool fin_rcvd = ns == TCP_CLOSE_WAIT || ns == TCP_CLOSING || ns == TCP_TIME_WAIT;
+	bool fin_wait2_closed = os == TCP_FIN_WAIT2 && ns == TCP_CLOSE; /* a FIN only if fin_done() */
+	bool fin_sent = ns == TCP_FIN_WAIT1 || ns == TCP_LAST_ACK;
 	struct mft_sock *st;
 
 	if (ns == TCP_SYN_SENT) {
@@ -553,20 +554,16 @@ static __always_inline int on_set_state(__u64 sk, int os, int ns)
 	/* Every TCP socket on the host passes here, in softirq too: a transition that makes
 	 * no event below (a server's SYN_RECV -> ESTABLISHED, FIN_WAIT1 -> FIN_WAIT2,
 	 * LAST_ACK -> CLOSE, LISTEN, ...) returns before the lookup. */
-	if (!(os == TCP_SYN_SENT && ns == TCP_ESTABLISHED) && ns != TCP_CLOSE_WAIT && ns != TCP_CLOSING &&
-	    ns != TCP_TIME_WAIT && ns != TCP_FIN_WAIT1 && ns != TCP_LAST_ACK &&
-	    !(os == TCP_FIN_WAIT2 && ns == TCP_CLOSE))
+	if (!established && !fin_rcvd && !fin_wait2_closed && !fin_sent)
 		return 0;
 	st = bpf_map_lookup_elem(&socks, &sk);
 	if (!st)
 		return 0;
-	if (os == TCP_SYN_SENT && ns == TCP_ESTABLISHED) {
+	if (established)
 		emit(MFT_EV_ESTABLISHED, sk, st, 0, false, 0, 0);
-	} else if (ns == TCP_CLOSE_WAIT || ns == TCP_CLOSING || ns == TCP_TIME_WAIT || fin_in_fin_wait2(sk, os, ns)) {
-		if (!flag_test_set(st, MFT_SF_FIN_RCVD))
-			emit(MFT_EV_FIN_RCVD, sk, st, 0, false, ns, os);
-	}
-	if ((ns == TCP_FIN_WAIT1 || ns == TCP_LAST_ACK) && !flag_test_set(st, MFT_SF_FIN_SENT))
+	else if ((fin_rcvd || (fin_wait2_closed && fin_done(sk))) && !flag_test_set(st, MFT_SF_FIN_RCVD))
+		emit(MFT_EV_FIN_RCVD, sk, st, 0, false, ns, os);
+	if (fin_sent && !flag_test_set(st, MFT_SF_FIN_SENT))
 		emit(MFT_EV_FIN_SENT, sk, st, 0, false, ns, os);
 	return 0;
 }
