@@ -399,6 +399,14 @@ static void slot_update(struct mft_collector *c, uint32_t slot)
 	__atomic_store_n(&c->skel->bss->target_slot[slot], v, __ATOMIC_RELEASE);
 }
 
+/* Whose sockets the target's threads are remembered by (MFT_TRACK_*): before its probes
+ * that need it can fire. */
+static void set_track(struct mft_collector *c, struct target *t, uint8_t track)
+{
+	t->track = track;
+	slot_update(c, t->pid);
+}
+
 static struct target *target_get(struct mft_collector *c, uint32_t pid)
 {
 	for (size_t i = 0; i < c->n_targets; i++)
@@ -639,9 +647,8 @@ static bool attach_usdt(struct mft_collector *c, struct target *t, struct mft_el
 
 	if (mft_elf_usdt_count(e, "qemu") <= 0)
 		return false;
-	/* before the probes can fire: the packet probes name the thread's socket */
-	t->track = MFT_TRACK_SEND | (incoming ? MFT_TRACK_RECV : 0);
-	slot_update(c, t->pid);
+	/* the packet probes name the thread's socket */
+	set_track(c, t, MFT_TRACK_SEND | (incoming ? MFT_TRACK_RECV : 0));
 	for (size_t i = 0; i < sizeof(packet) / sizeof(packet[0]); i++) {
 		if (mft_elf_usdt_args(e, "qemu", packet[i].name, spec, sizeof(spec)) ||
 		    mft_usdt_nargs(spec) != packet[i].nargs)
@@ -672,10 +679,8 @@ static bool attach_usdt(struct mft_collector *c, struct target *t, struct mft_el
 			usdt(c, t, s->progs.usdt_multifd_terminate, path, life[i].name,
 			     (__u64)life[i].side | (mft_usdt_nargs(spec) >= 1 ? MFT_USDT_HAS_ERROR_ARG : 0));
 	}
-	if (!any) {
-		t->track = 0;
-		slot_update(c, t->pid);
-	}
+	if (!any)
+		set_track(c, t, 0);
 	return any;
 }
 
@@ -711,8 +716,7 @@ static void attach_qemu(struct mft_collector *c, struct target *t, struct mft_el
 	    uprobe_add(c, t, &b, "qio_channel_readv_full_all_eof", MFT_UP_QIO_CHANNEL_READV_FULL_ALL_EOF, 0, false,
 		       false)) {
 		uprobe_add(c, t, &b, "qemu_sem_post", MFT_UP_QEMU_SEM_POST, 0, false, false);
-		t->track = MFT_TRACK_RECV;
-		slot_update(c, t->pid);
+		set_track(c, t, MFT_TRACK_RECV);
 	}
 	uprobe_flush(c, t, &b);
 }
