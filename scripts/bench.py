@@ -316,11 +316,11 @@ def main():
                 rows.append(("BPF run time on non-targets (during the ping-pong), all programs",
                              f"{fmt_ns(avg)} per run ({n} runs)"))
                 # the same tax from bpf_stats, which the ping-pong's noise does not blur
-                trips = sum(rates["traced"]) * args.pingpong_secs
+                bpf_us = avg * n / (sum(rates["traced"]) * args.pingpong_secs) / 1000
+                trip_us = 1e6 / statistics.median(rates["traced"])
                 rows.append(("BPF run time per ping-pong round trip (all programs, bpf_stats), against "
                              "the round trip's own time",
-                             f"{avg * n / trips / 1000:.2f} µs of {1e6 / statistics.median(rates['traced']):.1f} µs "
-                             f"({100 * avg * n / trips / (1e9 / statistics.median(rates['traced'])):.1f}%)"))
+                             f"{bpf_us:.2f} µs of {trip_us:.1f} µs ({100 * bpf_us / trip_us:.1f}%)"))
             for kind, what in FLOOR_KINDS.items():
                 rows.append((f"reference, in the same ping-pong rounds: {what}, alone on `sock_recv_length` / "
                              f"`sock_send_length` (`tests/tools/bpffloor.bpf.c`)",
